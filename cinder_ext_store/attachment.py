@@ -1,0 +1,180 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Attachment lifecycle: Cinder attachment + os-brick connection.
+
+:func:`attach` is the only way the store reaches a volume's bytes. It creates
+the attachment, connects it on this host, marks it complete, hands out a
+:class:`~cinder_ext_store.datapath.Device` and, on every path, disconnects
+and deletes the attachment again. On success the device is synced first and
+a failing disconnect is an error (it may mean unflushed data); on failure
+the cleanup is best effort and never hides the original exception.
+"""
+
+import contextlib
+import logging
+
+from glance_store import exceptions
+from oslo_utils import excutils
+from oslo_utils import strutils
+
+from cinder_ext_store import datapath
+
+LOG = logging.getLogger(__name__)
+
+
+def connection_properties(connection_info):
+    """The os-brick view of a Cinder ``connection_info``.
+
+    Cinder's attachments API returns the driver's data at the top level next
+    to ``driver_volume_type``; older shapes nest it under ``data``.
+    """
+    data = connection_info.get('data')
+    if isinstance(data, dict):
+        props = dict(data)
+        props.setdefault('driver_volume_type',
+                         connection_info.get('driver_volume_type'))
+        return props
+    return connection_info
+
+
+class Attachment(object):
+    """One live attachment of a volume to this host."""
+
+    def __init__(self, api, host, volume_id, mode):
+        self.api = api
+        self.host = host
+        self.volume_id = volume_id
+        self.mode = mode
+        self.attachment_id = None
+        self.connector = None
+        self.props = None
+        self.device_info = None
+        self.device = None
+
+    def open(self):
+        attachment = self.api.attachment_create(
+            self.volume_id, self.host.connector_properties(), self.mode)
+        self.attachment_id = attachment['id']
+        info = attachment.get('connection_info') or {}
+        LOG.debug('Attachment %s of volume %s: %s', self.attachment_id,
+                  self.volume_id, strutils.mask_dict_password(info))
+        self.props = connection_properties(info)
+        self.connector = self.host.connector(info)
+        self.device_info = self.connector.connect_volume(self.props)
+        self.api.attachment_complete(self.attachment_id, self.volume_id)
+        self.device = datapath.open_device(
+            self.device_info['path'], writable=self.mode == 'rw',
+            volume_id=self.volume_id)
+        return self.device
+
+    def rescan(self):
+        """Make this host see a size Cinder changed; returns bytes.
+
+        :raises NotImplementedError: the connector cannot (NFS and other
+            remote filesystems)
+        """
+        reported = self.connector.extend_volume(self.props)
+        actual = self.device.size(refresh=True)
+        LOG.debug('Volume %s: connector reports %s bytes, device has %d',
+                  self.volume_id, reported, actual)
+        return actual
+
+    def close(self, succeeded):
+        """Tear down in reverse order; strict only when ``succeeded``."""
+        errors = []
+        if self.device is not None:
+            try:
+                if succeeded and self.mode == 'rw':
+                    self.device.sync()
+            except Exception as e:
+                errors.append(e)
+            finally:
+                self.device.close()
+        if self.device_info is not None:
+            try:
+                self.connector.disconnect_volume(
+                    self.props, self.device_info, force=not succeeded)
+            except Exception as e:
+                LOG.error('Disconnecting volume %s from this host failed: '
+                          '%s', self.volume_id, e)
+                errors.append(exceptions.BackendException(
+                    'Disconnecting volume %s failed: %s'
+                    % (self.volume_id, e)))
+        if self.attachment_id is not None:
+            try:
+                self.api.attachment_delete(self.attachment_id,
+                                           self.volume_id)
+            except Exception as e:
+                LOG.error('Deleting attachment %s of volume %s failed: %s',
+                          self.attachment_id, self.volume_id, e)
+                errors.append(e)
+        self.device = self.device_info = self.attachment_id = None
+        if succeeded and errors:
+            raise errors[0]
+
+
+@contextlib.contextmanager
+def attach(api, host, volume_id, mode):
+    """Attach ``volume_id`` to this host; yields the :class:`Attachment`.
+
+    :param mode: ``'rw'`` to write, ``'ro'`` to read
+    """
+    attachment = Attachment(api, host, volume_id, mode)
+    try:
+        attachment.open()
+        yield attachment
+    except BaseException:
+        with excutils.save_and_reraise_exception():
+            attachment.close(succeeded=False)
+    else:
+        attachment.close(succeeded=True)
+
+
+class VolumeReader(object):
+    """Iterator over a byte range of a volume, attached read-only.
+
+    The attachment is made up front (so errors surface before Glance starts
+    answering) and released when the iterator is exhausted, fails, is
+    closed early or is garbage-collected.
+    """
+
+    def __init__(self, api, host, volume_id, offset, length, chunk_size):
+        self._attachment = Attachment(api, host, volume_id, 'ro')
+        try:
+            device = self._attachment.open()
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                self._attachment.close(succeeded=False)
+        self._chunks = datapath.read_range(device, offset, length,
+                                           chunk_size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._attachment is None:
+            raise StopIteration
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        attachment, self._attachment = self._attachment, None
+        if attachment is not None:
+            # Read-only: nothing to flush, so release without strictness.
+            attachment.close(succeeded=False)
+
+    def __del__(self):
+        self.close()

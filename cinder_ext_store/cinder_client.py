@@ -1,0 +1,354 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The Cinder API as the store needs it.
+
+One :class:`CinderSession` per store instance holds that store's credentials
+and TLS settings (the in-tree driver shares one global session between all
+cinder stores). A :class:`CinderAPI` is the per-request view: it picks the
+microversion of each call, waits for status transitions and translates
+Cinder errors into glance_store exceptions that name the volume.
+"""
+
+import contextlib
+import logging
+import time
+
+from glance_store import exceptions
+from keystoneauth1.access import service_catalog
+from keystoneauth1 import exceptions as ksa_exc
+from keystoneauth1 import identity
+from keystoneauth1 import session as ksa_session
+from keystoneauth1 import token_endpoint
+
+try:
+    from cinderclient import api_versions
+    from cinderclient import exceptions as cinder_exc
+    from cinderclient.v3 import client as cinder_v3
+except ImportError:  # configure_add reports it; the module stays importable
+    api_versions = cinder_exc = cinder_v3 = None
+
+LOG = logging.getLogger(__name__)
+
+# Microversions: attachments (3.27) with os-complete (3.44) and a mode
+# (3.54); extending an in-use volume needs 3.42. Everything else is 3.0.
+MV_BASE = '3.0'
+MV_ATTACH = '3.54'
+MV_EXTEND_ATTACHED = '3.42'
+
+# Status polling: Cinder transitions take ~0.2-0.5 s on a healthy cloud, so
+# start in tens of milliseconds and back off to a modest ceiling.
+POLL_FIRST = 0.02
+POLL_FACTOR = 1.5
+POLL_MAX = 2.0
+
+
+class ExtendRefused(exceptions.BackendException):
+    """Cinder refused to extend an attached volume; the offline path may."""
+
+
+def _verify_setting(conf):
+    if conf.cinder_api_insecure:
+        return False
+    return conf.cinder_ca_certificates_file or True
+
+
+def service_credentials_set(conf):
+    """True when the store has its own (service) credentials configured."""
+    if (conf.cinder_store_application_credential_id and
+            conf.cinder_store_application_credential_secret):
+        return bool(conf.cinder_store_auth_address)
+    return all((conf.cinder_store_auth_address, conf.cinder_store_user_name,
+                conf.cinder_store_password, conf.cinder_store_project_name))
+
+
+def incomplete_credentials(conf):
+    """Name the service-credential options that are set but insufficient.
+
+    :returns: a message, or None when the credentials are complete or absent
+    """
+    password = ('cinder_store_auth_address', 'cinder_store_user_name',
+                'cinder_store_password', 'cinder_store_project_name')
+    appcred = ('cinder_store_auth_address',
+               'cinder_store_application_credential_id',
+               'cinder_store_application_credential_secret')
+    given = [n for n in set(password + appcred) if conf.get(n)]
+    if not given or service_credentials_set(conf):
+        return None
+    wanted = appcred if any('application' in n for n in given) else password
+    missing = sorted(n for n in wanted if not conf.get(n))
+    return ('service credentials are incomplete: %s set but %s missing'
+            % (', '.join(sorted(given)), ', '.join(missing)))
+
+
+class CinderSession(object):
+    """The keystoneauth session of one store instance."""
+
+    def __init__(self, conf):
+        self.conf = conf
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = ksa_session.Session(
+                auth=self._service_auth(), verify=_verify_setting(self.conf))
+        return self._session
+
+    def _service_auth(self):
+        conf = self.conf
+        if not service_credentials_set(conf):
+            return None
+        if conf.cinder_store_application_credential_id:
+            return identity.V3ApplicationCredential(
+                auth_url=conf.cinder_store_auth_address,
+                application_credential_id=(
+                    conf.cinder_store_application_credential_id),
+                application_credential_secret=(
+                    conf.cinder_store_application_credential_secret))
+        return identity.V3Password(
+            auth_url=conf.cinder_store_auth_address,
+            username=conf.cinder_store_user_name,
+            password=conf.cinder_store_password,
+            user_domain_name=conf.cinder_store_user_domain_name,
+            project_name=conf.cinder_store_project_name,
+            project_domain_name=conf.cinder_store_project_domain_name)
+
+    def _context_auth(self, context):
+        """Token auth for the request's user, at the endpoint we resolve."""
+        conf = self.conf
+        if context is None:
+            raise exceptions.BadStoreConfiguration(
+                store_name='cinder_ext',
+                reason='no service credentials are configured and the '
+                       'request carries no context to act for')
+        token = context.auth_token or '%s:%s' % (context.user_id,
+                                                 context.project_id)
+        if conf.cinder_endpoint_template:
+            url = conf.cinder_endpoint_template % context.to_dict()
+        else:
+            if not context.service_catalog:
+                raise exceptions.BadStoreConfiguration(
+                    store_name='cinder_ext',
+                    reason='the request has no service catalog; set '
+                           'cinder_endpoint_template or service credentials')
+            stype, sname, iface = self._catalog_info()
+            try:
+                url = service_catalog.ServiceCatalogV2(
+                    context.service_catalog).url_for(
+                        service_type=stype, service_name=sname or None,
+                        interface=iface,
+                        region_name=conf.cinder_os_region_name)
+            except ksa_exc.EndpointNotFound:
+                raise exceptions.BadStoreConfiguration(
+                    store_name='cinder_ext',
+                    reason='no %s endpoint in the service catalog'
+                           % conf.cinder_catalog_info)
+        return token_endpoint.Token(endpoint=url, token=token)
+
+    def _catalog_info(self):
+        parts = self.conf.cinder_catalog_info.split(':')
+        if len(parts) != 3:
+            raise exceptions.BadStoreConfiguration(
+                store_name='cinder_ext',
+                reason='cinder_catalog_info must be '
+                       '<service_type>:<service_name>:<interface>, got %r'
+                       % self.conf.cinder_catalog_info)
+        return parts
+
+    def client(self, context=None, version=MV_BASE):
+        """A cinderclient for one request at one microversion."""
+        auth = None
+        if not service_credentials_set(self.conf):
+            auth = self._context_auth(context)
+        stype, sname, iface = self._catalog_info()
+        return cinder_v3.Client(
+            session=self.session, auth=auth,
+            service_type=stype, service_name=sname or None,
+            endpoint_type=iface,
+            region_name=self.conf.cinder_os_region_name,
+            retries=self.conf.cinder_http_retries,
+            api_version=api_versions.APIVersion(version))
+
+    def api(self, context=None):
+        return CinderAPI(lambda version: self.client(context, version),
+                         self.conf.cinder_state_transition_timeout)
+
+
+@contextlib.contextmanager
+def translated(action, volume_id=None):
+    """Re-raise Cinder and keystoneauth errors as glance_store exceptions."""
+    what = '%s of volume %s' % (action, volume_id) if volume_id else action
+    try:
+        yield
+    except exceptions.GlanceStoreException:
+        raise
+    except cinder_exc.OverLimit as e:
+        raise exceptions.StorageFull(
+            message='Cinder quota exceeded during %s: %s' % (what, e))
+    except cinder_exc.NotFound as e:
+        raise exceptions.NotFound(
+            message='Cinder: %s failed, not found: %s' % (what, e))
+    except (cinder_exc.Forbidden, cinder_exc.Unauthorized) as e:
+        raise exceptions.Forbidden(
+            message='Cinder refused %s: %s' % (what, e))
+    except (cinder_exc.ClientException, ksa_exc.ClientException) as e:
+        raise exceptions.BackendException(
+            'Cinder: %s failed: %s' % (what, e))
+
+
+class CinderAPI(object):
+    """Cinder calls of one request, with waiting and error translation.
+
+    :param client_for: callable(microversion) -> cinderclient Client
+    :param timeout: bound, in seconds, of every status wait
+    """
+
+    def __init__(self, client_for, timeout, sleep=time.sleep,
+                 clock=time.monotonic):
+        self._client_for = client_for
+        self._clients = {}
+        self.timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+
+    def _client(self, version=MV_BASE):
+        if version not in self._clients:
+            self._clients[version] = self._client_for(version)
+        return self._clients[version]
+
+    # -- volumes -----------------------------------------------------------
+
+    def get(self, volume_id):
+        with translated('lookup', volume_id):
+            return self._client().volumes.get(volume_id)
+
+    def create(self, size_gib, name, metadata, volume_type=None):
+        """Create a volume and wait until it is ``available``.
+
+        A volume that fails or times out while creating is deleted before
+        the error is raised: nothing is left behind.
+        """
+        with translated('creation of a %d GiB volume' % size_gib):
+            volume = self._client().volumes.create(
+                size_gib, name=name, metadata=metadata,
+                volume_type=volume_type)
+        LOG.debug('Volume %s (%d GiB) requested', volume.id, size_gib)
+        try:
+            return self.wait(volume.id, 'available', ('creating',),
+                             'creation')
+        except Exception:
+            self.delete_quietly(volume.id)
+            raise
+
+    def settle(self, volume_id, transitional, waiting_for):
+        """Poll until the volume's status leaves ``transitional``.
+
+        :raises BackendException: on timeout, naming the volume, its status
+            and what was awaited
+        """
+        deadline = self._clock() + self.timeout
+        delay = POLL_FIRST
+        while True:
+            volume = self.get(volume_id)
+            if volume.status not in transitional:
+                return volume
+            if self._clock() >= deadline:
+                raise exceptions.BackendException(
+                    'Timed out after %ss waiting for %s of volume %s: status '
+                    'still %r' % (self.timeout, waiting_for, volume_id,
+                                  volume.status))
+            self._sleep(delay)
+            delay = min(delay * POLL_FACTOR, POLL_MAX)
+
+    def wait(self, volume_id, expected, transitional, waiting_for):
+        """:meth:`settle`, then insist on status ``expected``."""
+        volume = self.settle(volume_id, transitional, waiting_for)
+        if volume.status != expected:
+            raise exceptions.BackendException(
+                'Volume %s is %r after %s, expected %r'
+                % (volume_id, volume.status, waiting_for, expected))
+        return volume
+
+    def delete(self, volume_id):
+        with translated('deletion', volume_id):
+            self._client().volumes.delete(volume_id)
+
+    def delete_quietly(self, volume_id):
+        """Best-effort delete for failure paths: never masks the cause."""
+        try:
+            self.delete(volume_id)
+            LOG.info('Deleted volume %s after a failed upload', volume_id)
+        except exceptions.NotFound:
+            pass
+        except Exception:
+            LOG.exception('Could not delete volume %s; delete it by hand',
+                          volume_id)
+
+    def set_metadata(self, volume_id, metadata):
+        with translated('metadata update', volume_id):
+            self._client().volumes.set_metadata(volume_id, metadata)
+
+    def set_readonly(self, volume_id):
+        with translated('read-only update', volume_id):
+            self._client().volumes.update_readonly_flag(volume_id, True)
+
+    def extend(self, volume_id, new_gib, attached):
+        """Ask Cinder for ``new_gib``; returns once the request is accepted.
+
+        :raises ExtendRefused: when an in-use extend is refused (policy 403
+            or microversion/state 400): the caller may go offline instead
+        :raises StorageFull: quota (413)
+        """
+        version = MV_EXTEND_ATTACHED if attached else MV_BASE
+        what = 'extension to %d GiB' % new_gib
+        with translated(what, volume_id):
+            try:
+                self._client(version).volumes.extend(volume_id, new_gib)
+            except (cinder_exc.Forbidden, cinder_exc.BadRequest) as e:
+                if not attached:
+                    raise
+                raise ExtendRefused(
+                    'Cinder refused the in-use %s of volume %s (HTTP %s): '
+                    '%s' % (what, volume_id, e.code, e))
+
+    # -- attachments -------------------------------------------------------
+
+    def attachment_create(self, volume_id, connector, mode):
+        """Create an attachment for ``connector``; returns its dict.
+
+        Passing the connector here makes Cinder export the volume in the
+        same call, so ``connection_info`` comes back without an update.
+        """
+        with translated('attachment (%s)' % mode, volume_id):
+            return self._client(MV_ATTACH).attachments.create(
+                volume_id, connector, mode=mode)
+
+    def attachment_complete(self, attachment_id, volume_id):
+        with translated('attachment completion', volume_id):
+            self._client(MV_ATTACH).attachments.complete(attachment_id)
+
+    def attachment_delete(self, attachment_id, volume_id):
+        with translated('attachment deletion', volume_id):
+            self._client(MV_ATTACH).attachments.delete(attachment_id)
+
+    def volume_type_exists(self, name):
+        with translated('lookup of volume type %s' % name):
+            try:
+                self._client().volume_types.find(name=name)
+            except cinder_exc.NotFound:
+                return False
+        return True
+
+    def default_volume_type(self):
+        with translated('lookup of the default volume type'):
+            return self._client().volume_types.default().name
