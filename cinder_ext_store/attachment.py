@@ -89,6 +89,26 @@ class Attachment(object):
                   self.volume_id, reported, actual)
         return actual
 
+    def _disconnect(self, force):
+        try:
+            self.connector.disconnect_volume(self.props, self.device_info,
+                                             force=force)
+            return
+        except Exception as e:
+            LOG.error('Disconnecting volume %s from this host failed: %s',
+                      self.volume_id, e)
+            error = exceptions.BackendException(
+                'Disconnecting volume %s failed: %s' % (self.volume_id, e))
+        if not force:
+            # The upload fails either way; do not leave the device behind.
+            try:
+                self.connector.disconnect_volume(self.props,
+                                                 self.device_info, force=True)
+            except Exception as e:
+                LOG.error('Forced disconnect of volume %s failed too: %s',
+                          self.volume_id, e)
+        raise error
+
     def close(self, succeeded):
         """Tear down in reverse order; strict only when ``succeeded``."""
         errors = []
@@ -102,14 +122,9 @@ class Attachment(object):
                 self.device.close()
         if self.device_info is not None:
             try:
-                self.connector.disconnect_volume(
-                    self.props, self.device_info, force=not succeeded)
+                self._disconnect(force=not succeeded)
             except Exception as e:
-                LOG.error('Disconnecting volume %s from this host failed: '
-                          '%s', self.volume_id, e)
-                errors.append(exceptions.BackendException(
-                    'Disconnecting volume %s failed: %s'
-                    % (self.volume_id, e)))
+                errors.append(e)
         if self.attachment_id is not None:
             try:
                 self.api.attachment_delete(self.attachment_id,

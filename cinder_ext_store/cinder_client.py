@@ -284,9 +284,23 @@ class CinderAPI(object):
             self._client().volumes.delete(volume_id)
 
     def delete_quietly(self, volume_id):
-        """Best-effort delete for failure paths: never masks the cause."""
+        """Best-effort delete for failure paths: never masks the cause.
+
+        Attachments still on the volume (a detach that failed) are deleted
+        first, since Cinder refuses to delete an attached volume.
+        """
         try:
-            self.delete(volume_id)
+            volume = self.get(volume_id)
+            for att in getattr(volume, 'attachments', None) or ():
+                self.attachment_delete(att['attachment_id'], volume_id)
+            try:
+                self.delete(volume_id)
+            except exceptions.BackendException as e:
+                # Cinder refuses a plain delete in some statuses (a volume
+                # stuck 'creating'); force-delete is what is left.
+                LOG.warning('Volume %s: %s; force-deleting it', volume_id, e)
+                with translated('force deletion', volume_id):
+                    self._client().volumes.force_delete(volume_id)
             LOG.info('Deleted volume %s after a failed upload', volume_id)
         except exceptions.NotFound:
             pass

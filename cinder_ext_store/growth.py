@@ -33,10 +33,13 @@ from cinder_ext_store import cinder_client
 
 LOG = logging.getLogger(__name__)
 
+#: Cinder's size unit. A module constant so unit tests can scale it down.
+GIB = units.Gi
+
 
 def gib_for(nbytes):
     """Whole GiB needed for ``nbytes`` (Cinder sizes are GiB, at least 1)."""
-    return max(1, int(math.ceil(nbytes / float(units.Gi))))
+    return max(1, int(math.ceil(nbytes / float(GIB))))
 
 
 class GrowthPolicy(object):
@@ -70,8 +73,8 @@ class GrowthPolicy(object):
         number of extensions is ``len() - 1``.
         """
         sizes = [self.initial_gib]
-        while sizes[-1] * units.Gi < image_bytes:
-            sizes.append(self.next_gib(sizes[-1], sizes[-1] * units.Gi + 1))
+        while sizes[-1] * GIB < image_bytes:
+            sizes.append(self.next_gib(sizes[-1], sizes[-1] * GIB + 1))
         return sizes
 
 
@@ -177,7 +180,7 @@ class TargetVolume(object):
             raise cinder_client.ExtendRefused(
                 'the %s connector cannot rescan a grown volume'
                 % self.attachment.props.get('driver_volume_type'))
-        if seen < new_gib * units.Gi:
+        if seen < new_gib * GIB:
             raise cinder_client.ExtendRefused(
                 'volume %s grew to %d GiB in Cinder but this host still sees '
                 '%d bytes' % (self.volume_id, new_gib, seen))
@@ -202,7 +205,7 @@ class TargetVolume(object):
                     '%d GiB' % (self.volume_id, volume.size, new_gib))
         self.size_gib = volume.size
         self.open()
-        if self.device.size() < new_gib * units.Gi:
+        if self.device.size() < new_gib * GIB:
             raise exceptions.BackendException(
                 'Volume %s is %d GiB in Cinder but its device has %d bytes '
                 'after re-attaching' % (self.volume_id, new_gib,

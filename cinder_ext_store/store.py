@@ -159,7 +159,7 @@ class Store(glance_store.driver.Store):
         recorded = (volume.metadata or {}).get('image_size')
         if recorded and int(recorded) > 0:
             return int(recorded)
-        return volume.size * units.Gi
+        return volume.size * growth.GIB
 
     @staticmethod
     def _check_belongs(volume, location):

@@ -1,0 +1,150 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import hashlib
+import io
+import logging
+import os
+
+import fixtures
+from glance_store import location
+from oslo_config import cfg
+from oslo_utils import units
+import testtools
+
+from cinder_ext_store import growth
+from cinder_ext_store import options
+from cinder_ext_store import store as store_mod
+from cinder_ext_store.tests.unit import fakes
+
+BACKEND = 'images'
+#: Unit tests run with 1 MiB "GiB" so growth over many steps stays fast.
+TEST_GIB = units.Mi
+
+
+def payload(size, seed=0):
+    """Deterministic incompressible-looking bytes."""
+    out = bytearray()
+    block = hashlib.sha512(b'%d' % seed).digest()
+    while len(out) < size:
+        block = hashlib.sha512(block).digest()
+        out += block * 16
+    return bytes(out[:size])
+
+
+class Context(object):
+    def __init__(self, project_id='c0ffee00c0ffee00c0ffee00c0ffee00'):
+        self.project_id = project_id
+        self.user_id = 'user'
+        self.auth_token = None
+        self.service_catalog = None
+
+    def to_dict(self):
+        return {'tenant': self.project_id, 'project_id': self.project_id,
+                'user': self.user_id}
+
+
+class BrokenSource(object):
+    """A client that disconnects after ``good`` bytes."""
+
+    def __init__(self, data, good):
+        self._src = io.BytesIO(data)
+        self._left = good
+
+    def read(self, n):
+        if self._left <= 0:
+            raise IOError('client disconnected')
+        chunk = self._src.read(min(n, self._left))
+        self._left -= len(chunk)
+        return chunk
+
+
+class StoreTestCase(testtools.TestCase):
+    """A multi-store ``cinder_ext`` backend over a :class:`FakeCinder`."""
+
+    extend_attached = True
+    timeout = 5
+
+    def setUp(self):
+        super(StoreTestCase, self).setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.growth.GIB', TEST_GIB))
+        self.log = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.cloud = fakes.FakeCinder(self.tmp)
+        self.host = fakes.FakeHost()
+        self.conf = self.make_conf()
+        self.store = self.make_store()
+        self.context = Context()
+
+    def make_conf(self, **overrides):
+        conf = cfg.ConfigOpts()
+        conf([], project='glance')
+        conf.register_opts(options.OPTIONS, group=BACKEND)
+        conf.register_opts(store_mod.Store.MULTI_BACKEND_OPTIONS,
+                           group=BACKEND)
+        values = dict(cinder_do_extend_attached=self.extend_attached,
+                      cinder_state_transition_timeout=self.timeout)
+        values.update(overrides)
+        for name, value in values.items():
+            conf.set_override(name, value, group=BACKEND)
+        return conf
+
+    def make_store(self, conf=None):
+        store = store_mod.Store(conf or self.conf, backend=BACKEND)
+        store.configure()
+        store.cinder = fakes.FakeSession(self.cloud, self.timeout)
+        store.host = self.host
+        # Small chunks so a few MiB of data take many writes.
+        store.WRITE_CHUNKSIZE = store.READ_CHUNKSIZE = 256 * units.Ki
+        return store
+
+    def location(self, uri, image_id=None):
+        loc_cls = self.store.get_store_location_class()
+        return location.Location('cinder', loc_cls, self.conf, uri=uri,
+                                 image_id=image_id, backend=BACKEND)
+
+    def add(self, data, size=None, image_id='9f1c7b0e-image', source=None,
+            store=None):
+        size = len(data) if size is None else size
+        return (store or self.store).add(
+            image_id, source or io.BytesIO(data), size, 'sha512',
+            context=self.context)
+
+    def volume_id(self, uri):
+        return uri.rsplit('/', 1)[1]
+
+    def assertNothingLeft(self):
+        """No volume, attachment, connection or file remains."""
+        self.assertEqual({}, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertEqual([], [f for f in os.listdir(self.tmp)
+                              if f.startswith('volume-')])
+
+    def assertStored(self, uri, data):
+        vid = self.volume_id(uri)
+        self.assertEqual(data, self.cloud.data(vid, len(data)))
+        vol = self.cloud.volumes[vid]
+        self.assertEqual(str(len(data)), vol['metadata']['image_size'])
+        self.assertEqual('available', vol['status'])
+        self.assertTrue(vol['readonly'])
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        return vol
+
+    def read_all(self, uri, **kw):
+        it, length = self.store.get(self.location(uri), context=self.context,
+                                    **kw)
+        data = b''.join(it)
+        self.assertEqual(length, len(data))
+        return data

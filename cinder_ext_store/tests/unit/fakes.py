@@ -1,0 +1,436 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A fake Cinder that behaves like one, and a fake os-brick host.
+
+:class:`FakeCinder` keeps volumes and attachments with Cinder's statuses and
+transitions (``creating -> available``, ``extending -> in-use``,
+``error_extending``, status recomputed when attachments go away), the API's
+refusals (400 on wrong status or microversion, 403 policy, 413 quota, 404)
+and backs every volume with a sparse file, so tests check real bytes.
+:class:`FakeClient` is the python-cinderclient surface the store uses, at
+one microversion. :class:`FakeHost` plays os-brick over those files.
+"""
+
+import itertools
+import os
+import socket
+import threading
+import uuid
+
+from cinderclient import api_versions
+from cinderclient import exceptions as cinder_exc
+
+from cinder_ext_store import cinder_client
+from cinder_ext_store import growth
+
+
+class Volume(object):
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class FakeCinder(object):
+    """State of a Cinder deployment with one backend.
+
+    :param transition_polls: GETs a volume stays in a transitional status
+    :param online_extend: the pool reports ``online_extend_support``
+    :param host_sees_growth: the host sees a grown volume at once (a loop
+        device refreshed by the driver) instead of only after a rescan
+    """
+
+    def __init__(self, datadir, transition_polls=2, online_extend=True,
+                 host_sees_growth=True, quota_gib=10 ** 6):
+        self.datadir = datadir
+        self.transition_polls = transition_polls
+        self.online_extend = online_extend
+        self.host_sees_growth = host_sees_growth
+        self.quota_gib = quota_gib
+        self.policy_denies_extend_attached = False
+        self.extend_fails_in_driver = False
+        self.create_ends_in = 'available'
+        self.volume_types = {'__DEFAULT__', 'fast'}
+        self.volumes = {}
+        self.attachments = {}
+        self.faults = {}
+        self.calls = []
+        self._lock = threading.Lock()
+
+    # -- helpers for tests -------------------------------------------------
+
+    def fail(self, call, exc, times=1):
+        """Make the next ``times`` calls of ``call`` raise ``exc``."""
+        self.faults[call] = [exc] * times
+
+    def path(self, volume_id):
+        return os.path.join(self.datadir, 'volume-%s' % volume_id)
+
+    def data(self, volume_id, length=None):
+        with open(self.path(volume_id), 'rb') as f:
+            return f.read(length) if length is not None else f.read()
+
+    def count(self, call):
+        return sum(1 for c in self.calls if c[0] == call)
+
+    def used_gib(self):
+        return sum(v['size'] for v in self.volumes.values())
+
+    # -- machinery ---------------------------------------------------------
+
+    def _call(self, name, version, *args):
+        self.calls.append((name, version) + args)
+        queue = self.faults.get(name)
+        if queue:
+            raise queue.pop(0)
+
+    def _volume(self, volume_id):
+        try:
+            return self.volumes[volume_id]
+        except KeyError:
+            raise cinder_exc.NotFound(404, 'Volume %s could not be found.'
+                                      % volume_id)
+
+    def _grow_file(self, volume_id, size_gib):
+        path = self.path(volume_id)
+        if os.path.getsize(path) < size_gib * growth.GIB:
+            os.truncate(path, size_gib * growth.GIB)
+
+    def _advance(self, vol):
+        """Transitions complete after ``transition_polls`` GETs."""
+        pending = vol.get('pending')
+        if not pending:
+            return
+        pending['polls'] -= 1
+        if pending['polls'] > 0:
+            return
+        vol.pop('pending')
+        vol['status'] = pending['status']
+        if 'size' in pending:
+            vol['size'] = pending['size']
+            if pending.get('host_sees', True):
+                self._grow_file(vol['id'], vol['size'])
+        if vol['status'] == 'available' and not os.path.exists(
+                self.path(vol['id'])):
+            with open(self.path(vol['id']), 'wb') as f:
+                f.truncate(vol['size'] * growth.GIB)
+
+    def _transition(self, vol, status, final, **changes):
+        vol['status'] = status
+        vol['pending'] = dict(status=final, polls=self.transition_polls,
+                              **changes)
+
+    def _recompute_status(self, vol):
+        mine = [a for a in self.attachments.values()
+                if a['volume_id'] == vol['id']]
+        if not mine:
+            vol['status'] = 'available'
+        elif any(a['status'] == 'attached' for a in mine):
+            vol['status'] = 'in-use'
+        else:
+            vol['status'] = 'reserved'
+
+    # -- volumes -----------------------------------------------------------
+
+    def create(self, version, size, name, metadata, volume_type):
+        self._call('create', version, size)
+        if volume_type and volume_type not in self.volume_types:
+            raise cinder_exc.NotFound(404, 'Volume type %s not found'
+                                      % volume_type)
+        if self.used_gib() + size > self.quota_gib:
+            raise cinder_exc.OverLimit(413, 'VolumeSizeExceedsAvailableQuota')
+        vid = str(uuid.uuid4())
+        vol = dict(id=vid, size=size, name=name, metadata=dict(metadata),
+                   volume_type=volume_type or '__DEFAULT__',
+                   multiattach=False, readonly=False)
+        self.volumes[vid] = vol
+        self._transition(vol, 'creating', self.create_ends_in)
+        return self.get(version, vid, advance=False)
+
+    def get(self, version, volume_id, advance=True):
+        self._call('get', version, volume_id)
+        vol = self._volume(volume_id)
+        if advance:
+            self._advance(vol)
+        attachments = [dict(attachment_id=a['id'], host_name=a['host'])
+                       for a in self.attachments.values()
+                       if a['volume_id'] == volume_id]
+        return Volume(id=vol['id'], size=vol['size'], status=vol['status'],
+                      name=vol['name'], metadata=dict(vol['metadata']),
+                      volume_type=vol['volume_type'],
+                      multiattach=vol['multiattach'],
+                      attachments=attachments)
+
+    def delete(self, version, volume_id, force=False):
+        self._call('force_delete' if force else 'delete', version, volume_id)
+        vol = self._volume(volume_id)
+        if force:
+            pass
+        elif vol['status'] not in ('available', 'error', 'error_extending'):
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: Volume status must be available or '
+                     'error or error_extending, but current status is: %s.'
+                     % vol['status'])
+        if any(a['volume_id'] == volume_id
+               for a in self.attachments.values()):
+            raise cinder_exc.BadRequest(400, 'Volume has attachments')
+        del self.volumes[volume_id]
+        if os.path.exists(self.path(volume_id)):
+            os.unlink(self.path(volume_id))
+
+    def extend(self, version, volume_id, new_size):
+        self._call('extend', version, volume_id, new_size)
+        vol = self._volume(volume_id)
+        if new_size <= vol['size']:
+            raise cinder_exc.BadRequest(400, 'New size must be larger')
+        if vol['status'] == 'in-use':
+            if version < api_versions.APIVersion('3.42'):
+                raise cinder_exc.BadRequest(
+                    400, 'Invalid volume: Volume status must be available, '
+                         'but current status is: in-use.')
+            if self.policy_denies_extend_attached:
+                raise cinder_exc.Forbidden(
+                    403, 'Policy doesn\'t allow volume:extend_attached_volume'
+                         ' to be performed.')
+        elif vol['status'] != 'available':
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: current status is: %s.'
+                     % vol['status'])
+        if self.used_gib() - vol['size'] + new_size > self.quota_gib:
+            raise cinder_exc.OverLimit(413, 'VolumeSizeExceedsAvailableQuota')
+        back = vol['status']
+        if back == 'in-use' and not self.online_extend:
+            # The scheduler rejects the pool: size unchanged, back in-use.
+            self._transition(vol, 'extending', back)
+        elif self.extend_fails_in_driver:
+            self._transition(vol, 'extending', 'error_extending')
+        else:
+            self._transition(vol, 'extending', back, size=new_size,
+                             host_sees=(back == 'available' or
+                                        self.host_sees_growth))
+
+    def set_metadata(self, version, volume_id, metadata):
+        self._call('set_metadata', version, volume_id)
+        self._volume(volume_id)['metadata'].update(metadata)
+
+    def update_readonly_flag(self, version, volume_id, flag):
+        self._call('update_readonly_flag', version, volume_id)
+        self._volume(volume_id)['readonly'] = flag
+
+    # -- attachments -------------------------------------------------------
+
+    def attachment_create(self, version, volume_id, connector, mode):
+        self._call('attachment_create', version, volume_id, mode)
+        if version < api_versions.APIVersion('3.27'):
+            raise cinder_exc.NotFound(404, 'attachments need 3.27')
+        vol = self._volume(volume_id)
+        self._advance(vol)
+        if vol['status'] != 'available' and not vol['multiattach']:
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: Volume %s status must be available or '
+                     'downloading to reserve, but the current status is %s.'
+                     % (volume_id, vol['status']))
+        aid = str(uuid.uuid4())
+        self.attachments[aid] = dict(id=aid, volume_id=volume_id,
+                                     host=connector.get('host'), mode=mode,
+                                     status='attaching')
+        # Exporting the volume refreshes what a new connection sees.
+        self._grow_file(volume_id, vol['size'])
+        vol['status'] = 'attaching'
+        return {'id': aid, 'status': 'attaching',
+                'connection_info': {'driver_volume_type': 'fake',
+                                    'device_path': self.path(volume_id),
+                                    'attachment_id': aid}}
+
+    def attachment_complete(self, version, attachment_id):
+        self._call('attachment_complete', version, attachment_id)
+        att = self.attachments[attachment_id]
+        att['status'] = 'attached'
+        self._recompute_status(self.volumes[att['volume_id']])
+
+    def attachment_delete(self, version, attachment_id):
+        self._call('attachment_delete', version, attachment_id)
+        try:
+            att = self.attachments.pop(attachment_id)
+        except KeyError:
+            raise cinder_exc.NotFound(404, 'attachment not found')
+        self._recompute_status(self.volumes[att['volume_id']])
+
+
+class _Manager(object):
+    def __init__(self, cloud, version):
+        self.cloud = cloud
+        self.version = version
+
+
+class _Volumes(_Manager):
+    def create(self, size, name=None, metadata=None, volume_type=None):
+        return self.cloud.create(self.version, size, name, metadata,
+                                 volume_type)
+
+    def get(self, volume_id):
+        return self.cloud.get(self.version, volume_id)
+
+    def delete(self, volume_id):
+        self.cloud.delete(self.version, volume_id)
+
+    def force_delete(self, volume_id):
+        self.cloud.delete(self.version, volume_id, force=True)
+
+    def extend(self, volume_id, new_size):
+        self.cloud.extend(self.version, volume_id, new_size)
+
+    def set_metadata(self, volume_id, metadata):
+        self.cloud.set_metadata(self.version, volume_id, metadata)
+
+    def update_readonly_flag(self, volume_id, flag):
+        self.cloud.update_readonly_flag(self.version, volume_id, flag)
+
+
+class _Attachments(_Manager):
+    def create(self, volume_id, connector, mode='null'):
+        return self.cloud.attachment_create(self.version, volume_id,
+                                            connector, mode)
+
+    def complete(self, attachment_id):
+        self.cloud.attachment_complete(self.version, attachment_id)
+
+    def delete(self, attachment_id):
+        self.cloud.attachment_delete(self.version, attachment_id)
+
+
+class _VolumeTypes(_Manager):
+    def find(self, name):
+        self.cloud._call('volume_type_find', self.version, name)
+        if name not in self.cloud.volume_types:
+            raise cinder_exc.NotFound(404, 'Volume type %s not found' % name)
+        return Volume(name=name)
+
+    def default(self):
+        self.cloud._call('volume_type_default', self.version)
+        return Volume(name='__DEFAULT__')
+
+
+class FakeClient(object):
+    """python-cinderclient's v3 Client surface, at one microversion."""
+
+    def __init__(self, cloud, version):
+        version = api_versions.APIVersion(version)
+        self.volumes = _Volumes(cloud, version)
+        self.attachments = _Attachments(cloud, version)
+        self.volume_types = _VolumeTypes(cloud, version)
+
+
+class FakeSession(object):
+    """Stands in for :class:`cinder_client.CinderSession`."""
+
+    def __init__(self, cloud, timeout):
+        self.cloud = cloud
+        self.timeout = timeout
+        self.contexts = []
+
+    def api(self, context=None):
+        self.contexts.append(context)
+        return cinder_client.CinderAPI(
+            lambda version: FakeClient(self.cloud, version), self.timeout)
+
+
+class FileHandle(object):
+    """Like os-brick's RBDVolumeIOWrapper: file-like, write returns None."""
+
+    def __init__(self, path, host):
+        self._f = open(path, 'r+b')
+        self._host = host
+
+    def seek(self, offset, whence=0):
+        self._f.seek(offset, whence)
+
+    def tell(self):
+        return self._f.tell()
+
+    def write(self, data):
+        self._host._call('write')
+        self._f.write(data)
+
+    def read(self, length):
+        return self._f.read(length)
+
+    def flush(self):
+        self._host._call('flush')
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self):
+        self._f.close()
+
+
+class FakeConnector(object):
+    def __init__(self, host):
+        self.host = host
+
+    def connect_volume(self, props):
+        self.host._call('connect')
+        path = props['device_path']
+        self.host.connected[path] = self.host.connected.get(path, 0) + 1
+        if self.host.device_override:
+            return {'path': self.host.device_override}
+        if self.host.handles:
+            return {'path': FileHandle(path, self.host)}
+        return {'path': path, 'type': 'block'}
+
+    def disconnect_volume(self, props, device_info, force=False):
+        self.host._call('disconnect')
+        path = props['device_path']
+        self.host.connected[path] -= 1
+        if not self.host.connected[path]:
+            del self.host.connected[path]
+        if not isinstance(device_info['path'], str):
+            device_info['path'].close()
+
+    def extend_volume(self, props):
+        self.host._call('extend_volume')
+        if not self.host.can_extend:
+            raise NotImplementedError()
+        return os.path.getsize(props['device_path'])
+
+
+class FakeHost(object):
+    """os-brick on this host, over the fake backend's files.
+
+    :param handles: hand out file-like handles (the RBD shape) instead of
+        paths
+    """
+
+    def __init__(self, handles=False, can_extend=True):
+        self.handles = handles
+        self.device_override = None
+        self.can_extend = can_extend
+        self.connected = {}
+        self.faults = {}
+        self.calls = []
+        self._ids = itertools.count()
+
+    def fail(self, call, exc):
+        self.faults[call] = exc
+
+    def _call(self, name):
+        self.calls.append(name)
+        exc = self.faults.pop(name, None)
+        if exc is not None:
+            raise exc
+
+    def connector_properties(self):
+        return {'host': socket.gethostname(), 'initiator': 'iqn.fake',
+                'ip': '127.0.0.1'}
+
+    def connector(self, connection_info):
+        self._call('connector')
+        return FakeConnector(self)
