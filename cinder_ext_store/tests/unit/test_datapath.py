@@ -1,0 +1,113 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import errno
+import hashlib
+import io
+import os
+
+import ddt
+import fixtures
+from glance_store import exceptions
+import testtools
+
+from cinder_ext_store import datapath
+from cinder_ext_store.tests.unit import base
+
+
+class Target(object):
+    def __init__(self, device):
+        self.device = device
+
+    def ensure_capacity(self, end):
+        pass
+
+
+@ddt.ddt
+class TestDevices(testtools.TestCase):
+
+    def setUp(self):
+        super(TestDevices, self).setUp()
+        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                                 'dev')
+        with open(self.path, 'wb') as f:
+            f.write(b'old-bytes-kept')
+            f.truncate(1 << 20)
+
+    def test_open_never_truncates(self):
+        dev = datapath.open_device(self.path, True, 'v')
+        self.assertEqual(1 << 20, dev.size())
+        dev.write_at(0, b'new')
+        dev.sync()
+        dev.close()
+        dev.close()  # idempotent
+        with open(self.path, 'rb') as f:
+            self.assertEqual(b'new-bytes-kept', f.read(14))
+        self.assertEqual(1 << 20, os.path.getsize(self.path))
+
+    def test_read_only(self):
+        dev = datapath.open_device(self.path, False, 'v')
+        self.assertEqual(b'old', dev.read_at(0, 3))
+        e = self.assertRaises(exceptions.BackendException, dev.write_at, 0,
+                              b'x')
+        self.assertIn('writing to volume v', str(e))
+        dev.close()
+
+    def test_missing_device(self):
+        self.assertRaises(exceptions.BackendException, datapath.open_device,
+                          self.path + '-gone', True, 'v')
+
+    @ddt.data((errno.ENOSPC, exceptions.StorageFull),
+              (errno.EDQUOT, exceptions.StorageFull),
+              (errno.EPERM, exceptions.StorageWriteDenied),
+              (errno.EIO, exceptions.BackendException))
+    @ddt.unpack
+    def test_os_error(self, err, cls):
+        e = datapath.os_error(OSError(err, 'x'), 'writing to', 'vol-9')
+        self.assertIsInstance(e, cls)
+        self.assertIn('vol-9', str(e))
+
+    def test_read_range_short_device(self):
+        dev = datapath.open_device(self.path, False, 'v')
+        chunks = datapath.read_range(dev, (1 << 20) - 10, 20, 8)
+        self.assertEqual(8, len(next(chunks)))
+        self.assertEqual(2, len(next(chunks)))
+        e = self.assertRaises(exceptions.BackendException, next, chunks)
+        self.assertIn('ended at byte %d' % (1 << 20), str(e))
+        dev.close()
+
+
+class TestCopy(testtools.TestCase):
+
+    def test_hashes_and_offsets(self):
+        data = base.payload(1000003)
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'd')
+        with open(path, 'wb') as f:
+            f.truncate(2 << 20)
+        dev = datapath.open_device(path, True, 'v')
+        hashes = datapath.Hashes('sha256')
+        self.addCleanup(hashes.close)
+        n = datapath.copy_image(io.BytesIO(data), Target(dev), 0, hashes,
+                                4096)
+        dev.close()
+        self.assertEqual(len(data), n)
+        self.assertEqual((hashlib.md5(data).hexdigest(),
+                          hashlib.sha256(data).hexdigest()),
+                         hashes.hexdigests())
+        with open(path, 'rb') as f:
+            self.assertEqual(data, f.read(len(data)))
+
+    def test_hash_failure_surfaces(self):
+        hashes = datapath.Hashes('sha256')
+        self.addCleanup(hashes.close)
+        hashes.update('not bytes')
+        self.assertRaises(TypeError, hashes.wait)
