@@ -69,8 +69,13 @@ class Attachment(object):
         LOG.debug('Attachment %s of volume %s: %s', self.attachment_id,
                   self.volume_id, strutils.mask_dict_password(info))
         self.props = connection_properties(info)
-        self.connector = self.host.connector(info)
-        self.device_info = self.connector.connect_volume(self.props)
+        try:
+            self.connector = self.host.connector(info)
+            self.device_info = self.connector.connect_volume(self.props)
+        except Exception as e:
+            raise exceptions.BackendException(
+                'Connecting volume %s (%s) to this host failed: %s'
+                % (self.volume_id, info.get('driver_volume_type'), e))
         self.api.attachment_complete(self.attachment_id, self.volume_id)
         self.device = datapath.open_device(
             self.device_info['path'], writable=self.mode == 'rw',

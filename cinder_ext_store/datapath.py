@@ -19,11 +19,11 @@ can be replaced (offline growth re-attaches) without losing the offset, and
 no device is ever opened with truncation.
 """
 
+from concurrent import futures
 import errno
 import hashlib
 import logging
 import os
-from concurrent import futures
 
 from glance_store import exceptions
 

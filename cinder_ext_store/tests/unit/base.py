@@ -21,7 +21,6 @@ from oslo_config import cfg
 from oslo_utils import units
 import testtools
 
-from cinder_ext_store import growth
 from cinder_ext_store import options
 from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import fakes

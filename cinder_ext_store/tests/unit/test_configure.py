@@ -10,8 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import fixtures
 import ddt
+import fixtures
 from glance_store import capabilities
 from glance_store import exceptions
 

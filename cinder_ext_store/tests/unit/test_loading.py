@@ -105,8 +105,9 @@ class TestMultiStore(LoadingTestCase):
         fast = multi_backend.get_store_from_store_identifier('fast')
         slow = multi_backend.get_store_from_store_identifier('slow')
         self.assertIsNot(fast.cinder.session, slow.cinder.session)
-        self.assertEqual('alice', fast.cinder.session.auth.auth_methods[0].username)
-        self.assertEqual('bob', slow.cinder.session.auth.auth_methods[0].username)
+        for store, user in ((fast, 'alice'), (slow, 'bob')):
+            method = store.cinder.session.auth.auth_methods[0]
+            self.assertEqual(user, method.username)
 
     def test_locations(self):
         multi_backend.create_multi_stores(self.conf)
@@ -144,6 +145,6 @@ class TestSingleStore(LoadingTestCase):
         self.assertIsInstance(store, store_mod.Store)
         self.assertEqual('cinder://', store.url_prefix)
         loc = location.get_location_from_uri('cinder://%s' % VOLUME,
-                                              conf=conf)
+                                             conf=conf)
         self.assertEqual(VOLUME, loc.store_location.volume_id)
         self.assertEqual('cinder://%s' % VOLUME, loc.get_store_uri())

@@ -181,8 +181,10 @@ class TestAdd(base.StoreTestCase):
     @ddt.data('connector', 'connect', 'disconnect')
     def test_host_failure_cleans_up(self, call):
         self.host.fail(call, OSError('%s failed' % call))
-        e = self.assertRaises(Exception, self.add, base.payload(1000))
+        e = self.assertRaises(exceptions.BackendException, self.add,
+                              base.payload(1000))
         self.assertIn('%s failed' % call, str(e))
+        self.assertIn('volume', str(e))
         self.assertNothingLeft()
 
     def test_refused_delete_falls_back_to_force_delete(self):
@@ -269,7 +271,8 @@ class TestRead(base.StoreTestCase):
 
     def test_attach_failure_releases(self):
         self.host.fail('connect', OSError('no path'))
-        self.assertRaises(OSError, self.store.get, self.location(self.uri),
+        self.assertRaises(exceptions.BackendException, self.store.get,
+                          self.location(self.uri),
                           context=self.context)
         self.assertEqual({}, self.cloud.attachments)
 
