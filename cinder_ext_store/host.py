@@ -20,6 +20,7 @@ import logging
 import os
 import shlex
 import socket
+import sys
 import threading
 
 try:
@@ -71,14 +72,20 @@ class BrickHost(object):
             return None
         return 'sudo glance-rootwrap %s' % self.conf.rootwrap_config
 
+    def _privsep_prefix(self):
+        """What starts privsep-helper (unless helper_command is set)."""
+        if self.root_helper:
+            return shlex.split(self.root_helper)
+        # Already root: run the helper of this Python environment directly.
+        bindir = os.path.dirname(sys.executable)
+        return ['env', 'PATH=%s:%s' % (bindir, os.environ.get('PATH', ''))]
+
     def _ensure_privsep(self):
         cls = BrickHost
         with cls._privsep_lock:
             if not cls._privsep_ready:
                 os_brick.setup(self.global_conf)
-                helper = self.root_helper
-                priv_context.init(
-                    root_helper=shlex.split(helper) if helper else None)
+                priv_context.init(root_helper=self._privsep_prefix())
                 cls._privsep_ready = True
 
     def connector_properties(self):

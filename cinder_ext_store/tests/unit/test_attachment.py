@@ -122,8 +122,14 @@ class TestBrickHost(base.StoreTestCase):
         self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 1000))
         self.assertEqual('sudo glance-rootwrap /etc/glance/rootwrap.conf',
                          self.host.root_helper)
+        self.assertEqual(['sudo', 'glance-rootwrap',
+                          '/etc/glance/rootwrap.conf'],
+                         self.host._privsep_prefix())
         self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 0))
         self.assertIsNone(self.host.root_helper)
+        prefix = self.host._privsep_prefix()
+        self.assertEqual('env', prefix[0])
+        self.assertTrue(prefix[1].startswith('PATH=/'))
 
     def test_host_ip(self):
         self.assertTrue(host_mod._host_ip('localhost'))
