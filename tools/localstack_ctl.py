@@ -48,7 +48,9 @@ def main(argv):
         have = {t.name: t for t in c.volume_types.list()}
         for name in argv[1:]:
             vtype = have.get(name) or c.volume_types.create(name)
-            vtype.set_keys({'volume_backend_name': name})
+            # Cinder refuses to change the specs of a type in use.
+            if vtype.get_keys().get('volume_backend_name') != name:
+                vtype.set_keys({'volume_backend_name': name})
     return 0
 
 
