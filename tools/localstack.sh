@@ -177,17 +177,20 @@ rabbit_up() {
     [ -f "$dir/enabled_plugins" ] || echo '[].' > "$dir/enabled_plugins"
     [ -f "$dir/rabbitmq.conf" ] || echo 'loopback_users = none' > "$dir/rabbitmq.conf"
     chown rabbitmq: "$dir/enabled_plugins" "$dir/rabbitmq.conf"
+    # epmd is shared by every Erlang node; stop it later only if this
+    # stack starts it (any rabbitmqctl call would, so look first).
+    if [ -z "$(epmd_pid)" ]; then touch "$PIDS/epmd.ours"; fi
     if ! rabbitmqctl_ status >/dev/null 2>&1; then
-        # epmd is shared by every Erlang node; stop it later only if we
-        # are the ones starting it.
-        if ! pgrep -x epmd >/dev/null; then touch "$PIDS/epmd.ours"; fi
         # shellcheck disable=SC2046
         runuser -u rabbitmq -- env $(rabbit_env "$dir") rabbitmq-server -detached
     fi
     wait_for 60 RabbitMQ rabbitmqctl_ await_startup
     cp "$dir/rabbit.pid" "$PIDS/rabbitmq"
-    if [ -f "$PIDS/epmd.ours" ]; then pgrep -x epmd > "$PIDS/epmd"; fi
+    if [ -f "$PIDS/epmd.ours" ]; then epmd_pid > "$PIDS/epmd"; fi
 }
+
+# epmd daemonizes itself: find it by its listening port.
+epmd_pid() { ss -Hltnp 'sport = :4369' | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2; }
 
 queue_exists() { rabbitmqctl_ list_queues -q name | grep -q "^$1"; }
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Run every test of the project: style, unit tests, coverage, release notes.
+# Run every test of the project: style, unit tests, coverage, release notes,
+# and the functional tests against a real Cinder (tools/localstack.sh).
 #
-# Installs what it needs (tox in ./.tools, test venvs in ./.tox); needs only
-# python3 with venv and network access to PyPI. Extra arguments are passed to
-# tox, e.g. `tools/run-tests.sh -e py3`.
+# Installs what it needs (tox in ./.tools, test venvs in ./.tox, the stack's
+# Debian packages and Cinder venv); runs as root on Debian 12. A stack that is
+# already running is reused and left running; one started here is stopped at
+# the end. Extra arguments are passed to tox instead, e.g.
+# `tools/run-tests.sh -e py3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,17 +15,35 @@ if [ ! -x .tools/bin/tox ]; then
     .tools/bin/pip install -q -c tools/constraints.txt tox
 fi
 
-envs=(-e pep8,py3,cover,releasenotes)
+envs=(-e pep8,py3,cover,releasenotes,functional)
 [ $# -gt 0 ] && envs=("$@")
 
-status=0
-.tools/bin/tox "${envs[@]}" || status=$?
+started_stack=
+if [[ " ${envs[*]} " == *functional* ]] && ! tools/localstack.sh status \
+        | grep -q 'cinder-api .*running'; then
+    started_stack=1
+    tools/localstack.sh up
+fi
 
-# One closing line for CI: the unit-test counts of the last stestr run.
-if [ -d .stestr ]; then
-    .tox/py3/bin/stestr last --subunit 2>/dev/null \
+status=0
+SECONDS=0
+.tools/bin/tox "${envs[@]}" || status=$?
+echo "tox took ${SECONDS}s"
+if [ -n "$started_stack" ]; then
+    tools/localstack.sh down
+fi
+
+# One closing line for CI: unit (last run) + functional counts.
+counts() {  # counts <stestr repo>: "passed failed" of its last run
+    [ -d "$1" ] || return 0
+    .tox/py3/bin/stestr --repo-url "$1" last --subunit 2>/dev/null \
         | .tox/py3/bin/subunit-stats 2>/dev/null \
         | awk '/^Passed tests:/ {p=$3} /^Failed tests:/ {f=$3}
-               END {if (p != "") printf "unit: %d passed, %d failed\n", p, f}'
+               END {if (p != "") print p, f}'
+}
+if [ -x .tox/py3/bin/stestr ]; then
+    read -r up uf <<< "$(counts .stestr) "
+    read -r fp ff <<< "$(counts .stestr-functional) "
+    echo "tests: $(( ${up:-0} + ${fp:-0} )) passed, $(( ${uf:-0} + ${ff:-0} )) failed"
 fi
 exit $status
