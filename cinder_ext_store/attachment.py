@@ -164,8 +164,9 @@ class VolumeReader(object):
     """Iterator over a byte range of a volume, attached read-only.
 
     The attachment is made up front (so errors surface before Glance starts
-    answering) and released when the iterator is exhausted, fails, is
-    closed early or is garbage-collected.
+    answering) and released when the iterator fails, is closed early or is
+    garbage-collected, and *before the last chunk is handed out*: a client
+    that has all the bytes may delete the image at once.
     """
 
     def __init__(self, api, host, volume_id, offset, length, chunk_size):
@@ -177,6 +178,9 @@ class VolumeReader(object):
                 self._attachment.close(succeeded=False)
         self._chunks = datapath.read_range(device, offset, length,
                                            chunk_size)
+        self._left = length
+        if not length:
+            self.close()
 
     def __iter__(self):
         return self
@@ -185,10 +189,14 @@ class VolumeReader(object):
         if self._attachment is None:
             raise StopIteration
         try:
-            return next(self._chunks)
+            chunk = next(self._chunks)
         except BaseException:
             self.close()
             raise
+        self._left -= len(chunk)
+        if self._left <= 0:
+            self.close()
+        return chunk
 
     def close(self):
         attachment, self._attachment = self._attachment, None

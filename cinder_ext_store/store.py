@@ -192,6 +192,9 @@ class Store(glance_store.driver.Store):
                     'image_size': str(image_size)}
         if context is not None and context.project_id:
             metadata['image_owner'] = context.project_id
+        LOG.info('Storing image %s (%s) in a %d GiB volume of store %s',
+                 image_id, '%d bytes' % image_size if known else
+                 'size unknown', size_gib, self._name)
         try:
             volume = api.create(size_gib, 'image-%s' % image_id, metadata,
                                 self.store_conf.cinder_volume_type)
@@ -262,12 +265,21 @@ class Store(glance_store.driver.Store):
         api = self._api(context)
         volume = self._volume_for(api, location)
         hostname = socket.gethostname()
-        for att in getattr(volume, 'attachments', None) or ():
-            if att.get('host_name') == hostname and att.get('attachment_id'):
-                LOG.warning('Volume %s still has attachment %s on this host '
-                            '(left by an interrupted operation); deleting it',
-                            volume.id, att['attachment_id'])
-                api.attachment_delete(att['attachment_id'], volume.id)
+        mine = [att['attachment_id']
+                for att in getattr(volume, 'attachments', None) or ()
+                if att.get('host_name') == hostname and
+                att.get('attachment_id')]
+        for attachment_id in mine:
+            LOG.warning('Volume %s still has attachment %s on this host; '
+                        'deleting it', volume.id, attachment_id)
+            try:
+                api.attachment_delete(attachment_id, volume.id)
+            except exceptions.NotFound:
+                pass  # a reader released it meanwhile
+        if mine:
+            api.wait(volume.id, 'available', ('in-use', 'detaching',
+                                              'attaching', 'reserved'),
+                     'detach before deletion')
         api.delete(volume.id)
         LOG.info('Deleted image volume %s', volume.id)
 

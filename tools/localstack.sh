@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A real Cinder on this machine, for development, tests and demos.
 #
-#   tools/localstack.sh up        install what is missing, start, wait, print
+#   tools/localstack.sh up        install what is missing, start, wait, print:
+#                                 Keystone, Cinder and glance-api with the
+#                                 cinder_ext store as its default backend
+#   tools/localstack.sh up --noauth   the light stack: Cinder alone, noauth
 #   tools/localstack.sh down      stop what `up` started (by pid), detach loops
 #   tools/localstack.sh status    what runs, where
 #   tools/localstack.sh external  use an existing Cinder (DevStack...) instead:
@@ -12,8 +15,9 @@
 #
 # Runs as root on Debian 12. Everything lives in $CINDER_EXT_STACK_DIR
 # (default: <repo>/.localstack, ignored by git); `up` writes stack.env there
-# for the tests and the demo. Cinder runs in noauth mode with PostgreSQL and
-# RabbitMQ of its own, and two backends of the TEST-ONLY loop-device driver
+# for the tests and the demo (plus openrc for the `openstack` CLI). Cinder
+# uses PostgreSQL and RabbitMQ of its own, and two backends of the TEST-ONLY
+# loop-device driver
 # (cinder_ext_store/tests/functional/stack/loop_driver.py): volume type
 # "loop" supports online extend, "loop-offline" reports that it does not.
 set -euo pipefail
@@ -24,8 +28,19 @@ PROJECT=c0ffee00c0ffee00c0ffee00c0ffee00
 PG_PORT=${CINDER_EXT_PG_PORT:-55432}
 RABBIT_PORT=${CINDER_EXT_RABBIT_PORT:-5682}
 API_PORT=${CINDER_EXT_API_PORT:-18776}
+KEYSTONE_PORT=${CINDER_EXT_KEYSTONE_PORT:-15000}
+GLANCE_PORT=${CINDER_EXT_GLANCE_PORT:-19292}
 CINDER_PIN=${CINDER_EXT_CINDER_PIN:-cinder==29.0.0}
+KEYSTONE_PIN=${CINDER_EXT_KEYSTONE_PIN:-keystone==30.0.0}
+GLANCE_PIN=${CINDER_EXT_GLANCE_PIN:-glance==33.0.0}
+# Development secrets of a stack that listens on 127.0.0.1 only.
+ADMIN_PASSWORD=admin-secret
+SERVICE_PASSWORD=service-secret
+DEMO_PASSWORD=demo-secret
+AUTH_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
 VENV=$STATE/venv
+KS_VENV=$STATE/venv-keystone
+GLANCE_VENV=$STATE/venv-glance
 CONF=$STATE/cinder/cinder.conf
 PIDS=$STATE/pids
 ENVFILE=$STATE/stack.env
@@ -75,14 +90,26 @@ install() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
-    if [ ! -x "$VENV/bin/cinder-volume" ]; then
-        log "installing $CINDER_PIN into $VENV (takes ~1.5 min)"
-        python3 -m venv "$VENV"
-        mkdir -p "$STATE/cinder/log"
-        "$VENV/bin/pip" install -q "$CINDER_PIN" python-cinderclient \
-            psycopg2-binary > "$STATE/cinder/log/pip.log" 2>&1 \
-            || die "pip install failed, see $STATE/cinder/log/pip.log"
+    make_venv "$VENV" cinder-volume "$CINDER_PIN" python-cinderclient \
+        psycopg2-binary
+    if [ "$MODE" = keystone ]; then
+        # uWSGI compiles from source (gcc and the Python headers).
+        make_venv "$KS_VENV" uwsgi "$KEYSTONE_PIN" uwsgi
+        make_venv "$GLANCE_VENV" uwsgi "$GLANCE_PIN" uwsgi python-glanceclient
+        # The store under test, from this checkout.
+        "$GLANCE_VENV/bin/pip" install -q -c "$REPO/tools/constraints.txt" \
+            -e "$REPO" >> "$STATE/pip.log" 2>&1 || die "see $STATE/pip.log"
     fi
+}
+
+make_venv() {  # make_venv <dir> <a script it must have> <requirements...>
+    local dir=$1 probe=$2
+    shift 2
+    [ -x "$dir/bin/$probe" ] && return 0
+    log "installing $* into $dir (a minute or two)"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q "$@" >> "$STATE/pip.log" 2>&1 \
+        || die "pip install failed, see $STATE/pip.log"
 }
 
 write_config() {
@@ -93,7 +120,7 @@ write_config() {
     cp "$etc/api-paste.ini" "$etc/resource_filters.json" "$STATE/cinder/"
     cat > "$CONF" <<EOF
 [DEFAULT]
-auth_strategy = noauth
+auth_strategy = $MODE
 transport_url = rabbit://guest:guest@127.0.0.1:$RABBIT_PORT/
 host = localstack
 my_ip = 127.0.0.1
@@ -132,6 +159,23 @@ volume_driver = loop_driver.LoopDriver
 volume_backend_name = loop-offline
 loop_volume_dir = $STATE/volumes
 loop_online_extend_support = False
+
+$(authtoken cinder)
+EOF
+}
+
+authtoken() {  # the [keystone_authtoken] section of service $1
+    [ "$MODE" = keystone ] || return 0
+    cat <<EOF
+[keystone_authtoken]
+www_authenticate_uri = $AUTH_URL
+auth_url = $AUTH_URL
+auth_type = password
+username = $1
+password = $SERVICE_PASSWORD
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
 EOF
 }
 
@@ -202,7 +246,12 @@ start_service() {
     echo $! > "$PIDS/$name"
 }
 
-ctl() { "$VENV/bin/python" "$REPO/tools/localstack_ctl.py" "$@"; }
+ctl() {
+    CINDER_EXT_CINDER_URL=http://127.0.0.1:$API_PORT/v3/$PROJECT \
+        CINDER_EXT_AUTH_URL=$([ "$MODE" = keystone ] && echo "$AUTH_URL") \
+        CINDER_EXT_ADMIN_PASSWORD=$ADMIN_PASSWORD \
+        "$VENV/bin/python" "$REPO/tools/localstack_ctl.py" "$@"
+}
 
 cinder_up() {
     "$VENV/bin/cinder-manage" --config-file "$CONF" db sync >/dev/null 2>&1 \
@@ -214,10 +263,118 @@ cinder_up() {
     start_service cinder-scheduler
     wait_for 60 "cinder-scheduler's queue" queue_exists cinder-scheduler
     start_service cinder-api
-    export CINDER_EXT_CINDER_URL=http://127.0.0.1:$API_PORT/v3/$PROJECT
     wait_for 60 cinder-api ctl ping
     wait_for 120 "both pools in the scheduler" ctl pools localstack@loop#loop localstack@loop-offline#loop-offline
     ctl types loop loop-offline
+}
+
+uwsgi_service() {  # uwsgi_service <name> <venv> <port> <module> [options...]
+    local name=$1 venv=$2 port=$3 module=$4
+    shift 4
+    if alive "$name"; then return; fi
+    setsid "$venv/bin/uwsgi" --master --die-on-term --enable-threads \
+        --processes 1 --threads 4 --http-socket "127.0.0.1:$port" \
+        --module "$module" --buffer-size 65535 --lazy-apps "$@" \
+        > "$STATE/log/$name.log" 2>&1 < /dev/null &
+    echo $! > "$PIDS/$name"
+}
+
+http_ok() {
+    "$VENV/bin/python" -c \
+        "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=5)" "$1"
+}
+
+keystone_up() {
+    local dir=$STATE/keystone
+    local ks=("$KS_VENV/bin/keystone-manage" --config-file "$dir/keystone.conf")
+    mkdir -p "$dir"
+    cat > "$dir/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $STATE/log/keystone.log
+[database]
+connection = sqlite:///$dir/keystone.db
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $dir/fernet-keys
+[credential]
+key_repository = $dir/credential-keys
+EOF
+    if [ ! -f "$dir/keystone.db" ]; then
+        {
+            "${ks[@]}" db_sync
+            "${ks[@]}" fernet_setup --keystone-user root --keystone-group root
+            "${ks[@]}" credential_setup --keystone-user root --keystone-group root
+            "${ks[@]}" bootstrap --bootstrap-password "$ADMIN_PASSWORD" \
+                --bootstrap-admin-url "$AUTH_URL" \
+                --bootstrap-public-url "$AUTH_URL" \
+                --bootstrap-internal-url "$AUTH_URL" \
+                --bootstrap-region-id RegionOne
+        } >> "$STATE/log/keystone-manage.log" 2>&1 \
+            || die "keystone-manage failed, see $STATE/log/keystone-manage.log"
+    fi
+    uwsgi_service keystone "$KS_VENV" "$KEYSTONE_PORT" \
+        keystone.wsgi.api:application --env "OS_KEYSTONE_CONFIG_DIR=$dir"
+    wait_for 60 Keystone http_ok "$AUTH_URL"
+    CINDER_EXT_SERVICE_PASSWORD=$SERVICE_PASSWORD \
+        CINDER_EXT_DEMO_PASSWORD=$DEMO_PASSWORD \
+        CINDER_EXT_CINDER_CATALOG="http://127.0.0.1:$API_PORT/v3/\$(project_id)s" \
+        CINDER_EXT_GLANCE_URL="http://127.0.0.1:$GLANCE_PORT" \
+        ctl identity || die "Keystone identity setup failed"
+}
+
+glance_backend() {  # glance_backend <backend> <volume type> <extend attached>
+    cat <<EOF
+[$1]
+store_description = Cinder volumes of type $2 (cinder_ext)
+cinder_store_auth_address = $AUTH_URL
+cinder_store_user_name = glance
+cinder_store_password = $SERVICE_PASSWORD
+cinder_store_project_name = service
+cinder_store_user_domain_name = Default
+cinder_store_project_domain_name = Default
+cinder_volume_type = $2
+cinder_do_extend_attached = $3
+cinder_state_transition_timeout = 120
+EOF
+}
+
+glance_up() {
+    local dir=$STATE/glance
+    mkdir -p "$dir/etc" "$dir/staging" "$dir/tasks" "$dir/lock"
+    cp "$GLANCE_VENV/etc/glance/glance-api-paste.ini" "$dir/etc/"
+    cat > "$dir/etc/glance-api.conf" <<EOF
+[DEFAULT]
+enabled_backends = images:cinder_ext,offline:cinder_ext
+log_file = $STATE/log/glance-api.log
+debug = True
+[database]
+connection = sqlite:///$dir/glance.db
+[glance_store]
+default_backend = images
+[os_glance_staging_store]
+filesystem_store_datadir = $dir/staging
+[os_glance_tasks_store]
+filesystem_store_datadir = $dir/tasks
+$(glance_backend images loop True)
+$(glance_backend offline loop-offline False)
+$(authtoken glance)
+[paste_deploy]
+flavor = keystone
+[oslo_concurrency]
+lock_path = $dir/lock
+[os_brick]
+lock_path = $dir/lock
+EOF
+    "$GLANCE_VENV/bin/glance-manage" --config-dir "$dir/etc" db_sync \
+        >> "$STATE/log/glance-manage.log" 2>&1 \
+        || die "glance-manage db_sync failed, see $STATE/log/glance-manage.log"
+    # Chunked uploads: uWSGI must accept chunked bodies above 1 MiB.
+    uwsgi_service glance-api "$GLANCE_VENV" "$GLANCE_PORT" \
+        glance.wsgi.api:application --env "OS_GLANCE_CONFIG_DIR=$dir/etc" \
+        --http-auto-chunked --http-chunked-input --http-raw-body \
+        --chunked-input-limit 16777216 --add-header "Connection: close"
+    wait_for 60 glance-api http_ok "http://127.0.0.1:$GLANCE_PORT/versions"
 }
 
 write_env() {
@@ -230,21 +387,53 @@ CINDER_EXT_VOLUME_TYPE=loop
 CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND=loop-offline
 CINDER_EXT_VOLUME_DIR=$STATE/volumes
 CINDER_EXT_LOG_DIR=$STATE/cinder/log
+CINDER_EXT_AUTH=$MODE
+EOF
+    [ "$MODE" = keystone ] || return 0
+    cat >> "$ENVFILE" <<EOF
+CINDER_EXT_AUTH_URL=$AUTH_URL
+CINDER_EXT_USERNAME=glance
+CINDER_EXT_PASSWORD=$SERVICE_PASSWORD
+CINDER_EXT_PROJECT_NAME=service
+CINDER_EXT_USER_DOMAIN_NAME=Default
+CINDER_EXT_PROJECT_DOMAIN_NAME=Default
+CINDER_EXT_ADMIN_PASSWORD=$ADMIN_PASSWORD
+CINDER_EXT_DEMO_PASSWORD=$DEMO_PASSWORD
+CINDER_EXT_GLANCE_URL=http://127.0.0.1:$GLANCE_PORT
+CINDER_EXT_GLANCE_LOG=$STATE/log/glance-api.log
+EOF
+    cat > "$STATE/openrc" <<EOF
+export OS_AUTH_URL=$AUTH_URL OS_IDENTITY_API_VERSION=3 OS_REGION_NAME=RegionOne
+export OS_USERNAME=demo OS_PASSWORD=$DEMO_PASSWORD OS_PROJECT_NAME=demo
+export OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default
+export OS_IMAGE_API_VERSION=2
 EOF
 }
 
 up() {
     [ "$(id -u)" = 0 ] || die "run as root (loop devices, service users)"
     local t0=$SECONDS
-    mkdir -p "$STATE" "$PIDS"
+    mkdir -p "$STATE" "$PIDS" "$STATE/log"
+    if alive cinder-api && [ "$(cat "$STATE/mode" 2>/dev/null)" != "$MODE" ]; then
+        die "the stack runs in $(cat "$STATE/mode") mode: run down first"
+    fi
+    echo "$MODE" > "$STATE/mode"
     install
     write_config
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     postgres_up
     log "starting RabbitMQ on 127.0.0.1:$RABBIT_PORT"
     rabbit_up
-    log "starting cinder-volume, cinder-scheduler, cinder-api"
+    if [ "$MODE" = keystone ]; then
+        log "starting Keystone on $AUTH_URL"
+        keystone_up
+    fi
+    log "starting cinder-volume, cinder-scheduler, cinder-api ($MODE)"
     cinder_up
+    if [ "$MODE" = keystone ]; then
+        log "starting glance-api on 127.0.0.1:$GLANCE_PORT"
+        glance_up
+    fi
     write_env
     log "ready in $((SECONDS - t0))s"
     status
@@ -264,7 +453,9 @@ stop_pid() {  # stop_pid <name>: TERM, wait, KILL
 
 down() {
     local name f dev
-    for name in cinder-api cinder-scheduler cinder-volume; do stop_pid "$name"; done
+    for name in glance-api cinder-api cinder-scheduler cinder-volume keystone; do
+        stop_pid "$name"
+    done
     if [ -f "$PIDS/rabbitmq" ]; then
         rabbitmqctl_ stop >/dev/null 2>&1 || true
         stop_pid rabbitmq
@@ -280,13 +471,14 @@ down() {
         [ -e "$f" ] || continue
         for dev in $(losetup -j "$f" | cut -d: -f1); do losetup -d "$dev"; done
     done
-    rm -f "$ENVFILE"
+    rm -f "$ENVFILE" "$STATE/openrc"
     log "stopped"
 }
 
 status() {
     local name
-    for name in postgres rabbitmq cinder-volume cinder-scheduler cinder-api; do
+    for name in postgres rabbitmq keystone cinder-volume cinder-scheduler \
+            cinder-api glance-api; do
         if alive "$name"; then
             printf '  %-17s running, pid %s\n' "$name" "$(cat "$PIDS/$name")"
         else
@@ -294,8 +486,16 @@ status() {
         fi
     done
     if [ -f "$ENVFILE" ]; then
-        echo "  endpoint:  http://127.0.0.1:$API_PORT/v3/$PROJECT (noauth,"\
-             "token <user>:$PROJECT)"
+        if [ "$MODE" = keystone ]; then
+            echo "  keystone:  $AUTH_URL (users admin, demo; see $ENVFILE)"
+            echo "  glance:    http://127.0.0.1:$GLANCE_PORT (backends 'images'" \
+                 "(default) and 'offline', both cinder_ext)"
+            echo "  cinder:    http://127.0.0.1:$API_PORT/v3/<project> (keystone)"
+            echo "  use it:    source $STATE/openrc; openstack image list"
+        else
+            echo "  endpoint:  http://127.0.0.1:$API_PORT/v3/$PROJECT (noauth,"\
+                 "token <user>:$PROJECT)"
+        fi
         echo "  types:     loop (online extend), loop-offline (no online extend)"
         echo "  logs:      $STATE/cinder/log"
         echo "  env file:  $ENVFILE"
@@ -319,6 +519,13 @@ EOF
     log "using the Cinder of $OS_AUTH_URL; wrote $ENVFILE"
 }
 
+MODE=keystone
+if [ "${1:-}" = up ]; then
+    [ "${2:-}" = --noauth ] && MODE=noauth
+elif [ -f "$STATE/mode" ]; then
+    MODE=$(cat "$STATE/mode")
+fi
+
 case "${1:-}" in
     up) up ;;
     down) down ;;
@@ -331,5 +538,5 @@ case "${1:-}" in
         done
         rm -rf "$STATE"
         log "removed $STATE" ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

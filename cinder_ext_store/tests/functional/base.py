@@ -101,7 +101,7 @@ class Inspector(object):
     def __init__(self, env):
         self.env = env
         self.local = env.get('CINDER_EXT_STACK') == 'local'
-        if self.local:
+        if not uses_keystone(env):
             url = env['CINDER_EXT_CINDER_URL']
             auth = token_endpoint.Token(
                 url, 'admin:%s' % env['CINDER_EXT_PROJECT_ID'])
@@ -114,8 +114,9 @@ class Inspector(object):
                 project_name=env['CINDER_EXT_PROJECT_NAME'],
                 user_domain_name=env['CINDER_EXT_USER_DOMAIN_NAME'],
                 project_domain_name=env['CINDER_EXT_PROJECT_DOMAIN_NAME'])
-        self.cinder = cinder_client.Client(
-            '3.54', session=ksa_session.Session(auth=auth))
+        self.session = ksa_session.Session(auth=auth)
+        self.cinder = cinder_client.Client('3.54', session=self.session,
+                                           region_name='RegionOne')
 
     def volumes(self):
         return {v.id: v for v in self.cinder.volumes.list()}
@@ -195,6 +196,11 @@ class Source(object):
 _LOADED = False
 
 
+def uses_keystone(env):
+    """Whether the stack authenticates with Keystone (else noauth)."""
+    return env.get('CINDER_EXT_AUTH', 'keystone') != 'noauth'
+
+
 def load_stores(env):
     """Register and create the test backends once per process."""
     global _LOADED
@@ -213,7 +219,7 @@ def load_stores(env):
     conf.set_override('lock_path', tempfile.mkdtemp(prefix='ces-lock-'),
                       group='oslo_concurrency')
     for backend, (_type, vtype_key, extend) in BACKENDS.items():
-        if env.get('CINDER_EXT_STACK') == 'local':
+        if not uses_keystone(env):
             conf.set_override('cinder_endpoint_template',
                               env['CINDER_EXT_ENDPOINT_TEMPLATE'],
                               group=backend)
@@ -251,9 +257,10 @@ class FunctionalTestCase(testtools.TestCase):
         self.env = stack_env()
         self.conf = load_stores(self.env)
         self.inspect = Inspector(self.env)
+        # With service credentials the context only names the owner.
         self.context = Context(user_id='glance',
                                project_id=self.env.get(
-                                   'CINDER_EXT_PROJECT_ID'))
+                                   'CINDER_EXT_PROJECT_ID', 'c0ffee00'))
         self.log = self.useFixture(fixtures.FakeLogger(
             level=logging.INFO, format='%(levelname)s %(name)s %(message)s'))
         for backend in BACKENDS:

@@ -253,6 +253,39 @@ class TestRead(base.StoreTestCase):
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)
 
+    def test_released_before_last_chunk(self):
+        # A client holding every byte may delete the image at once.
+        it, length = self.store.get(self.location(self.uri),
+                                    context=self.context)
+        got = 0
+        while got < length:
+            got += len(next(it))
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertRaises(StopIteration, next, it)
+
+    def test_zero_length_read_attaches_nothing_for_long(self):
+        it, length = self.store.get(self.location(self.uri),
+                                    offset=len(self.data),
+                                    context=self.context)
+        self.assertEqual(0, length)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual([], list(it))
+
+    def test_delete_while_reader_releases(self):
+        # The reader's attachment disappears between listing and deleting.
+        it, _ = self.store.get(self.location(self.uri), context=self.context)
+        next(it)
+        real = self.cloud.attachment_delete
+
+        def reader_wins(version, attachment_id):
+            real(version, attachment_id)
+            raise cinder_exc.NotFound(404, 'attachment not found')
+
+        self.cloud.attachment_delete = reader_wins
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.assertEqual({}, self.cloud.volumes)
+
     def test_early_close_releases(self):
         it, _ = self.store.get(self.location(self.uri), context=self.context)
         next(it)
