@@ -95,7 +95,8 @@ install() {
     if [ "$MODE" = keystone ]; then
         # uWSGI compiles from source (gcc and the Python headers).
         make_venv "$KS_VENV" uwsgi "$KEYSTONE_PIN" uwsgi
-        make_venv "$GLANCE_VENV" uwsgi "$GLANCE_PIN" uwsgi python-glanceclient
+        make_venv "$GLANCE_VENV" uwsgi "$GLANCE_PIN" uwsgi python-glanceclient \
+            python-openstackclient
         # The store under test, from this checkout.
         "$GLANCE_VENV/bin/pip" install -q -c "$REPO/tools/constraints.txt" \
             -e "$REPO" >> "$STATE/pip.log" 2>&1 || die "see $STATE/pip.log"
