@@ -183,6 +183,7 @@ class Store(glance_store.driver.Store):
             context=None, verifier=None):
         """Write an image into a new volume; returns the 5-tuple."""
         started = time.monotonic()
+        image_size = image_size or 0  # chunked uploads: 0 (or None)
         api = self._api(context)
         hashes = datapath.Hashes(hashing_algo, verifier)
         known = image_size > 0

@@ -11,6 +11,7 @@
 # under the License.
 
 import hashlib
+import io
 
 from cinderclient import exceptions as cinder_exc
 import ddt
@@ -89,6 +90,14 @@ class TestOnline(GrowthTestCase):
         self.host.handles = True
         self.upload(3 * base.TEST_GIB + 1)
         self.assertEqual(1, self.write_attachments)
+
+    def test_size_none_means_unknown(self):
+        data = base.payload(2 * base.TEST_GIB + 5)
+        uri, written = self.store.add('img', io.BytesIO(data), None,
+                                      'sha512', context=self.context)[:2]
+        self.assertEqual(len(data), written)
+        self.assertStored(uri, data)
+        self.assertEqual(2, len(extend_calls(self.cloud)))
 
     def test_known_size_never_extends(self):
         data = base.payload(SIZE)
