@@ -346,7 +346,7 @@ glance_up() {
     cp "$GLANCE_VENV/etc/glance/glance-api-paste.ini" "$dir/etc/"
     cat > "$dir/etc/glance-api.conf" <<EOF
 [DEFAULT]
-enabled_backends = images:cinder_ext,offline:cinder_ext
+enabled_backends = images:cinder_ext,offline:cinder_ext,intree:cinder
 log_file = $STATE/log/glance-api.log
 debug = True
 [database]
@@ -359,6 +359,7 @@ filesystem_store_datadir = $dir/staging
 filesystem_store_datadir = $dir/tasks
 $(glance_backend images loop True)
 $(glance_backend offline loop-offline False)
+$(glance_backend intree loop True | sed 's/(cinder_ext)/(in-tree cinder driver, for comparison)/')
 $(authtoken glance)
 [paste_deploy]
 flavor = keystone
@@ -366,6 +367,10 @@ flavor = keystone
 lock_path = $dir/lock
 [os_brick]
 lock_path = $dir/lock
+# Root service without sudo: start privsep directly (the in-tree driver
+# would otherwise prefix sudo).
+[privsep_osbrick]
+helper_command = $GLANCE_VENV/bin/privsep-helper
 EOF
     "$GLANCE_VENV/bin/glance-manage" --config-dir "$dir/etc" db_sync \
         >> "$STATE/log/glance-manage.log" 2>&1 \
@@ -490,7 +495,8 @@ status() {
         if [ "$MODE" = keystone ]; then
             echo "  keystone:  $AUTH_URL (users admin, demo; see $ENVFILE)"
             echo "  glance:    http://127.0.0.1:$GLANCE_PORT (backends 'images'" \
-                 "(default) and 'offline', both cinder_ext)"
+                 "(default) and 'offline': cinder_ext; 'intree': glance_store's" \
+                 "cinder driver, for comparison)"
             echo "  cinder:    http://127.0.0.1:$API_PORT/v3/<project> (keystone)"
             echo "  use it:    source $STATE/openrc; openstack image list"
         else

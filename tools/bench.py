@@ -1,0 +1,449 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Benchmark: cinder_ext vs the in-tree cinder driver vs the hardware.
+
+Runs against the local stack (tools/localstack.sh up), in its Glance venv.
+Every repetition runs every case once, in the same order (A B A B ...), on
+the same volume type; the table shows medians with min-max, and ratios are
+computed pair by pair within a repetition. Absolute figures on shared
+machines are noise; ratios are what to read.
+
+    tools/bench.sh [--size-gib 2] [--reps 3] [--json bench.json]
+                   [--no-glance]
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+from glance_store import location
+from glance_store import multi_backend
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+
+from cinder_ext_store import attachment
+from cinder_ext_store import datapath
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+CHUNK = 4 * MiB
+STACK_DIR = os.environ.get('CINDER_EXT_STACK_DIR', os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '.localstack'))
+
+# store backend -> (type, extend attached)
+BACKENDS = {'ours': ('cinder_ext', True), 'ours_off': ('cinder_ext', False),
+            'intree': ('cinder', True), 'intree_off': ('cinder', False)}
+
+
+class Pattern(object):
+    """Incompressible bytes, cheap to produce: slices of a random buffer."""
+
+    def __init__(self, size, seed=0, read_size=None):
+        self.left = size
+        self.rand = random.Random(seed)
+        self.buf = self.rand.randbytes(64 * MiB)
+        self.read_size = read_size
+
+    def read(self, n=-1):
+        want = self.read_size or (n if n and n > 0 else CHUNK)
+        n = min(want, self.left)
+        start = self.rand.randrange(0, len(self.buf) - n + 1, 4096)
+        self.left -= n
+        return self.buf[start:start + n]
+
+
+class Unsized(object):
+    def __init__(self, src):
+        self.src = src
+
+    def read(self, n=-1):
+        return self.src.read(n)
+
+
+class Counter(logging.Handler):
+    """Our store's own account: extends and attachments of the last add."""
+
+    def __init__(self):
+        super(Counter, self).__init__(logging.INFO)
+        self.last = {}
+
+    def emit(self, record):
+        m = re.search(r'(\d+) extend\(s\), (\d+) attachment\(s\)',
+                      record.getMessage())
+        if m:
+            self.last = {'extends': int(m.group(1)),
+                         'attaches': int(m.group(2))}
+
+
+class PeakRSS(object):
+    """Samples this process's RSS while running."""
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _rss(self):
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (all threads), in seconds."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def glance_worker_pid():
+    with open(os.path.join(STACK_DIR, 'pids', 'glance-api')) as f:
+        master = int(f.read())
+    with open('/proc/%d/task/%d/children' % (master, master)) as f:
+        children = f.read().split()
+    return int(children[0]) if children else master
+
+
+class Bench(object):
+
+    def __init__(self, args, env):
+        self.args = args
+        self.env = env
+        self.size = int(args.size_gib * GiB)
+        self.conf = self._load_stores()
+        self.ctx = oslo_context.RequestContext(user_id='bench',
+                                               project_id='bench')
+        self.counter = Counter()
+        logging.getLogger('cinder_ext_store').addHandler(self.counter)
+        logging.getLogger('cinder_ext_store').setLevel(logging.INFO)
+        self._count_intree()
+        self.ours = self.store('ours')
+        self.api = self.ours.cinder.api()
+
+    def _load_stores(self):
+        conf = cfg.CONF
+        conf.register_opt(cfg.DictOpt('enabled_backends'))
+        conf([], project='glance')
+        conf.set_override('enabled_backends',
+                          {k: v[0] for k, v in BACKENDS.items()})
+        multi_backend.register_store_opts(conf)
+        conf.set_override('default_backend', 'ours', group='glance_store')
+        conf.set_override('lock_path', tempfile.mkdtemp(prefix='bench-'),
+                          group='oslo_concurrency')
+        import os_brick.privileged  # noqa: F401  (registers the group)
+        conf.set_override('helper_command', os.path.join(
+            os.path.dirname(sys.executable), 'privsep-helper'),
+            group='privsep_osbrick')
+        for backend, (_type, extend) in BACKENDS.items():
+            for opt, key in (('auth_address', 'AUTH_URL'),
+                             ('user_name', 'USERNAME'),
+                             ('password', 'PASSWORD'),
+                             ('project_name', 'PROJECT_NAME'),
+                             ('user_domain_name', 'USER_DOMAIN_NAME'),
+                             ('project_domain_name', 'PROJECT_DOMAIN_NAME')):
+                conf.set_override('cinder_store_' + opt,
+                                  self.env['CINDER_EXT_' + key],
+                                  group=backend)
+            conf.set_override('cinder_volume_type', 'loop', group=backend)
+            conf.set_override('cinder_do_extend_attached', extend,
+                              group=backend)
+        multi_backend.create_multi_stores(conf)
+        return conf
+
+    def store(self, backend):
+        return multi_backend.get_store_from_store_identifier(backend)
+
+    def _count_intree(self):
+        """Instrument the in-tree driver's Cinder calls (benchmark only)."""
+        self.intree_calls = {'extends': 0, 'attaches': 0}
+        for backend in ('intree', 'intree_off'):
+            vapi = self.store(backend).volume_api
+            for name, key in (('extend_volume', 'extends'),
+                              ('attachment_create', 'attaches')):
+                real = getattr(vapi, name)
+
+                def counted(*a, _real=real, _key=key, **kw):
+                    self.intree_calls[_key] += 1
+                    return _real(*a, **kw)
+                setattr(vapi, name, counted)
+
+    # -- limits ----------------------------------------------------------
+
+    def raw(self):
+        """Raw synced write to a fresh volume, then raw read back."""
+        vol = self.api.create(-(-self.size // GiB), 'bench-raw', {})
+        try:
+            src = Pattern(self.size)
+            att = attachment.Attachment(self.api, self.ours.host, vol.id,
+                                        'rw')
+            dev = att.open()
+            t0 = time.monotonic()
+            offset = 0
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                dev.write_at(offset, chunk)
+                offset += len(chunk)
+            dev.sync()
+            t_write = time.monotonic() - t0
+            att.close(succeeded=True)
+            att = attachment.Attachment(self.api, self.ours.host, vol.id,
+                                        'ro')
+            dev = att.open()
+            t0 = time.monotonic()
+            for _chunk in datapath.read_range(dev, 0, self.size, CHUNK):
+                pass
+            t_read = time.monotonic() - t0
+            att.close(succeeded=False)
+        finally:
+            self.api.delete_quietly(vol.id)
+        return {'raw_write': {'seconds': t_write},
+                'raw_read': {'seconds': t_read}}
+
+    def hashing(self):
+        out = {}
+        src = Pattern(self.size)
+        chunks = [src.read(CHUNK) for _ in range(64 * MiB // CHUNK)]
+        rounds = self.size // (64 * MiB)
+        t0 = time.monotonic()
+        md5, sha = hashlib.md5(), hashlib.sha512()
+        for _ in range(rounds):
+            for c in chunks:
+                md5.update(c)
+                sha.update(c)
+        out['hash_1thread'] = {'seconds': time.monotonic() - t0}
+        hashes = datapath.Hashes('sha512')
+        t0 = time.monotonic()
+        for _ in range(rounds):
+            for c in chunks:
+                hashes.update(c)
+        hashes.hexdigests()
+        out['hash_2threads'] = {'seconds': time.monotonic() - t0}
+        hashes.close()
+        return out
+
+    # -- store level -----------------------------------------------------
+
+    def add_and_get(self, backend, label, declared):
+        store = self.store(backend)
+        self.intree_calls.update(extends=0, attaches=0)
+        self.counter.last = {}
+        src = Pattern(self.size, seed=len(label))
+        with PeakRSS() as rss:
+            t0 = time.monotonic()
+            uri, written = store.add('bench-%s' % label, src,
+                                     self.size if declared else 0, 'sha512',
+                                     context=self.ctx)[:2]
+            t_add = time.monotonic() - t0
+        assert written == self.size
+        counts = (self.counter.last if backend.startswith('ours')
+                  else dict(self.intree_calls))
+        result = {label: dict(seconds=t_add, rss_growth=rss.peak - rss.base,
+                              **counts)}
+        loc = location.get_location_from_uri_and_backend(uri, backend,
+                                                         conf=self.conf)
+        if declared:  # read back the known-size image
+            t0 = time.monotonic()
+            it, _length = store.get(loc, context=self.ctx)
+            for _chunk in it:
+                pass
+            result[label.replace('add_known', 'get')] = {
+                'seconds': time.monotonic() - t0}
+        store.delete(loc, context=self.ctx)
+        return result
+
+    # -- through the Glance API -------------------------------------------
+
+    def glance(self, backend, who):
+        from glanceclient import client as glance_client
+        from keystoneauth1 import identity
+        from keystoneauth1 import session as ksa_session
+        sess = ksa_session.Session(auth=identity.V3Password(
+            auth_url=self.env['CINDER_EXT_AUTH_URL'], username='demo',
+            password=self.env['CINDER_EXT_DEMO_PASSWORD'],
+            project_name='demo', user_domain_name='Default',
+            project_domain_name='Default'))
+        glance = glance_client.Client(
+            '2', session=sess, endpoint=self.env['CINDER_EXT_GLANCE_URL'])
+        worker = glance_worker_pid()
+        out = {}
+        for label, size in (('glance_known', self.size),
+                            ('glance_chunked', None)):
+            image = glance.images.create(name='bench', disk_format='raw',
+                                         container_format='bare')
+            # glanceclient sends 64 KiB chunks, as a client would.
+            src = Unsized(Pattern(self.size, read_size=64 * 1024))
+            cpu0, t0 = cpu_seconds(worker), time.monotonic()
+            glance.images.upload(image.id, src, image_size=size,
+                                 backend=backend)
+            out['%s_%s' % (label, who)] = {
+                'seconds': time.monotonic() - t0,
+                'cpu': cpu_seconds(worker) - cpu0}
+            assert glance.images.get(image.id).status == 'active'
+            if size:
+                cpu0, t0 = cpu_seconds(worker), time.monotonic()
+                resp = sess.get('%s/v2/images/%s/file' % (
+                    self.env['CINDER_EXT_GLANCE_URL'], image.id),
+                    stream=True)
+                for _chunk in resp.iter_content(CHUNK):
+                    pass
+                out['glance_download_%s' % who] = {
+                    'seconds': time.monotonic() - t0,
+                    'cpu': cpu_seconds(worker) - cpu0}
+            glance.images.delete(image.id)
+        return out
+
+    def cases(self):
+        yield 'limits', self.hashing
+        yield 'limits', self.raw
+        for who in ('ours', 'intree'):
+            yield 'store', lambda w=who: self.add_and_get(
+                w, 'add_known_%s' % w, True)
+            yield 'store', lambda w=who: self.add_and_get(
+                w, 'add_online_%s' % w, False)
+            yield 'store', lambda w=who: self.add_and_get(
+                w + '_off', 'add_offline_%s' % w, False)
+        if not self.args.no_glance:
+            for backend, who in (('images', 'ours'), ('intree', 'intree')):
+                yield 'glance', lambda b=backend, w=who: self.glance(b, w)
+
+    def run(self):
+        reps = []
+        for rep in range(self.args.reps):
+            results = {}
+            for _kind, case in self.cases():
+                results.update(case())
+            reps.append(results)
+            print('repetition %d done' % (rep + 1), file=sys.stderr)
+        return reps
+
+
+def mibs(size, r):
+    return size / MiB / r['seconds']
+
+
+RATIOS = [
+    # (name, numerator, denominator or callable(rep) -> MiB/s)
+    ('known add: ours / in-tree', 'add_known_ours', 'add_known_intree'),
+    ('online add: ours / in-tree', 'add_online_ours', 'add_online_intree'),
+    ('offline add: ours / in-tree', 'add_offline_ours',
+     'add_offline_intree'),
+    ('get: ours / in-tree', 'get_ours', 'get_intree'),
+    ('known add: ours / limit', 'add_known_ours', 'limit'),
+    ('online / our known', 'add_online_ours', 'add_known_ours'),
+    ('offline / our known', 'add_offline_ours', 'add_known_ours'),
+    ('get: ours / raw read', 'get_ours', 'raw_read'),
+    ('Glance known: ours / in-tree', 'glance_known_ours',
+     'glance_known_intree'),
+    ('Glance chunked: ours / in-tree', 'glance_chunked_ours',
+     'glance_chunked_intree'),
+    ('Glance download: ours / in-tree', 'glance_download_ours',
+     'glance_download_intree'),
+]
+
+
+def report(size, reps):
+    names = list(reps[0])
+    lines = ['%-24s %10s %19s %8s %8s %9s %8s' % (
+        'case', 'MiB/s', '(min-max)', 'extends', 'attaches', 'RSS+MiB',
+        'CPU-s')]
+    for name in names:
+        rates = [mibs(size, r[name]) for r in reps if name in r]
+        first = reps[0][name]
+
+        def med(key):
+            vals = [r[name][key] for r in reps if key in r.get(name, {})]
+            return statistics.median(vals) if vals else None
+
+        rss = med('rss_growth')
+        cpu = med('cpu')
+        lines.append('%-24s %10.0f %19s %8s %8s %9s %8s' % (
+            name, statistics.median(rates),
+            '(%.0f-%.0f)' % (min(rates), max(rates)),
+            first.get('extends', ''), first.get('attaches', ''),
+            '%.0f' % (rss / MiB) if rss is not None else '',
+            '%.1f' % cpu if cpu is not None else ''))
+    lines.append('')
+    lines.append('%-34s %8s %19s' % ('ratio (pair by pair)', 'median',
+                                     '(min-max)'))
+    ratios = {}
+    for label, num, den in RATIOS:
+        vals = []
+        for r in reps:
+            if num not in r:
+                continue
+            if den == 'limit':
+                d = min(mibs(size, r['hash_2threads']),
+                        mibs(size, r['raw_write']))
+            elif den in r:
+                d = mibs(size, r[den])
+            else:
+                continue
+            vals.append(mibs(size, r[num]) / d)
+        if vals:
+            ratios[label] = vals
+            lines.append('%-34s %8.2f %19s' % (
+                label, statistics.median(vals),
+                '(%.2f-%.2f)' % (min(vals), max(vals))))
+    return '\n'.join(lines), ratios
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size-gib', type=float, default=2)
+    parser.add_argument('--reps', type=int, default=3)
+    parser.add_argument('--json', default='bench.json')
+    parser.add_argument('--no-glance', action='store_true')
+    args = parser.parse_args()
+    with open(os.path.join(STACK_DIR, 'stack.env')) as f:
+        env = dict(line.strip().split('=', 1) for line in f if '=' in line)
+    if env.get('CINDER_EXT_AUTH') != 'keystone':
+        sys.exit('the benchmark needs the full stack: tools/localstack.sh up')
+    logging.basicConfig(level=logging.WARNING)
+    bench = Bench(args, env)
+    size = bench.size
+    reps = bench.run()
+    table, ratios = report(size, reps)
+    print('\nImage %.2f GiB, %d repetition(s), %s\n' % (
+        args.size_gib, args.reps, time.strftime('%Y-%m-%d %H:%M')))
+    print(table)
+    with open(args.json, 'w') as f:
+        json.dump({'size_bytes': size, 'repetitions': reps,
+                   'ratios': ratios}, f, indent=1)
+    print('\nraw results: %s' % args.json)
+
+
+if __name__ == '__main__':
+    main()

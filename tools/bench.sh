@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The benchmark (see tools/bench.py): brings up the full local stack if
+# needed and runs in its Glance venv. Arguments go to tools/bench.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/localstack.sh up >&2
+PYTHONWARNINGS=ignore .localstack/venv-glance/bin/python tools/bench.py "$@"
