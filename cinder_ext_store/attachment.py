@@ -50,11 +50,12 @@ def connection_properties(connection_info):
 class Attachment(object):
     """One live attachment of a volume to this host."""
 
-    def __init__(self, api, host, volume_id, mode):
+    def __init__(self, api, host, volume_id, mode, direct=False):
         self.api = api
         self.host = host
         self.volume_id = volume_id
         self.mode = mode
+        self.direct = direct
         self.attachment_id = None
         self.connector = None
         self.props = None
@@ -79,7 +80,7 @@ class Attachment(object):
         self.api.attachment_complete(self.attachment_id, self.volume_id)
         self.device = datapath.open_device(
             self.device_info['path'], writable=self.mode == 'rw',
-            volume_id=self.volume_id)
+            volume_id=self.volume_id, direct=self.direct)
         return self.device
 
     def rescan(self):

@@ -23,11 +23,18 @@ from concurrent import futures
 import errno
 import hashlib
 import logging
+import mmap
 import os
 
 from glance_store import exceptions
 
 LOG = logging.getLogger(__name__)
+
+#: Size of the pipeline's buffers, and of every device write but the last.
+BUFFER_SIZE = 4 * 1024 * 1024
+#: O_DIRECT needs offsets, lengths and memory aligned to the device's
+#: logical block size; 4 KiB covers every device in use.
+ALIGN = 4096
 
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -58,11 +65,16 @@ class Device(object):
 
 
 class FdDevice(Device):
-    """A block device or a file, through an OS file descriptor."""
+    """A block device or a file, through an OS file descriptor.
 
-    def __init__(self, path, writable, volume_id):
+    :param direct: also open the device with O_DIRECT for aligned writes
+        (falls back to buffered writes where O_DIRECT is refused)
+    """
+
+    def __init__(self, path, writable, volume_id, direct=False):
         super(FdDevice, self).__init__(volume_id)
         self.path = path
+        self.direct_fd = None
         # Never O_TRUNC or O_CREAT: on file-backed volumes (NFS) truncation
         # would destroy what an earlier attachment wrote.
         flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
@@ -75,15 +87,30 @@ class FdDevice(Device):
                 os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             except OSError:  # pragma: no cover - advisory only
                 pass
+        elif direct:
+            try:
+                self.direct_fd = os.open(path, os.O_WRONLY | os.O_DIRECT |
+                                         os.O_CLOEXEC)
+            except OSError as e:
+                LOG.info('O_DIRECT refused for %s (%s); writing buffered',
+                         path, e)
 
     def _measure(self):
         return os.lseek(self.fd, 0, os.SEEK_END)
 
-    def write_at(self, offset, data):
+    def write_at(self, offset, data, aligned=False):
+        """Write at ``offset``; ``aligned``: ``data`` is page-aligned memory.
+
+        Aligned writes of whole blocks go through O_DIRECT when available.
+        """
         view = memoryview(data)
+        fd = self.fd
+        if (aligned and self.direct_fd is not None and not offset % ALIGN
+                and not len(view) % ALIGN):
+            fd = self.direct_fd
         try:
             while view:
-                done = os.pwrite(self.fd, view, offset)
+                done = os.pwrite(fd, view, offset)
                 view = view[done:]
                 offset += done
         except OSError as e:
@@ -97,17 +124,21 @@ class FdDevice(Device):
 
     def sync(self):
         try:
-            os.fsync(self.fd)
+            for fd in (self.direct_fd, self.fd):
+                if fd is not None:
+                    os.fsync(fd)
         except OSError as e:
             raise os_error(e, 'flushing', self.volume_id)
 
     def close(self):
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError as e:
-                LOG.warning('Closing %s failed: %s', self.path, e)
-            self.fd = None
+        for name in ('direct_fd', 'fd'):
+            fd = getattr(self, name)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError as e:
+                    LOG.warning('Closing %s failed: %s', self.path, e)
+                setattr(self, name, None)
 
 
 class HandleDevice(Device):
@@ -132,10 +163,10 @@ class HandleDevice(Device):
         self._call('sizing', self.handle.seek, 0, os.SEEK_END)
         return self._call('sizing', self.handle.tell)
 
-    def write_at(self, offset, data):
+    def write_at(self, offset, data, aligned=False):
         self._call('seeking in', self.handle.seek, offset)
-        # RBDVolumeIOWrapper.write returns None: count by our own bytes.
-        self._call('writing to', self.handle.write, data)
+        # librbd wants bytes; RBDVolumeIOWrapper.write returns None.
+        self._call('writing to', self.handle.write, bytes(data))
 
     def read_at(self, offset, length):
         self._call('seeking in', self.handle.seek, offset)
@@ -149,19 +180,19 @@ class HandleDevice(Device):
         self.handle = None
 
 
-def open_device(path, writable, volume_id):
+def open_device(path, writable, volume_id, direct=False):
     """A :class:`Device` for what os-brick's ``connect_volume`` returned."""
     if isinstance(path, str):
-        return FdDevice(path, writable, volume_id)
+        return FdDevice(path, writable, volume_id, direct=direct)
     return HandleDevice(path, volume_id)
 
 
 class Hashes(object):
     """md5, the multihash and the signature verifier of one image.
 
-    md5 and the multihash each run on a worker thread (hashlib releases the
-    GIL for large buffers), overlapping with each other and with the
-    caller's write of the same chunk; at most one chunk is in flight.
+    Each digest has a worker thread of its own (hashlib releases the GIL on
+    large buffers, so md5 and the multihash run on both cores); a single
+    worker per digest keeps the updates in order.
     """
 
     def __init__(self, hashing_algo, verifier=None):
@@ -171,59 +202,148 @@ class Hashes(object):
             raise exceptions.UnknownHashingAlgo(algo=hashing_algo)
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.verifier = verifier
-        self._pool = futures.ThreadPoolExecutor(
-            2, thread_name_prefix='cinder-ext-hash')
-        self._pending = ()
+        self._workers = [futures.ThreadPoolExecutor(
+            1, thread_name_prefix='cinder-ext-%s' % name)
+            for name in ('md5', 'multihash')]
+        self._pending = []
 
-    def update(self, chunk):
-        """Start hashing ``chunk``; the previous chunk must be done first."""
-        self.wait()
-        self._pending = (self._pool.submit(self.md5.update, chunk),
-                         self._pool.submit(self.multihash.update, chunk))
+    def _md5_and_verifier(self, data):
+        self.md5.update(data)
         if self.verifier is not None:
-            self.verifier.update(chunk)
+            self.verifier.update(bytes(data))
+
+    def submit(self, data):
+        """Queue ``data`` for every digest; returns the jobs."""
+        jobs = [self._workers[0].submit(self._md5_and_verifier, data),
+                self._workers[1].submit(self.multihash.update, data)]
+        self._pending.extend(jobs)
+        return jobs
+
+    def update(self, data):
+        """Hash ``data`` now (for callers without a pipeline)."""
+        wait_all(self.submit(data))
 
     def wait(self):
-        for job in self._pending:
-            job.result()
-        self._pending = ()
+        pending, self._pending = self._pending, []
+        wait_all(pending)
 
     def close(self):
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:
+            worker.shutdown(wait=True, cancel_futures=True)
 
     def hexdigests(self):
         self.wait()
         return self.md5.hexdigest(), self.multihash.hexdigest()
 
 
+def wait_all(jobs):
+    """Wait for every job; then raise the first failure, if any."""
+    error = None
+    for job in jobs:
+        try:
+            job.result()
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
+
+
+class _Slot(object):
+    """A page-aligned buffer (anonymous mmap) and the jobs still using it."""
+
+    def __init__(self):
+        self.buf = mmap.mmap(-1, BUFFER_SIZE)
+        self.used = 0
+        self.jobs = []
+
+    def close(self):
+        try:
+            self.buf.close()
+        except BufferError:  # a finished job still holds a view: GC frees it
+            pass
+
+
 def copy_image(source, target, expected_size, hashes, read_size):
     """Copy ``source`` into ``target``; returns the number of bytes.
 
+    A bounded pipeline: the caller's thread reads the source into one of two
+    4 MiB buffers while the other is hashed (md5, multihash) and written by
+    worker threads; a buffer is refilled only when its jobs are done, so
+    memory stays flat whatever the image size. The first failure stops the
+    copy and is raised once every job has finished.
+
     :param source: file-like with ``read(n)``; b'' means the end
-    :param target: has ``device`` and ``ensure_capacity(end_offset)``
+    :param target: has ``device`` and ``ensure_capacity(end_offset)``; the
+        device may be replaced by ``ensure_capacity`` (offline growth), so
+        no write is in flight when it is called
     :param expected_size: declared size, or 0 when unknown
     :raises Invalid: more or fewer bytes than declared
     """
-    offset = 0
-    while True:
-        chunk = source.read(read_size)
-        if not chunk:
-            break
-        end = offset + len(chunk)
-        if expected_size and end > expected_size:
-            raise exceptions.Invalid(
-                message='Image has more data than its declared size of %d '
-                        'bytes' % expected_size)
-        target.ensure_capacity(end)
-        hashes.update(chunk)
-        target.device.write_at(offset, chunk)
-        offset = end
-    hashes.wait()
-    if expected_size and offset != expected_size:
+    writer = futures.ThreadPoolExecutor(1, thread_name_prefix='cinder-ext-io')
+    slots = [_Slot(), _Slot()]
+    jobs = []
+    current = 0
+    flushed = 0  # where the next buffer starts in the image
+    total = 0
+
+    def flush(slot):
+        nonlocal flushed
+        view = memoryview(slot.buf)[:slot.used]
+        start = flushed
+        slot.jobs = hashes.submit(view) + [writer.submit(
+            lambda: target.device.write_at(start, view, aligned=True))]
+        jobs.extend(slot.jobs)
+        flushed += slot.used
+
+    def drain():
+        wait_all(jobs)
+        del jobs[:]
+
+    try:
+        while True:
+            chunk = source.read(read_size)
+            if not chunk:
+                break
+            end = total + len(chunk)
+            if expected_size and end > expected_size:
+                raise exceptions.Invalid(
+                    message='Image has more data than its declared size of '
+                            '%d bytes' % expected_size)
+            if end > target.device.size():
+                drain()  # growth may detach the device
+                target.ensure_capacity(end)
+            view = memoryview(chunk)
+            while view:
+                slot = slots[current]
+                take = min(len(view), BUFFER_SIZE - slot.used)
+                slot.buf[slot.used:slot.used + take] = view[:take]
+                slot.used += take
+                view = view[take:]
+                if slot.used == BUFFER_SIZE:
+                    flush(slot)
+                    current = 1 - current
+                    nxt = slots[current]
+                    wait_all(nxt.jobs)
+                    nxt.jobs, nxt.used = [], 0
+            total = end
+        if slots[current].used:
+            flush(slots[current])
+        drain()
+    except BaseException:
+        # Cancel on first error: let running jobs end, keep the cause.
+        for job in jobs:
+            job.cancel()
+        futures.wait(jobs)
+        raise
+    finally:
+        writer.shutdown(wait=True)
+        for slot in slots:
+            slot.close()
+    if expected_size and total != expected_size:
         raise exceptions.Invalid(
             message='Image ended after %d bytes, its declared size is %d '
-                    'bytes' % (offset, expected_size))
-    return offset
+                    'bytes' % (total, expected_size))
+    return total
 
 
 def read_range(device, offset, length, chunk_size):

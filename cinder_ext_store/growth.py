@@ -101,9 +101,11 @@ class TargetVolume(object):
     """The volume of one upload, attached read-write, growing on demand.
 
     :param growable: False for known-size uploads (sized up front)
+    :param direct: write with O_DIRECT where the device allows it
     """
 
-    def __init__(self, api, host, volume, policy, online, growable):
+    def __init__(self, api, host, volume, policy, online, growable,
+                 direct=False):
         self.api = api
         self.host = host
         self.volume_id = volume.id
@@ -111,6 +113,7 @@ class TargetVolume(object):
         self.policy = policy
         self.online = online
         self.growable = growable
+        self.direct = direct
         self.attachment = None
         self.extends = 0
         self.attach_cycles = 0
@@ -121,7 +124,7 @@ class TargetVolume(object):
 
     def open(self):
         self.attachment = attachment_mod.Attachment(
-            self.api, self.host, self.volume_id, 'rw')
+            self.api, self.host, self.volume_id, 'rw', direct=self.direct)
         self.attach_cycles += 1
         try:
             self.attachment.open()

@@ -200,9 +200,10 @@ class Store(glance_store.driver.Store):
             volume = api.create(size_gib, 'image-%s' % image_id, metadata,
                                 self.store_conf.cinder_volume_type)
             try:
-                target = growth.TargetVolume(api, self.host, volume,
-                                             self.policy, self.online_extend,
-                                             growable=not known)
+                target = growth.TargetVolume(
+                    api, self.host, volume, self.policy, self.online_extend,
+                    growable=not known,
+                    direct=self.store_conf.cinder_ext_direct_io)
                 written = self._write(target, image_file, image_size, hashes)
                 if written != image_size:
                     api.set_metadata(volume.id, {'image_size': str(written)})
@@ -229,7 +230,8 @@ class Store(glance_store.driver.Store):
         target.open()
         try:
             written = datapath.copy_image(image_file, target, image_size,
-                                          hashes, self.WRITE_CHUNKSIZE)
+                                          hashes,
+                                          self.store_conf.cinder_ext_read_size)
         except BaseException:
             with excutils.save_and_reraise_exception():
                 target.close(succeeded=False)

@@ -120,6 +120,17 @@ class PeakRSS(object):
         self._t.join()
 
 
+def drop_caches():
+    """Reads must come from the device, not from what was just written."""
+    os.sync()
+    try:
+        with open('/proc/sys/vm/drop_caches', 'w') as f:
+            f.write('3')
+    except OSError as e:
+        print('cannot drop caches (%s): reads may be cached' % e,
+              file=sys.stderr)
+
+
 def cpu_seconds(pid):
     """utime + stime of a process (all threads), in seconds."""
     with open('/proc/%d/stat' % pid) as f:
@@ -222,6 +233,7 @@ class Bench(object):
             att = attachment.Attachment(self.api, self.ours.host, vol.id,
                                         'ro')
             dev = att.open()
+            drop_caches()
             t0 = time.monotonic()
             for _chunk in datapath.read_range(dev, 0, self.size, CHUNK):
                 pass
@@ -248,7 +260,7 @@ class Bench(object):
         t0 = time.monotonic()
         for _ in range(rounds):
             for c in chunks:
-                hashes.update(c)
+                hashes.submit(c)
         hashes.hexdigests()
         out['hash_2threads'] = {'seconds': time.monotonic() - t0}
         hashes.close()
@@ -275,6 +287,7 @@ class Bench(object):
         loc = location.get_location_from_uri_and_backend(uri, backend,
                                                          conf=self.conf)
         if declared:  # read back the known-size image
+            drop_caches()
             t0 = time.monotonic()
             it, _length = store.get(loc, context=self.ctx)
             for _chunk in it:
@@ -313,6 +326,7 @@ class Bench(object):
                 'cpu': cpu_seconds(worker) - cpu0}
             assert glance.images.get(image.id).status == 'active'
             if size:
+                drop_caches()
                 cpu0, t0 = cpu_seconds(worker), time.monotonic()
                 resp = sess.get('%s/v2/images/%s/file' % (
                     self.env['CINDER_EXT_GLANCE_URL'], image.id),

@@ -77,6 +77,9 @@ class StoreTestCase(testtools.TestCase):
         super(StoreTestCase, self).setUp()
         self.useFixture(fixtures.MonkeyPatch(
             'cinder_ext_store.growth.GIB', TEST_GIB))
+        # Many small pipeline buffers, so every test crosses buffer edges.
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.datapath.BUFFER_SIZE', 64 * units.Ki))
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.cloud = fakes.FakeCinder(self.tmp)
@@ -92,7 +95,9 @@ class StoreTestCase(testtools.TestCase):
         conf.register_opts(store_mod.Store.MULTI_BACKEND_OPTIONS,
                            group=BACKEND)
         values = dict(cinder_do_extend_attached=self.extend_attached,
-                      cinder_state_transition_timeout=self.timeout)
+                      cinder_state_transition_timeout=self.timeout,
+                      # Reads that straddle buffer boundaries.
+                      cinder_ext_read_size=7001)
         values.update(overrides)
         for name, value in values.items():
             conf.set_override(name, value, group=BACKEND)

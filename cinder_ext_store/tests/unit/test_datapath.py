@@ -13,6 +13,7 @@
 import errno
 import hashlib
 import io
+import mmap
 import os
 
 import ddt
@@ -109,5 +110,72 @@ class TestCopy(testtools.TestCase):
     def test_hash_failure_surfaces(self):
         hashes = datapath.Hashes('sha256')
         self.addCleanup(hashes.close)
-        hashes.update('not bytes')
+        hashes.submit('not bytes')
         self.assertRaises(TypeError, hashes.wait)
+
+
+class TestDirectIO(testtools.TestCase):
+
+    def setUp(self):
+        super(TestDirectIO, self).setUp()
+        self.log = self.useFixture(fixtures.FakeLogger())
+        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                                 'dev')
+        with open(self.path, 'wb') as f:
+            f.truncate(1 << 20)
+
+    def write(self, dev):
+        buf = mmap.mmap(-1, 8192)  # page-aligned memory
+        buf[:] = b'a' * 8192
+        dev.write_at(4096, buf, aligned=True)
+        dev.write_at(12288, b'tail', aligned=True)  # not whole blocks
+        dev.sync()
+        dev.close()
+        with open(self.path, 'rb') as f:
+            f.seek(4096)
+            self.assertEqual(b'a' * 8192 + b'tail', f.read(8196))
+
+    def test_direct_writes(self):
+        dev = datapath.open_device(self.path, True, 'v', direct=True)
+        self.assertIsNotNone(dev.direct_fd)
+        self.write(dev)
+
+    def test_refused_direct_falls_back(self):
+        real_open = os.open
+
+        def no_direct(path, flags, *args):
+            if flags & os.O_DIRECT:
+                raise OSError(errno.EINVAL, 'Invalid argument')
+            return real_open(path, flags, *args)
+
+        self.useFixture(fixtures.MonkeyPatch('os.open', no_direct))
+        dev = datapath.open_device(self.path, True, 'v', direct=True)
+        self.assertIsNone(dev.direct_fd)
+        self.assertIn('O_DIRECT refused', self.log.output)
+        self.write(dev)
+
+
+class FailingDevice(object):
+    def __init__(self, fail_at):
+        self.fail_at = fail_at
+
+    def size(self):
+        return 1 << 40
+
+    def write_at(self, offset, data, aligned=False):
+        if offset >= self.fail_at:
+            raise exceptions.StorageFull()
+
+
+class TestPipelineErrors(testtools.TestCase):
+
+    def test_first_error_stops_reading(self):
+        size = 64 * datapath.BUFFER_SIZE
+        src = io.BytesIO(base.payload(size))
+        target = Target(FailingDevice(fail_at=3 * datapath.BUFFER_SIZE))
+        hashes = datapath.Hashes('sha256')
+        self.addCleanup(hashes.close)
+        self.assertRaises(exceptions.StorageFull, datapath.copy_image, src,
+                          target, 0, hashes, 65536)
+        # Bounded: at most the two buffers in flight beyond the failure.
+        self.assertLessEqual(src.tell(), 6 * datapath.BUFFER_SIZE)
