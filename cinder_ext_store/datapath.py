@@ -217,6 +217,11 @@ class Hashes(object):
         jobs = [self._workers[0].submit(self._md5_and_verifier, data),
                 self._workers[1].submit(self.multihash.update, data)]
         self._pending.extend(jobs)
+        if len(self._pending) > 64:
+            # Keep only what is still running: memory stays flat.
+            done = [job for job in self._pending if job.done()]
+            self._pending = [job for job in self._pending if not job.done()]
+            wait_all(done)
         return jobs
 
     def update(self, data):
@@ -281,7 +286,6 @@ def copy_image(source, target, expected_size, hashes, read_size):
     """
     writer = futures.ThreadPoolExecutor(1, thread_name_prefix='cinder-ext-io')
     slots = [_Slot(), _Slot()]
-    jobs = []
     current = 0
     flushed = 0  # where the next buffer starts in the image
     total = 0
@@ -292,12 +296,13 @@ def copy_image(source, target, expected_size, hashes, read_size):
         start = flushed
         slot.jobs = hashes.submit(view) + [writer.submit(
             lambda: target.device.write_at(start, view, aligned=True))]
-        jobs.extend(slot.jobs)
         flushed += slot.used
 
     def drain():
-        wait_all(jobs)
-        del jobs[:]
+        # Only the two buffers' latest jobs can still be running.
+        for slot in slots:
+            jobs, slot.jobs = slot.jobs, []
+            wait_all(jobs)
 
     try:
         while True:
@@ -331,9 +336,10 @@ def copy_image(source, target, expected_size, hashes, read_size):
         drain()
     except BaseException:
         # Cancel on first error: let running jobs end, keep the cause.
-        for job in jobs:
+        pending = [job for slot in slots for job in slot.jobs]
+        for job in pending:
             job.cancel()
-        futures.wait(jobs)
+        futures.wait(pending)
         raise
     finally:
         writer.shutdown(wait=True)

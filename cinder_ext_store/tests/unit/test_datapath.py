@@ -179,3 +179,16 @@ class TestPipelineErrors(testtools.TestCase):
                           target, 0, hashes, 65536)
         # Bounded: at most the two buffers in flight beyond the failure.
         self.assertLessEqual(src.tell(), 6 * datapath.BUFFER_SIZE)
+
+
+class TestFlatMemory(testtools.TestCase):
+
+    def test_hashes_keep_no_finished_jobs(self):
+        hashes = datapath.Hashes('sha256')
+        self.addCleanup(hashes.close)
+        for _ in range(1000):
+            # As the pipeline does: a buffer's jobs end before it is reused.
+            datapath.wait_all(hashes.submit(b'x' * 4096))
+        self.assertLessEqual(len(hashes._pending), 66)
+        self.assertEqual(hashlib.sha256(b'x' * 4096000).hexdigest(),
+                         hashes.hexdigests()[1])
