@@ -42,12 +42,11 @@ from oslo_context import context as oslo_context
 
 from cinder_ext_store import attachment
 from cinder_ext_store import datapath
+from cinder_ext_store.tests.functional import stackenv
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 CHUNK = 4 * MiB
-STACK_DIR = os.environ.get('CINDER_EXT_STACK_DIR', os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '.localstack'))
 
 # store backend -> (type, extend attached)
 BACKENDS = {'ours': ('cinder_ext', True), 'ours_off': ('cinder_ext', False),
@@ -139,7 +138,8 @@ def cpu_seconds(pid):
 
 
 def glance_worker_pid():
-    with open(os.path.join(STACK_DIR, 'pids', 'glance-api')) as f:
+    with open(os.path.join(stackenv.STACK_DIR, 'pids',
+                           'glance-api')) as f:
         master = int(f.read())
     with open('/proc/%d/task/%d/children' % (master, master)) as f:
         children = f.read().split()
@@ -177,15 +177,9 @@ class Bench(object):
             os.path.dirname(sys.executable), 'privsep-helper'),
             group='privsep_osbrick')
         for backend, (_type, extend) in BACKENDS.items():
-            for opt, key in (('auth_address', 'AUTH_URL'),
-                             ('user_name', 'USERNAME'),
-                             ('password', 'PASSWORD'),
-                             ('project_name', 'PROJECT_NAME'),
-                             ('user_domain_name', 'USER_DOMAIN_NAME'),
-                             ('project_domain_name', 'PROJECT_DOMAIN_NAME')):
-                conf.set_override('cinder_store_' + opt,
-                                  self.env['CINDER_EXT_' + key],
-                                  group=backend)
+            for name, value in stackenv.store_auth_options(
+                    self.env).items():
+                conf.set_override(name, value, group=backend)
             conf.set_override('cinder_volume_type', 'loop', group=backend)
             conf.set_override('cinder_do_extend_attached', extend,
                               group=backend)
@@ -301,13 +295,7 @@ class Bench(object):
 
     def glance(self, backend, who):
         from glanceclient import client as glance_client
-        from keystoneauth1 import identity
-        from keystoneauth1 import session as ksa_session
-        sess = ksa_session.Session(auth=identity.V3Password(
-            auth_url=self.env['CINDER_EXT_AUTH_URL'], username='demo',
-            password=self.env['CINDER_EXT_DEMO_PASSWORD'],
-            project_name='demo', user_domain_name='Default',
-            project_domain_name='Default'))
+        sess = stackenv.demo_session(self.env)
         glance = glance_client.Client(
             '2', session=sess, endpoint=self.env['CINDER_EXT_GLANCE_URL'])
         worker = glance_worker_pid()
@@ -441,8 +429,7 @@ def main():
     parser.add_argument('--json', default='bench.json')
     parser.add_argument('--no-glance', action='store_true')
     args = parser.parse_args()
-    with open(os.path.join(STACK_DIR, 'stack.env')) as f:
-        env = dict(line.strip().split('=', 1) for line in f if '=' in line)
+    env = stackenv.read_env()
     if env.get('CINDER_EXT_AUTH') != 'keystone':
         sys.exit('the benchmark needs the full stack: tools/localstack.sh up')
     logging.basicConfig(level=logging.WARNING)

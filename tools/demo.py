@@ -23,16 +23,13 @@ import argparse
 import hashlib
 import os
 import random
-import re
 import sys
 import time
 
 from glanceclient import client as glance_client
-from keystoneauth1 import identity
-from keystoneauth1 import session as ksa_session
 
-STACK_DIR = os.environ.get('CINDER_EXT_STACK_DIR', os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '.localstack'))
+from cinder_ext_store.tests.functional import stackenv
+
 MiB = 1024 * 1024
 
 
@@ -55,30 +52,14 @@ class Source(object):
         return chunk
 
 
-def store_report(env, image_id):
-    with open(env['CINDER_EXT_GLANCE_LOG']) as f:
-        lines = [line.rstrip() for line in f
-                 if 'cinder_ext_store' in line and ' DEBUG ' not in line]
-    keys = {image_id}
-    for line in lines:
-        if image_id in line:
-            keys.update(re.findall(r'in volume ([0-9a-f-]{36})', line))
-    return [line.split('] ', 1)[-1] for line in lines
-            if any(key in line for key in keys)]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--size-mib', type=int, default=1536)
     parser.add_argument('--keep', action='store_true',
                         help='keep the images afterwards')
     args = parser.parse_args()
-    with open(os.path.join(STACK_DIR, 'stack.env')) as f:
-        env = dict(line.strip().split('=', 1) for line in f if '=' in line)
-    sess = ksa_session.Session(auth=identity.V3Password(
-        auth_url=env['CINDER_EXT_AUTH_URL'], username='demo',
-        password=env['CINDER_EXT_DEMO_PASSWORD'], project_name='demo',
-        user_domain_name='Default', project_domain_name='Default'))
+    env = stackenv.read_env()
+    sess = stackenv.demo_session(env)
     glance = glance_client.Client('2', session=sess,
                                   endpoint=env['CINDER_EXT_GLANCE_URL'])
     size = args.size_mib * MiB + 12345
@@ -111,7 +92,7 @@ def main():
         print('    upload   %7.1f MiB/s  (%.1fs)' % (size / MiB / t_up, t_up))
         print('    download %7.1f MiB/s  (%.1fs)'
               % (size / MiB / t_down, t_down))
-        for line in store_report(env, image.id):
+        for line in stackenv.store_report(env, image.id):
             print('    store:   %s' % line)
         print('    verify   bytes, checksum, os_hash_value: %s'
               % ('OK' if ok else 'MISMATCH'))
@@ -119,8 +100,8 @@ def main():
             glance.images.delete(image.id)
     print('\nThe stack keeps running (tools/localstack.sh status | down).')
     print('Use it:  source %s/openrc; %s/bin/openstack image list'
-          % (os.path.abspath(STACK_DIR),
-             os.path.abspath(os.path.join(STACK_DIR, 'venv-glance'))))
+          % (stackenv.STACK_DIR,
+             os.path.join(stackenv.STACK_DIR, 'venv-glance')))
     return 1 if failures else 0
 
 

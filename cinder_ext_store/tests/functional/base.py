@@ -38,12 +38,8 @@ from oslo_context import context as oslo_context
 import testtools
 
 from cinder_ext_store import store as store_mod
+from cinder_ext_store.tests.functional import stackenv
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
-                                    '..'))
-STACK_DIR = os.environ.get('CINDER_EXT_STACK_DIR',
-                           os.path.join(REPO, '.localstack'))
-ENV_FILE = os.path.join(STACK_DIR, 'stack.env')
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -66,22 +62,18 @@ def stack_env():
     global _ENV
     if _ENV is None:
         if not _stack_answers():
-            subprocess.run([os.path.join(REPO, 'tools', 'localstack.sh'),
-                            'up'], check=True, stdout=sys.stderr)
-        _ENV = _read_env()
+            subprocess.run([os.path.join(stackenv.REPO, 'tools',
+                                         'localstack.sh'), 'up'],
+                           check=True, stdout=sys.stderr)
+        _ENV = stackenv.read_env()
     return _ENV
 
 
-def _read_env():
-    with open(ENV_FILE) as f:
-        return dict(line.strip().split('=', 1) for line in f if '=' in line)
-
-
 def _stack_answers():
-    if not os.path.exists(ENV_FILE):
+    if not os.path.exists(stackenv.ENV_FILE):
         return False
     try:
-        Inspector(_read_env()).volumes()
+        Inspector(stackenv.read_env()).volumes()
         return True
     except Exception:
         return False
@@ -101,7 +93,7 @@ class Inspector(object):
     def __init__(self, env):
         self.env = env
         self.local = env.get('CINDER_EXT_STACK') == 'local'
-        if not uses_keystone(env):
+        if not stackenv.uses_keystone(env):
             url = env['CINDER_EXT_CINDER_URL']
             auth = token_endpoint.Token(
                 url, 'admin:%s' % env['CINDER_EXT_PROJECT_ID'])
@@ -196,11 +188,6 @@ class Source(object):
 _LOADED = False
 
 
-def uses_keystone(env):
-    """Whether the stack authenticates with Keystone (else noauth)."""
-    return env.get('CINDER_EXT_AUTH', 'keystone') != 'noauth'
-
-
 def load_stores(env):
     """Register and create the test backends once per process."""
     global _LOADED
@@ -219,19 +206,8 @@ def load_stores(env):
     conf.set_override('lock_path', tempfile.mkdtemp(prefix='ces-lock-'),
                       group='oslo_concurrency')
     for backend, (_type, vtype_key, extend) in BACKENDS.items():
-        if not uses_keystone(env):
-            conf.set_override('cinder_endpoint_template',
-                              env['CINDER_EXT_ENDPOINT_TEMPLATE'],
-                              group=backend)
-        else:
-            for opt, key in (('auth_address', 'AUTH_URL'),
-                             ('user_name', 'USERNAME'),
-                             ('password', 'PASSWORD'),
-                             ('project_name', 'PROJECT_NAME'),
-                             ('user_domain_name', 'USER_DOMAIN_NAME'),
-                             ('project_domain_name', 'PROJECT_DOMAIN_NAME')):
-                conf.set_override('cinder_store_' + opt,
-                                  env['CINDER_EXT_' + key], group=backend)
+        for name, value in stackenv.store_auth_options(env).items():
+            conf.set_override(name, value, group=backend)
         if vtype_key and env.get(vtype_key):
             conf.set_override('cinder_volume_type', env[vtype_key],
                               group=backend)

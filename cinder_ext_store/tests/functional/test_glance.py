@@ -24,10 +24,9 @@ import time
 import urllib.parse
 
 from glanceclient import client as glance_client
-from keystoneauth1 import identity
-from keystoneauth1 import session as ksa_session
 
 from cinder_ext_store.tests.functional import base
+from cinder_ext_store.tests.functional import stackenv
 
 KNOWN = 200 * base.MiB + 17
 CHUNKED = base.GiB + 100 * base.MiB + 3  # one extension: 1 -> 2 GiB
@@ -47,15 +46,10 @@ class GlanceTestCase(base.FunctionalTestCase):
 
     def setUp(self):
         super(GlanceTestCase, self).setUp()
-        if not base.uses_keystone(self.env) or not self.env.get(
+        if not stackenv.uses_keystone(self.env) or not self.env.get(
                 'CINDER_EXT_GLANCE_URL'):
             self.skipTest('the stack runs without Glance (up --noauth)')
-        auth = identity.V3Password(
-            auth_url=self.env['CINDER_EXT_AUTH_URL'], username='demo',
-            password=self.env['CINDER_EXT_DEMO_PASSWORD'],
-            project_name='demo', user_domain_name='Default',
-            project_domain_name='Default')
-        self.user = ksa_session.Session(auth=auth)
+        self.user = stackenv.demo_session(self.env)
         self.glance = glance_client.Client(
             '2', session=self.user, endpoint=self.env['CINDER_EXT_GLANCE_URL'])
 
@@ -72,15 +66,7 @@ class GlanceTestCase(base.FunctionalTestCase):
             pass
 
     def store_report(self, image_id):
-        """The store's log lines about this image and its volume."""
-        with open(self.env['CINDER_EXT_GLANCE_LOG']) as f:
-            lines = [line for line in f if 'cinder_ext_store' in line]
-        keys = {image_id}
-        for line in lines:
-            if image_id in line:
-                keys.update(re.findall(r'in volume ([0-9a-f-]{36})', line))
-        return ''.join(line for line in lines
-                       if any(key in line for key in keys))
+        return '\n'.join(stackenv.store_report(self.env, image_id))
 
     def volume_of(self, image_id):
         vols = [v for v in self.inspect.volumes().values()
