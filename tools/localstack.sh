@@ -314,8 +314,10 @@ EOF
         } >> "$STATE/log/keystone-manage.log" 2>&1 \
             || die "keystone-manage failed, see $STATE/log/keystone-manage.log"
     fi
+    # Connection: close, or clients reuse connections uWSGI has closed.
     uwsgi_service keystone "$KS_VENV" "$KEYSTONE_PORT" \
-        keystone.wsgi.api:application --env "OS_KEYSTONE_CONFIG_DIR=$dir"
+        keystone.wsgi.api:application --env "OS_KEYSTONE_CONFIG_DIR=$dir" \
+        --add-header "Connection: close"
     wait_for 60 Keystone http_ok "$AUTH_URL"
     CINDER_EXT_SERVICE_PASSWORD=$SERVICE_PASSWORD \
         CINDER_EXT_DEMO_PASSWORD=$DEMO_PASSWORD \

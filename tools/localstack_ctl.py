@@ -25,8 +25,10 @@ CINDER_EXT_CINDER_URL, or through Keystone when CINDER_EXT_AUTH_URL is set
 
 import os
 import sys
+import time
 
 from cinderclient import client
+from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import identity
 from keystoneauth1 import session
 from keystoneauth1 import token_endpoint
@@ -59,16 +61,28 @@ class Identity(object):
         self.s = admin_session()
         self.url = ENV['CINDER_EXT_AUTH_URL'].rstrip('/')
 
+    def _call(self, method, path, **kwargs):
+        """One request, retried when the connection drops.
+
+        Safe to repeat here: every write is preceded by a lookup.
+        """
+        for attempt in range(5):
+            try:
+                return self.s.request('%s/%s' % (self.url, path), method,
+                                      **kwargs)
+            except ksa_exc.ConnectFailure:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+
     def _find_or_create(self, kind, name, body, **filters):
         params = dict(name=name, **filters)
-        found = self.s.get('%s/%s' % (self.url, kind),
-                           params=params).json()[kind]
+        found = self._call('GET', kind, params=params).json()[kind]
         if found:
             return found[0]['id']
         key = kind[:-1]
         body = dict(body, name=name)
-        return self.s.post('%s/%s' % (self.url, kind),
-                           json={key: body}).json()[key]['id']
+        return self._call('POST', kind, json={key: body}).json()[key]['id']
 
     def project(self, name):
         return self._find_or_create('projects', name,
@@ -82,19 +96,19 @@ class Identity(object):
             'domain_id': 'default', 'password': password,
             'default_project_id': project_id})
         for role in roles:
-            self.s.put('%s/projects/%s/users/%s/roles/%s' % (
-                self.url, project_id, uid, self.role(role)))
+            self._call('PUT', 'projects/%s/users/%s/roles/%s' % (
+                project_id, uid, self.role(role)))
         return uid
 
     def service(self, stype, name, url):
         sid = self._find_or_create('services', name, {'type': stype},
                                    type=stype)
-        eps = self.s.get('%s/endpoints' % self.url,
+        eps = self._call('GET', 'endpoints',
                          params={'service_id': sid}).json()['endpoints']
         have = {e['interface'] for e in eps}
         for iface in ('public', 'internal', 'admin'):
             if iface not in have:
-                self.s.post('%s/endpoints' % self.url, json={'endpoint': {
+                self._call('POST', 'endpoints', json={'endpoint': {
                     'service_id': sid, 'interface': iface, 'url': url,
                     'region_id': 'RegionOne'}})
 

@@ -23,6 +23,8 @@ started_stack=
 if [[ " ${envs[*]} " == *functional* ]] && ! tools/localstack.sh status \
         | grep -q 'cinder-api .*running'; then
     started_stack=1
+    # Whatever happens next, stop what this script started.
+    trap 'tools/localstack.sh down' EXIT
     tools/localstack.sh up
 fi
 
@@ -36,7 +38,6 @@ if [ -n "$started_stack" ]; then
         # The light stack (no Keystone, no Glance) gets a smoke test too.
         tools/localstack.sh up --noauth
         .tools/bin/tox -e functional-noauth || status=$?
-        tools/localstack.sh down
     fi
 fi
 
