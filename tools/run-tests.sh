@@ -20,8 +20,10 @@ everything=1
 if [ $# -gt 0 ]; then envs=("$@"); everything=; fi
 
 started_stack=
-if [[ " ${envs[*]} " == *functional* ]] && ! tools/localstack.sh status \
-        | grep -q 'cinder-api .*running'; then
+# (Not `status | grep -q`: with pipefail, grep's early exit fails the pipe.)
+stack_status=$(tools/localstack.sh status)
+if [[ " ${envs[*]} " == *functional* ]] && \
+        ! grep -q 'cinder-api .*running' <<< "$stack_status"; then
     started_stack=1
     # Whatever happens next, stop what this script started.
     trap 'tools/localstack.sh down' EXIT
