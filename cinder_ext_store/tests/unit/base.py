@@ -108,8 +108,9 @@ class StoreTestCase(testtools.TestCase):
         store.configure()
         store.cinder = fakes.FakeSession(self.cloud, self.timeout)
         store.host = self.host
-        # Small chunks so a few MiB of data take many writes.
-        store.WRITE_CHUNKSIZE = store.READ_CHUNKSIZE = 256 * units.Ki
+        # Small read chunks so a few MiB of data take many reads (uploads
+        # are kept small by cinder_ext_read_size and BUFFER_SIZE above).
+        store.READ_CHUNKSIZE = 256 * units.Ki
         return store
 
     def location(self, uri, image_id=None):
