@@ -88,6 +88,25 @@ class BrickHost(object):
                 priv_context.init(root_helper=self._privsep_prefix())
                 cls._privsep_ready = True
 
+    def prefetch(self):
+        """Gather the connector properties in the background.
+
+        Called when the store is configured, so the first upload or download
+        does not wait for them. A failure is only logged: the first
+        attachment tries again and reports it.
+        """
+        def run():
+            try:
+                self.connector_properties()
+            except Exception as e:
+                LOG.warning('Gathering connector properties failed (%s); '
+                            'the first attachment will retry', e)
+
+        thread = threading.Thread(target=run, daemon=True,
+                                  name='cinder-ext-connector-properties')
+        thread.start()
+        return thread
+
     def connector_properties(self):
         with self._lock:
             if self._properties is None:

@@ -101,8 +101,11 @@ class LoopDriver(driver.BaseVD):
     def initialize_connection(self, volume, connector):
         path = self._path(volume)
         loops = self._loops(path)
+        # Direct I/O to the backing file, as a disk would: without it the
+        # loop device keeps a second page cache of every volume and spends
+        # this host's CPU copying into it and writing it back.
         dev = loops[0] if loops else _run('losetup', '-f', '--show',
-                                          path).strip()
+                                          '--direct-io=on', path).strip()
         return {'driver_volume_type': 'local',
                 'data': {'device_path': dev}}
 
