@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import logging
+import mmap
 import os
 import random
 import re
@@ -119,6 +120,85 @@ class PeakRSS(object):
         self._t.join()
 
 
+def system_busy():
+    """CPU seconds this host spent busy (all CPUs, all processes, kernel)."""
+    with open('/proc/stat') as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf('SC_CLK_TCK')
+
+
+def thread_stage(name):
+    """The pipeline stage a thread of this process works for."""
+    for prefix, stage in (('cinder-ext-md5', 'md5'),
+                          ('cinder-ext-multihash', 'multihash'),
+                          ('cinder-ext-io', 'writer'),
+                          ('MainThread', 'reader')):
+        if name.startswith(prefix):
+            return stage
+    return 'other'
+
+
+class StageCPU(object):
+    """CPU seconds per pipeline stage (per thread), process and host.
+
+    Threads are short-lived (one pipeline per add), so /proc/self/task is
+    sampled while the add runs and once more at the end.
+    """
+
+    PERIOD = 0.05
+
+    def __enter__(self):
+        self.names = {}
+        self.last = {}
+        self.base = self._sample()
+        self.host0 = system_busy()
+        self.proc0 = os.times()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True,
+                                   name='bench-sampler')
+        self._t.start()
+        return self
+
+    def _sample(self):
+        for t in threading.enumerate():
+            self.names[t.native_id] = t.name
+        ticks = os.sysconf('SC_CLK_TCK')
+        for tid in os.listdir('/proc/self/task'):
+            try:
+                with open('/proc/self/task/%s/stat' % tid) as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue  # the thread just ended
+            self.last[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+        return dict(self.last)
+
+    def _run(self):
+        while not self._stop.wait(self.PERIOD):
+            self._sample()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self._sample()
+        end = os.times()
+        self.host = system_busy() - self.host0
+        self.process = (end.user + end.system - self.proc0.user -
+                        self.proc0.system)
+        self.stages = {}
+        for tid, cpu in self.last.items():
+            used = cpu - self.base.get(tid, 0.0)
+            name = self.names.get(tid, '')
+            if used > 0 and name != 'bench-sampler':
+                stage = thread_stage(name)
+                self.stages[stage] = self.stages.get(stage, 0.0) + used
+
+    def as_dict(self):
+        out = {'cpu_process': self.process, 'cpu_host': self.host}
+        out.update(('cpu_%s' % k, v) for k, v in self.stages.items())
+        return out
+
+
 def drop_caches():
     """Reads must come from the device, not from what was just written."""
     os.sync()
@@ -202,28 +282,53 @@ class Bench(object):
                     self.intree_calls[_key] += 1
                     return _real(*a, **kw)
                 setattr(vapi, name, counted)
+        # The in-tree offline loop calls cinderclient directly.
+        store = self.store('intree_off')
+        real = store._call_offline_extend
+
+        def offline(*a, **kw):
+            self.intree_calls['extends'] += 1
+            return real(*a, **kw)
+        store._call_offline_extend = offline
 
     # -- limits ----------------------------------------------------------
 
-    def raw(self):
-        """Raw synced write to a fresh volume, then raw read back."""
+    def _raw_write(self, direct):
+        """Write the image to a fresh volume, synced; returns volume, s."""
         vol = self.api.create(-(-self.size // GiB), 'bench-raw', {})
         try:
             src = Pattern(self.size)
             att = attachment.Attachment(self.api, self.ours.host, vol.id,
-                                        'rw')
+                                        'rw', direct=direct)
             dev = att.open()
+            buf = mmap.mmap(-1, CHUNK)  # O_DIRECT wants aligned memory
             t0 = time.monotonic()
             offset = 0
             while True:
                 chunk = src.read(CHUNK)
                 if not chunk:
                     break
-                dev.write_at(offset, chunk)
+                buf[:len(chunk)] = chunk
+                dev.write_at(offset, memoryview(buf)[:len(chunk)],
+                             aligned=True)
                 offset += len(chunk)
             dev.sync()
-            t_write = time.monotonic() - t0
+            seconds = time.monotonic() - t0
             att.close(succeeded=True)
+        except BaseException:
+            self.api.delete_quietly(vol.id)
+            raise
+        return vol, seconds
+
+    def raw(self):
+        """Raw synced writes (buffered, O_DIRECT), then raw read back."""
+        out = {}
+        vol, seconds = self._raw_write(direct=True)
+        self.api.delete_quietly(vol.id)
+        out['raw_write_direct'] = {'seconds': seconds}
+        vol, seconds = self._raw_write(direct=False)
+        out['raw_write'] = {'seconds': seconds}
+        try:
             att = attachment.Attachment(self.api, self.ours.host, vol.id,
                                         'ro')
             dev = att.open()
@@ -231,12 +336,11 @@ class Bench(object):
             t0 = time.monotonic()
             for _chunk in datapath.read_range(dev, 0, self.size, CHUNK):
                 pass
-            t_read = time.monotonic() - t0
+            out['raw_read'] = {'seconds': time.monotonic() - t0}
             att.close(succeeded=False)
         finally:
             self.api.delete_quietly(vol.id)
-        return {'raw_write': {'seconds': t_write},
-                'raw_read': {'seconds': t_read}}
+        return out
 
     def hashing(self):
         out = {}
@@ -267,7 +371,7 @@ class Bench(object):
         self.intree_calls.update(extends=0, attaches=0)
         self.counter.last = {}
         src = Pattern(self.size, seed=len(label))
-        with PeakRSS() as rss:
+        with PeakRSS() as rss, StageCPU() as cpu:
             t0 = time.monotonic()
             uri, written = store.add('bench-%s' % label, src,
                                      self.size if declared else 0, 'sha512',
@@ -277,17 +381,25 @@ class Bench(object):
         counts = (self.counter.last if backend.startswith('ours')
                   else dict(self.intree_calls))
         result = {label: dict(seconds=t_add, rss_growth=rss.peak - rss.base,
-                              **counts)}
+                              **counts, **cpu.as_dict())}
         loc = location.get_location_from_uri_and_backend(uri, backend,
                                                          conf=self.conf)
         if declared:  # read back the known-size image
             drop_caches()
             t0 = time.monotonic()
             it, _length = store.get(loc, context=self.ctx)
+            first = last = None
             for _chunk in it:
-                pass
+                now = time.monotonic()
+                if first is None:
+                    first = now - t0
+                prev, last = last, now
+            end = time.monotonic()
+            # Fixed costs around the streaming: attach before the first
+            # chunk, release (ours) before the last one.
             result[label.replace('add_known', 'get')] = {
-                'seconds': time.monotonic() - t0}
+                'seconds': end - t0, 'first_chunk': first,
+                'last_chunk': last - (prev or t0)}
         store.delete(loc, context=self.ctx)
         return result
 
@@ -356,17 +468,42 @@ def mibs(size, r):
     return size / MiB / r['seconds']
 
 
+def rate(size, rep, key):
+    """MiB/s of ``key`` in one repetition; None when not measured.
+
+    ``limit`` is the issue's bound: the lower of the best parallel hashing
+    and the best raw synced write. ``<case>:streaming`` leaves out the
+    fixed costs around a read (attach before the first chunk, release
+    before the last).
+    """
+    if key == 'limit':
+        writes = [mibs(size, rep[k]) for k in ('raw_write', 'raw_write_direct')
+                  if k in rep]
+        if 'hash_2threads' not in rep or not writes:
+            return None
+        return min(mibs(size, rep['hash_2threads']), max(writes))
+    if key.endswith(':streaming'):
+        r = rep.get(key.split(':')[0])
+        if not r or r.get('first_chunk') is None:
+            return None
+        fixed = r['first_chunk'] + r['last_chunk']
+        return size / MiB / (r['seconds'] - fixed)
+    return mibs(size, rep[key]) if key in rep else None
+
+
 RATIOS = [
-    # (name, numerator, denominator or callable(rep) -> MiB/s)
+    # (name, numerator, denominator)
     ('known add: ours / in-tree', 'add_known_ours', 'add_known_intree'),
     ('online add: ours / in-tree', 'add_online_ours', 'add_online_intree'),
     ('offline add: ours / in-tree', 'add_offline_ours',
      'add_offline_intree'),
     ('get: ours / in-tree', 'get_ours', 'get_intree'),
     ('known add: ours / limit', 'add_known_ours', 'limit'),
+    ('known add: ours / hash_2threads', 'add_known_ours', 'hash_2threads'),
     ('online / our known', 'add_online_ours', 'add_known_ours'),
     ('offline / our known', 'add_offline_ours', 'add_known_ours'),
     ('get: ours / raw read', 'get_ours', 'raw_read'),
+    ('get streaming: ours / raw read', 'get_ours:streaming', 'raw_read'),
     ('Glance known: ours / in-tree', 'glance_known_ours',
      'glance_known_intree'),
     ('Glance chunked: ours / in-tree', 'glance_chunked_ours',
@@ -374,6 +511,14 @@ RATIOS = [
     ('Glance download: ours / in-tree', 'glance_download_ours',
      'glance_download_intree'),
 ]
+
+STAGES = ('reader', 'md5', 'multihash', 'writer', 'other')
+
+
+def _median(reps, name, key):
+    vals = [r[name][key] for r in reps
+            if r.get(name, {}).get(key) is not None]
+    return statistics.median(vals) if vals else None
 
 
 def report(size, reps):
@@ -384,19 +529,43 @@ def report(size, reps):
     for name in names:
         rates = [mibs(size, r[name]) for r in reps if name in r]
         first = reps[0][name]
-
-        def med(key):
-            vals = [r[name][key] for r in reps if key in r.get(name, {})]
-            return statistics.median(vals) if vals else None
-
-        rss = med('rss_growth')
-        cpu = med('cpu')
+        rss = _median(reps, name, 'rss_growth')
+        cpu = _median(reps, name, 'cpu')
         lines.append('%-24s %10.0f %19s %8s %8s %9s %8s' % (
             name, statistics.median(rates),
             '(%.0f-%.0f)' % (min(rates), max(rates)),
             first.get('extends', ''), first.get('attaches', ''),
             '%.0f' % (rss / MiB) if rss is not None else '',
             '%.1f' % cpu if cpu is not None else ''))
+
+    lines.append('')
+    lines.append('CPU seconds during each store add (medians): per pipeline '
+                 'stage (thread), whole process, whole host')
+    lines.append('%-20s %6s' % ('case', 'wall') + ''.join(
+        '%10s' % k for k in STAGES + ('process', 'host', 'cores')))
+    for name in names:
+        if _median(reps, name, 'cpu_host') is None:
+            continue
+        wall = _median(reps, name, 'seconds')
+        host = _median(reps, name, 'cpu_host')
+        cells = []
+        for key in STAGES + ('process',):
+            val = _median(reps, name, 'cpu_%s' % key)
+            cells.append('%10s' % ('%.2f' % val if val else '-'))
+        lines.append('%-20s %6.2f' % (name, wall) + ''.join(cells) +
+                     '%10.2f%10.2f' % (host, host / wall))
+
+    gets = [n for n in names if _median(reps, n, 'first_chunk') is not None]
+    if gets:
+        lines.append('')
+        lines.append('Fixed costs of a get (medians, seconds): attach before '
+                     'the first chunk, release before the last')
+        for name in gets:
+            lines.append('%-20s first chunk %.2f  last chunk %.2f  of %.2f' % (
+                name, _median(reps, name, 'first_chunk'),
+                _median(reps, name, 'last_chunk'),
+                _median(reps, name, 'seconds')))
+
     lines.append('')
     lines.append('%-34s %8s %19s' % ('ratio (pair by pair)', 'median',
                                      '(min-max)'))
@@ -404,16 +573,9 @@ def report(size, reps):
     for label, num, den in RATIOS:
         vals = []
         for r in reps:
-            if num not in r:
-                continue
-            if den == 'limit':
-                d = min(mibs(size, r['hash_2threads']),
-                        mibs(size, r['raw_write']))
-            elif den in r:
-                d = mibs(size, r[den])
-            else:
-                continue
-            vals.append(mibs(size, r[num]) / d)
+            n, d = rate(size, r, num), rate(size, r, den)
+            if n is not None and d:
+                vals.append(n / d)
         if vals:
             ratios[label] = vals
             lines.append('%-34s %8.2f %19s' % (
