@@ -54,6 +54,10 @@ class BrickHost(object):
 
     Connector properties cost ~1 s to gather (they run several commands),
     so they are computed once per store and reused by every attachment.
+    They are gathered on the first attachment, not when the store is
+    configured: Glance may configure stores before it forks its workers,
+    and gathering starts the privsep daemon, whose channel a forked worker
+    must not share with its parent.
     """
 
     _privsep_lock = threading.Lock()
@@ -87,25 +91,6 @@ class BrickHost(object):
                 os_brick.setup(self.global_conf)
                 priv_context.init(root_helper=self._privsep_prefix())
                 cls._privsep_ready = True
-
-    def prefetch(self):
-        """Gather the connector properties in the background.
-
-        Called when the store is configured, so the first upload or download
-        does not wait for them. A failure is only logged: the first
-        attachment tries again and reports it.
-        """
-        def run():
-            try:
-                self.connector_properties()
-            except Exception as e:
-                LOG.warning('Gathering connector properties failed (%s); '
-                            'the first attachment will retry', e)
-
-        thread = threading.Thread(target=run, daemon=True,
-                                  name='cinder-ext-connector-properties')
-        thread.start()
-        return thread
 
     def connector_properties(self):
         with self._lock:

@@ -124,8 +124,6 @@ class Store(glance_store.driver.Store):
                                                    reason=reason)
         self._load_growth_settings()
         self._check_volume_type()
-        # ~1 s of commands: keep it off the first upload's path.
-        self.host.prefetch()
 
     def _check_volume_type(self):
         vtype = self.store_conf.cinder_volume_type

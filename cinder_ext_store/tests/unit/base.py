@@ -105,9 +105,9 @@ class StoreTestCase(testtools.TestCase):
 
     def make_store(self, conf=None):
         store = store_mod.Store(conf or self.conf, backend=BACKEND)
-        store.host = self.host  # before configure(): it prefetches
         store.configure()
         store.cinder = fakes.FakeSession(self.cloud, self.timeout)
+        store.host = self.host
         # Small read chunks so a few MiB of data take many reads (uploads
         # are kept small by cinder_ext_read_size and BUFFER_SIZE above).
         store.READ_CHUNKSIZE = 256 * units.Ki

@@ -427,9 +427,6 @@ class FakeHost(object):
         if exc is not None:
             raise exc
 
-    def prefetch(self):
-        self.calls.append('prefetch')
-
     def connector_properties(self):
         return {'host': socket.gethostname(), 'initiator': 'iqn.fake',
                 'ip': '127.0.0.1'}

@@ -114,25 +114,6 @@ class TestBrickHost(base.StoreTestCase):
         self.assertNotIn('mutated', second)
         self.assertFalse(second['multipath'])
 
-    def test_prefetch_computes_properties_once(self):
-        self.host.prefetch().join()
-        self.assertEqual(1, self.brick.lookups)
-        self.host.connector_properties()
-        self.assertEqual(1, self.brick.lookups)
-
-    def test_prefetch_failure_is_retried_by_first_use(self):
-        def broken(*args, **kwargs):
-            raise OSError('no iscsiadm')
-        real = self.brick.get_connector_properties
-        self.brick.get_connector_properties = broken
-        self.host.prefetch().join()
-        self.assertIn('Gathering connector properties failed',
-                      self.log.output)
-        self.brick.get_connector_properties = real
-        props = self.host.connector_properties()
-        self.assertFalse(props['multipath'])
-        self.assertEqual(1, self.brick.lookups)
-
     def test_connector(self):
         conn = self.host.connector({'driver_volume_type': 'local'})
         self.assertEqual('connector-for-local', conn)

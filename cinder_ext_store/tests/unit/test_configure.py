@@ -56,20 +56,7 @@ class TestConfigureAdd(base.StoreTestCase):
         store = store_mod.Store(self.make_conf(**overrides),
                                 backend=base.BACKEND)
         store.cinder = fakes.FakeSession(self.cloud, 1)
-        store.host = self.host
         return store
-
-    def test_connector_properties_prefetched(self):
-        self.host.calls.clear()
-        self.configured(**CREDS).configure_add()
-        self.assertEqual(['prefetch'], self.host.calls)
-
-    def test_no_prefetch_when_misconfigured(self):
-        self.host.calls.clear()
-        store = self.configured(cinder_store_user_name='glance')
-        self.assertRaises(exceptions.BadStoreConfiguration,
-                          store.configure_add)
-        self.assertEqual([], self.host.calls)
 
     def test_missing_libraries(self):
         self.useFixture(fixtures.MonkeyPatch(
