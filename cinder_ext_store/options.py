@@ -97,6 +97,13 @@ where the device refuses O_DIRECT (some file systems, file-like RBD
 handles); the end of the image is always written buffered and everything is
 flushed before the volume is detached.
 
+The trade-off, measured on loop-device volumes (2 GiB images, 2 CPUs):
+uploads ~1.4x faster and ~20% less CPU with O_DIRECT, but the first
+download of an image so written ~40% slower, as the host's first buffered
+read of data written around its page cache costs more kernel CPU; later
+downloads are not affected. Turn it off where images are read back at once
+and uploads are not CPU-bound.
+
 Possible values:
     * True or False
 
