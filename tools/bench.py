@@ -94,32 +94,6 @@ class Counter(logging.Handler):
                          'attaches': int(m.group(2))}
 
 
-class PeakRSS(object):
-    """Samples this process's RSS while running."""
-
-    def __enter__(self):
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _rss(self):
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-
-
 def system_busy():
     """CPU seconds this host spent busy (all CPUs, all processes, kernel)."""
     with open('/proc/stat') as f:
@@ -139,18 +113,27 @@ def thread_stage(name):
     return 'other'
 
 
-class StageCPU(object):
-    """CPU seconds per pipeline stage (per thread), process and host.
+def rss_bytes():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Sampler(object):
+    """Peak RSS, and CPU seconds per pipeline stage (thread), process, host.
 
     Threads are short-lived (one pipeline per add), so /proc/self/task is
     sampled while the add runs and once more at the end.
     """
 
-    PERIOD = 0.05
+    PERIOD = 0.02
 
     def __enter__(self):
         self.names = {}
         self.last = {}
+        self.rss_base = self.rss_peak = rss_bytes()
         self.base = self._sample()
         self.host0 = system_busy()
         self.proc0 = os.times()
@@ -161,6 +144,7 @@ class StageCPU(object):
         return self
 
     def _sample(self):
+        self.rss_peak = max(self.rss_peak, rss_bytes())
         for t in threading.enumerate():
             self.names[t.native_id] = t.name
         ticks = os.sysconf('SC_CLK_TCK')
@@ -194,7 +178,8 @@ class StageCPU(object):
                 self.stages[stage] = self.stages.get(stage, 0.0) + used
 
     def as_dict(self):
-        out = {'cpu_process': self.process, 'cpu_host': self.host}
+        out = {'rss_growth': self.rss_peak - self.rss_base,
+               'cpu_process': self.process, 'cpu_host': self.host}
         out.update(('cpu_%s' % k, v) for k, v in self.stages.items())
         return out
 
@@ -384,7 +369,7 @@ class Bench(object):
         self.intree_calls.update(extends=0, attaches=0)
         self.counter.last = {}
         src = Pattern(self.size, seed=len(label))
-        with PeakRSS() as rss, StageCPU() as cpu:
+        with Sampler() as sampled:
             t0 = time.monotonic()
             uri, written = store.add('bench-%s' % label, src,
                                      self.size if declared else 0, 'sha512',
@@ -393,8 +378,8 @@ class Bench(object):
         assert written == self.size
         counts = (self.counter.last if backend.startswith('ours')
                   else dict(self.intree_calls))
-        result = {label: dict(seconds=t_add, rss_growth=rss.peak - rss.base,
-                              **counts, **cpu.as_dict())}
+        result = {label: dict(seconds=t_add, **counts,
+                              **sampled.as_dict())}
         loc = location.get_location_from_uri_and_backend(uri, backend,
                                                          conf=self.conf)
         if declared:  # read back the known-size image
