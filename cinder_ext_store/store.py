@@ -14,16 +14,22 @@
 
 A drop-in for glance_store's in-tree ``cinder`` driver: same locations
 (``cinder://[<backend>/]<volume-id>``), volume names, metadata and options.
-This module only states the flow; Cinder calls live in
-:mod:`~cinder_ext_store.cinder_client`, attachments in
-:mod:`~cinder_ext_store.attachment`, bytes in
-:mod:`~cinder_ext_store.datapath` and volume growth in
-:mod:`~cinder_ext_store.growth`.
+This module only states the flow. Where the rest lives:
+
+* :mod:`~cinder_ext_store.cinder_api` - Cinder calls, waits, errors;
+* :mod:`~cinder_ext_store.brick_host` - os-brick and privsep on this host;
+* :mod:`~cinder_ext_store.attachments` - attach / detach with cleanup;
+* :mod:`~cinder_ext_store.devices` - an attached volume's bytes;
+* :mod:`~cinder_ext_store.hashing` - md5, multihash, verifier;
+* :mod:`~cinder_ext_store.pipeline` - the bounded copy of an upload;
+* :mod:`~cinder_ext_store.write_target` - an upload's volume, grown;
+* :mod:`~cinder_ext_store.growth` - how much to grow, online or not;
+* :mod:`~cinder_ext_store.reader` - the download iterator;
+* :mod:`~cinder_ext_store.stats` - what each add and get did.
 """
 
 import logging
 import socket
-import time
 
 from glance_store import capabilities
 from glance_store.common import utils as gs_utils
@@ -31,14 +37,16 @@ import glance_store.driver
 from glance_store import exceptions
 import glance_store.location
 from oslo_utils import excutils
-from oslo_utils import units
 
-from cinder_ext_store import attachment
-from cinder_ext_store import cinder_client
-from cinder_ext_store import datapath
+from cinder_ext_store import brick_host
+from cinder_ext_store import cinder_api
 from cinder_ext_store import growth
-from cinder_ext_store import host as host_mod
+from cinder_ext_store import hashing
 from cinder_ext_store import options
+from cinder_ext_store import pipeline
+from cinder_ext_store import reader
+from cinder_ext_store import stats as stats_mod
+from cinder_ext_store import write_target
 
 LOG = logging.getLogger(__name__)
 
@@ -91,8 +99,9 @@ class Store(glance_store.driver.Store):
         else:
             self.store_conf = self.conf.glance_store
             self._url_prefix = '%s://' % SCHEME
-        self.cinder = cinder_client.CinderSession(self.store_conf)
-        self.host = host_mod.BrickHost(self.store_conf, self.conf)
+        self.cinder = cinder_api.CinderSession(self.store_conf)
+        self.host = brick_host.BrickHost(self.store_conf, self.conf)
+        self._observers = []
         self._load_growth_settings()
 
     def _load_growth_settings(self):
@@ -109,16 +118,35 @@ class Store(glance_store.driver.Store):
         # locations keep the in-tree scheme.
         return (STORE_TYPE, SCHEME)
 
+    def add_observer(self, callback):
+        """Call ``callback(stats)`` after every add and get of this store.
+
+        ``stats`` is the operation's
+        :class:`~cinder_ext_store.stats.TransferStats`; for a get it comes
+        when the volume is released. Called in the operation's thread.
+        """
+        self._observers.append(callback)
+
+    def remove_observer(self, callback):
+        self._observers.remove(callback)
+
+    def _report(self, stats, error=None):
+        """Log what an operation did, once, and tell the observers."""
+        stats.finish(error)
+        if error is None:
+            LOG.info('%s', stats)
+        else:
+            LOG.warning('%s', stats)
+        for callback in list(self._observers):
+            try:
+                callback(stats)
+            except Exception:
+                LOG.exception('Store %s: stats observer %r failed',
+                              self._name, callback)
+
     def configure_add(self):
         """Check that this store can write; reset what it learned."""
-        missing = host_mod.missing_modules()
-        if cinder_client.cinder_v3 is None:
-            missing.insert(0, 'python-cinderclient')
-        if missing:
-            raise exceptions.BadStoreConfiguration(
-                store_name=self._name,
-                reason='%s not installed' % ', '.join(missing))
-        reason = cinder_client.incomplete_credentials(self.store_conf)
+        reason = cinder_api.incomplete_credentials(self.store_conf)
         if reason:
             raise exceptions.BadStoreConfiguration(store_name=self._name,
                                                    reason=reason)
@@ -129,7 +157,7 @@ class Store(glance_store.driver.Store):
         vtype = self.store_conf.cinder_volume_type
         if not vtype:
             return
-        if not cinder_client.service_credentials_set(self.store_conf):
+        if not cinder_api.service_credentials_set(self.store_conf):
             LOG.info('Store %s: cannot check volume type %s at start-up '
                      'without service credentials', self._name, vtype)
             return
@@ -182,10 +210,21 @@ class Store(glance_store.driver.Store):
     def add(self, image_id, image_file, image_size, hashing_algo,
             context=None, verifier=None):
         """Write an image into a new volume; returns the 5-tuple."""
-        started = time.monotonic()
-        image_size = image_size or 0  # chunked uploads: 0 (or None)
+        stats = stats_mod.TransferStats('add', self._name, image_id=image_id)
+        try:
+            result = self._add(image_id, image_file, image_size or 0,
+                               hashing_algo, context, verifier, stats)
+        except BaseException as e:
+            self._report(stats, e)
+            raise
+        self._report(stats)
+        return result
+
+    def _add(self, image_id, image_file, image_size, hashing_algo, context,
+             verifier, stats):
+        # Chunked uploads reach the store with image_size 0 (or None).
         api = self._api(context)
-        hashes = datapath.Hashes(hashing_algo, verifier)
+        hashes = hashing.ImageHashes(hashing_algo, verifier)
         known = image_size > 0
         size_gib = (growth.gib_for(image_size) if known
                     else self.policy.initial_gib)
@@ -197,17 +236,23 @@ class Store(glance_store.driver.Store):
                  image_id, '%d bytes' % image_size if known else
                  'size unknown', size_gib, self._name)
         try:
-            volume = api.create(size_gib, 'image-%s' % image_id, metadata,
-                                self.store_conf.cinder_volume_type)
+            with stats.phase('create'):
+                volume = api.create(size_gib, 'image-%s' % image_id,
+                                    metadata,
+                                    self.store_conf.cinder_volume_type)
+            stats.volume_id = volume.id
             try:
-                target = growth.TargetVolume(
+                target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
-                    growable=not known,
+                    growable=not known, stats=stats,
                     direct=self.store_conf.cinder_ext_direct_io)
-                written = self._write(target, image_file, image_size, hashes)
-                if written != image_size:
-                    api.set_metadata(volume.id, {'image_size': str(written)})
-                api.set_readonly(volume.id)
+                written = self._write(target, image_file, image_size, hashes,
+                                      stats)
+                with stats.phase('finalize'):
+                    if written != image_size:
+                        api.set_metadata(volume.id,
+                                         {'image_size': str(written)})
+                    api.set_readonly(volume.id)
             except BaseException:
                 with excutils.save_and_reraise_exception():
                     LOG.error('Upload of image %s into volume %s failed; '
@@ -216,27 +261,23 @@ class Store(glance_store.driver.Store):
             md5, multihash = hashes.hexdigests()
         finally:
             hashes.close()
-        elapsed = time.monotonic() - started
-        LOG.info('Image %s stored in volume %s: %d bytes in %.2fs '
-                 '(%.1f MiB/s), %d extend(s), %d attachment(s)',
-                 image_id, volume.id, written, elapsed,
-                 written / units.Mi / max(elapsed, 1e-6), target.extends,
-                 target.attach_cycles)
         metadata = {'store': self.backend_group} if self.backend_group else {}
         return (self._location_uri(volume.id), written, md5, multihash,
                 metadata)
 
-    def _write(self, target, image_file, image_size, hashes):
+    def _write(self, target, image_file, image_size, hashes, stats):
         target.open()
+        copy = pipeline.CopyPipeline(target, hashes,
+                                     self.store_conf.cinder_ext_read_size,
+                                     image_size)
         try:
-            written = datapath.copy_image(image_file, target, image_size,
-                                          hashes,
-                                          self.store_conf.cinder_ext_read_size)
+            with stats.phase('copy'):
+                stats.bytes = copy.run(image_file)
         except BaseException:
             with excutils.save_and_reraise_exception():
                 target.close(succeeded=False)
         target.close(succeeded=True)
-        return written
+        return stats.bytes
 
     @capabilities.check
     def get(self, location, offset=0, chunk_size=None, context=None):
@@ -244,19 +285,28 @@ class Store(glance_store.driver.Store):
 
         :returns: (iterator, length)
         """
-        api = self._api(context)
-        volume = self._volume_for(api, location)
-        size = self._image_size(volume)
-        if offset < 0 or offset > size:
-            raise exceptions.BackendException(
-                'Offset %d is outside image volume %s of %d bytes'
-                % (offset, volume.id, size))
-        length = size - offset
-        if chunk_size is not None:
-            length = min(chunk_size, length)
-        reader = attachment.VolumeReader(api, self.host, volume.id, offset,
-                                         length, self.READ_CHUNKSIZE)
-        return reader, length
+        stats = stats_mod.TransferStats('get', self._name)
+        try:
+            api = self._api(context)
+            with stats.phase('lookup'):
+                volume = self._volume_for(api, location)
+            stats.volume_id = volume.id
+            stats.image_id = (volume.metadata or {}).get('glance_image_id')
+            size = self._image_size(volume)
+            if offset < 0 or offset > size:
+                raise exceptions.BackendException(
+                    'Offset %d is outside image volume %s of %d bytes'
+                    % (offset, volume.id, size))
+            length = size - offset
+            if chunk_size is not None:
+                length = min(chunk_size, length)
+            it = reader.ImageReader(api, self.host, volume.id, offset,
+                                    length, self.READ_CHUNKSIZE, stats,
+                                    self._report)
+        except BaseException as e:
+            self._report(stats, e)
+            raise
+        return it, length
 
     def get_size(self, location, context=None):
         volume = self._volume_for(self._api(context), location)

@@ -12,7 +12,7 @@
 
 """Benchmark: cinder_ext vs the in-tree cinder driver vs the hardware.
 
-Runs against the local stack (tools/localstack.sh up), in its Glance venv.
+Runs against the local stack (tools/stack up), in its Glance venv.
 Every repetition runs every case once, in the same order (A B A B ...), on
 the same volume type; the table shows medians with min-max, and ratios are
 computed pair by pair within a repetition. Absolute figures on shared
@@ -23,75 +23,44 @@ machines are noise; ratios are what to read.
 """
 
 import argparse
+from concurrent import futures
 import hashlib
 import json
 import logging
 import mmap
 import os
-import random
-import re
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
-from glance_store import location
-from glance_store import multi_backend
-from oslo_config import cfg
 from oslo_context import context as oslo_context
 
-from cinder_ext_store import attachment
-from cinder_ext_store import datapath
-from cinder_ext_store.tests.functional import stackenv
+from cinder_ext_store import attachments
+from cinder_ext_store import hashing
+from cinder_ext_store import reader
+from harness import clouds
+from harness import glance as glance_harness
+from harness import images
+from harness import leaks
+from harness import stores
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 CHUNK = 4 * MiB
 
-# store backend -> (type, extend attached)
-BACKENDS = {'ours': ('cinder_ext', True), 'ours_off': ('cinder_ext', False),
-            'intree': ('cinder', True), 'intree_off': ('cinder', False)}
+
+def backends(cloud):
+    vtype = cloud.setting('volume_type')
+    return {'ours': stores.Backend('cinder_ext', vtype, True),
+            'ours_off': stores.Backend('cinder_ext', vtype, False),
+            'intree': stores.Backend('cinder', vtype, True),
+            'intree_off': stores.Backend('cinder', vtype, False)}
 
 
-class Pattern(object):
-    """Incompressible bytes, cheap to produce: slices of a random buffer."""
-
-    def __init__(self, size, seed=0, read_size=None):
-        self.left = size
-        self.rand = random.Random(seed)
-        self.buf = self.rand.randbytes(64 * MiB)
-        self.read_size = read_size
-
-    def read(self, n=-1):
-        want = self.read_size or (n if n and n > 0 else CHUNK)
-        n = min(want, self.left)
-        start = self.rand.randrange(0, len(self.buf) - n + 1, 4096)
-        self.left -= n
-        return self.buf[start:start + n]
-
-
-class Unsized(object):
-    def __init__(self, src):
-        self.src = src
-
-    def read(self, n=-1):
-        return self.src.read(n)
-
-
-class Counter(logging.Handler):
-    """Our store's own account: extends and attachments of the last add."""
-
-    def __init__(self):
-        super(Counter, self).__init__(logging.INFO)
-        self.last = {}
-
-    def emit(self, record):
-        m = re.search(r'(\d+) extend\(s\), (\d+) attachment\(s\)',
-                      record.getMessage())
-        if m:
-            self.last = {'extends': int(m.group(1)),
-                         'attaches': int(m.group(2))}
+def pattern(size, seed=0, read_size=None):
+    """Image data, not hashed by the source (the store hashes it)."""
+    return images.ImageSource(size, seed, digests=(), read_size=read_size)
 
 
 def system_busy():
@@ -202,9 +171,8 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def glance_worker_pid():
-    with open(os.path.join(stackenv.STACK_DIR, 'pids',
-                           'glance-api')) as f:
+def glance_worker_pid(cloud):
+    with open(cloud.setting('glance_pidfile')) as f:
         master = int(f.read())
     with open('/proc/%d/task/%d/children' % (master, master)) as f:
         children = f.read().split()
@@ -213,46 +181,22 @@ def glance_worker_pid():
 
 class Bench(object):
 
-    def __init__(self, args, env):
+    def __init__(self, args, cloud):
         self.args = args
-        self.env = env
+        self.cloud = cloud
         self.size = int(args.size_gib * GiB)
-        self.conf = self._load_stores()
+        self.conf = stores.load(cloud, backends(cloud), 'ours')
         self.ctx = oslo_context.RequestContext(user_id='bench',
                                                project_id='bench')
-        self.counter = Counter()
-        logging.getLogger('cinder_ext_store').addHandler(self.counter)
-        logging.getLogger('cinder_ext_store').setLevel(logging.INFO)
+        self.stats = stores.Recorder(self.store('ours'),
+                                     self.store('ours_off'))
         self._count_intree()
         self.ours = self.store('ours')
         self.api = self.ours.cinder.api()
-
-    def _load_stores(self):
-        conf = cfg.CONF
-        conf.register_opt(cfg.DictOpt('enabled_backends'))
-        conf([], project='glance')
-        conf.set_override('enabled_backends',
-                          {k: v[0] for k, v in BACKENDS.items()})
-        multi_backend.register_store_opts(conf)
-        conf.set_override('default_backend', 'ours', group='glance_store')
-        conf.set_override('lock_path', tempfile.mkdtemp(prefix='bench-'),
-                          group='oslo_concurrency')
-        import os_brick.privileged  # noqa: F401  (registers the group)
-        conf.set_override('helper_command', os.path.join(
-            os.path.dirname(sys.executable), 'privsep-helper'),
-            group='privsep_osbrick')
-        for backend, (_type, extend) in BACKENDS.items():
-            for name, value in stackenv.store_auth_options(
-                    self.env).items():
-                conf.set_override(name, value, group=backend)
-            conf.set_override('cinder_volume_type', 'loop', group=backend)
-            conf.set_override('cinder_do_extend_attached', extend,
-                              group=backend)
-        multi_backend.create_multi_stores(conf)
-        return conf
+        self.inspect = leaks.Inspector(cloud)
 
     def store(self, backend):
-        return multi_backend.get_store_from_store_identifier(backend)
+        return stores.get(backend)
 
     def _count_intree(self):
         """Instrument the in-tree driver's Cinder calls (benchmark only)."""
@@ -282,24 +226,23 @@ class Bench(object):
         """Write the image to a fresh volume, synced; returns volume, s."""
         vol = self.api.create(-(-self.size // GiB), 'bench-raw', {})
         try:
-            src = Pattern(self.size)
-            att = attachment.Attachment(self.api, self.ours.host, vol.id,
-                                        'rw', direct=direct)
-            dev = att.open()
-            buf = mmap.mmap(-1, CHUNK)  # O_DIRECT wants aligned memory
-            t0 = time.monotonic()
-            offset = 0
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
-                buf[:len(chunk)] = chunk
-                dev.write_at(offset, memoryview(buf)[:len(chunk)],
-                             aligned=True)
-                offset += len(chunk)
-            dev.sync()
-            seconds = time.monotonic() - t0
-            att.close(succeeded=True)
+            src = pattern(self.size)
+            with attachments.attached(self.api, self.ours.host, vol.id,
+                                      'rw', direct=direct) as att:
+                dev = att.device
+                buf = mmap.mmap(-1, CHUNK)  # O_DIRECT wants aligned memory
+                t0 = time.monotonic()
+                offset = 0
+                while True:
+                    chunk = src.read(CHUNK)
+                    if not chunk:
+                        break
+                    buf[:len(chunk)] = chunk
+                    dev.write_at(offset, memoryview(buf)[:len(chunk)],
+                                 aligned=True)
+                    offset += len(chunk)
+                dev.sync()
+                seconds = time.monotonic() - t0
         except BaseException:
             self.api.delete_quietly(vol.id)
             raise
@@ -307,17 +250,13 @@ class Bench(object):
 
     def _raw_read(self, volume_id):
         """Read a volume back, caches dropped; returns seconds."""
-        att = attachment.Attachment(self.api, self.ours.host, volume_id,
-                                    'ro')
-        dev = att.open()
-        try:
+        with attachments.attached(self.api, self.ours.host, volume_id,
+                                  'ro') as att:
             drop_caches()
             t0 = time.monotonic()
-            for _chunk in datapath.read_range(dev, 0, self.size, CHUNK):
+            for _chunk in reader.read_range(att.device, 0, self.size, CHUNK):
                 pass
             return time.monotonic() - t0
-        finally:
-            att.close(succeeded=False)
 
     def raw(self):
         """Raw synced writes (buffered, O_DIRECT), each read back.
@@ -342,7 +281,7 @@ class Bench(object):
 
     def hashing(self):
         out = {}
-        src = Pattern(self.size)
+        src = pattern(self.size)
         chunks = [src.read(CHUNK) for _ in range(64 * MiB // CHUNK)]
         rounds = self.size // (64 * MiB)
         t0 = time.monotonic()
@@ -352,11 +291,13 @@ class Bench(object):
                 md5.update(c)
                 sha.update(c)
         out['hash_1thread'] = {'seconds': time.monotonic() - t0}
-        hashes = datapath.Hashes('sha512')
+        hashes = hashing.ImageHashes('sha512')
         t0 = time.monotonic()
+        jobs = []
         for _ in range(rounds):
             for c in chunks:
-                hashes.submit(c)
+                jobs.extend(hashes.submit(c))
+        futures.wait(jobs)
         hashes.hexdigests()
         out['hash_2threads'] = {'seconds': time.monotonic() - t0}
         hashes.close()
@@ -367,8 +308,8 @@ class Bench(object):
     def add_and_get(self, backend, label, declared):
         store = self.store(backend)
         self.intree_calls.update(extends=0, attaches=0)
-        self.counter.last = {}
-        src = Pattern(self.size, seed=len(label))
+        self.stats.seen.clear()
+        src = pattern(self.size, seed=len(label))
         with Sampler() as sampled:
             t0 = time.monotonic()
             uri, written = store.add('bench-%s' % label, src,
@@ -376,12 +317,15 @@ class Bench(object):
                                      context=self.ctx)[:2]
             t_add = time.monotonic() - t0
         assert written == self.size
-        counts = (self.counter.last if backend.startswith('ours')
-                  else dict(self.intree_calls))
+        if backend.startswith('ours'):
+            added = self.stats.last('add')
+            counts = {'extends': added.extends,
+                      'attaches': added.attachments}
+        else:
+            counts = dict(self.intree_calls)
         result = {label: dict(seconds=t_add, **counts,
                               **sampled.as_dict())}
-        loc = location.get_location_from_uri_and_backend(uri, backend,
-                                                         conf=self.conf)
+        loc = stores.location(self.conf, uri, backend)
         if declared:  # read back the known-size image
             drop_caches()
             t0 = time.monotonic()
@@ -404,18 +348,16 @@ class Bench(object):
     # -- through the Glance API -------------------------------------------
 
     def glance(self, backend, who):
-        from glanceclient import client as glance_client
-        sess = stackenv.demo_session(self.env)
-        glance = glance_client.Client(
-            '2', session=sess, endpoint=self.env['CINDER_EXT_GLANCE_URL'])
-        worker = glance_worker_pid()
+        user = glance_harness.GlanceUser(self.cloud.user())
+        glance = user.client
+        worker = glance_worker_pid(self.cloud)
         out = {}
         for label, size in (('glance_known', self.size),
                             ('glance_chunked', None)):
             image = glance.images.create(name='bench', disk_format='raw',
                                          container_format='bare')
             # glanceclient sends 64 KiB chunks, as a client would.
-            src = Unsized(Pattern(self.size, read_size=64 * 1024))
+            src = images.Unsized(pattern(self.size, read_size=64 * 1024))
             cpu0, t0 = cpu_seconds(worker), time.monotonic()
             glance.images.upload(image.id, src, image_size=size,
                                  backend=backend)
@@ -426,11 +368,7 @@ class Bench(object):
             if size:
                 drop_caches()
                 cpu0, t0 = cpu_seconds(worker), time.monotonic()
-                resp = sess.get('%s/v2/images/%s/file' % (
-                    self.env['CINDER_EXT_GLANCE_URL'], image.id),
-                    stream=True)
-                for _chunk in resp.iter_content(CHUNK):
-                    pass
+                user.download(image.id)
                 out['glance_download_%s' % who] = {
                     'seconds': time.monotonic() - t0,
                     'cpu': cpu_seconds(worker) - cpu0}
@@ -459,12 +397,8 @@ class Bench(object):
         its own volume (measured ~3 s), which would bill one case for the
         cleanup of another.
         """
-        client = self.api._client()
-        deadline = time.monotonic() + timeout
-        while any(v.status == 'deleting' for v in client.volumes.list()):
-            if time.monotonic() > deadline:
-                sys.exit('Cinder still deleting volumes after %ds' % timeout)
-            time.sleep(0.2)
+        if not self.inspect.wait_idle(timeout):
+            sys.exit('Cinder still deleting volumes after %ds' % timeout)
 
     def run(self):
         reps = []
@@ -607,11 +541,11 @@ def main():
     parser.add_argument('--json', default='bench.json')
     parser.add_argument('--no-glance', action='store_true')
     args = parser.parse_args()
-    env = stackenv.read_env()
-    if env.get('CINDER_EXT_AUTH') != 'keystone':
-        sys.exit('the benchmark needs the full stack: tools/localstack.sh up')
+    cloud = clouds.load()
+    if not cloud.keystone or not cloud.setting('glance_pidfile'):
+        sys.exit('the benchmark needs the full local stack: tools/stack up')
     logging.basicConfig(level=logging.WARNING)
-    bench = Bench(args, env)
+    bench = Bench(args, cloud)
     size = bench.size
     reps = bench.run()
     table, ratios = report(size, reps)

@@ -3,5 +3,5 @@
 # needed and runs in its Glance venv. Arguments go to tools/bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/localstack.sh up >&2
-PYTHONWARNINGS=ignore .localstack/venv-glance/bin/python tools/bench.py "$@"
+tools/stack up >&2
+PYTHONPATH=$PWD PYTHONWARNINGS=ignore .stack/venv-glance/bin/python tools/bench.py "$@"

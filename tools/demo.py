@@ -15,41 +15,21 @@
 As the stack's demo user, uploads one image with its size and one chunked
 without a size (so the store grows the volume while attached), downloads
 and verifies both (bytes, Glance's checksum and os_hash_value), and prints
-what happened, including the store's own account from glance-api's log.
+what happened, including the store's own account (its stats, from
+glance-api's log).
 Usage: demo.py [--size-mib N] [--keep]
 """
 
 import argparse
-import hashlib
 import os
-import random
 import sys
 import time
 
-from glanceclient import client as glance_client
+from harness import clouds
+from harness import glance
+from harness import images
 
-from cinder_ext_store.tests.functional import stackenv
-
-MiB = 1024 * 1024
-
-
-class Source(object):
-    """Incompressible data, cheap to make: slices of a random pattern."""
-
-    def __init__(self, size, seed):
-        self.left = size
-        self.rand = random.Random(seed)
-        self.pattern = self.rand.randbytes(16 * MiB)
-        self.digests = [hashlib.sha256(), hashlib.md5(), hashlib.sha512()]
-
-    def read(self, n=-1):
-        n = min(n if n and n > 0 else MiB, self.left, 8 * MiB)
-        start = self.rand.randrange(len(self.pattern) - n + 1)
-        chunk = self.pattern[start:start + n]
-        self.left -= n
-        for digest in self.digests:
-            digest.update(chunk)
-        return chunk
+MiB = images.MiB
 
 
 def main():
@@ -58,50 +38,53 @@ def main():
     parser.add_argument('--keep', action='store_true',
                         help='keep the images afterwards')
     args = parser.parse_args()
-    env = stackenv.read_env()
-    sess = stackenv.demo_session(env)
-    glance = glance_client.Client('2', session=sess,
-                                  endpoint=env['CINDER_EXT_GLANCE_URL'])
+    store_cloud = clouds.load()
+    user = glance.GlanceUser(store_cloud.user())
     size = args.size_mib * MiB + 12345
     failures = 0
     print('\ncinder_ext demo: two %d-byte images through Glance at %s\n'
-          % (size, env['CINDER_EXT_GLANCE_URL']))
+          % (size, user.url))
     for label, declared in (('known size', size), ('unknown size', None)):
-        image = glance.images.create(name='demo-%s' % label.replace(' ', '-'),
-                                     disk_format='raw',
-                                     container_format='bare')
-        src = Source(size, seed=len(label))
+        image = user.create('demo-%s' % label.replace(' ', '-'))
+        src = images.ImageSource(size, seed=len(label),
+                                 digests=('sha256', 'md5', 'sha512'))
         t0 = time.monotonic()
         # A file-like without a length goes out chunked; with image_size
         # Glance passes the size to the store.
-        glance.images.upload(image.id, src, image_size=declared)
+        user.client.images.upload(image.id, images.Unsized(src),
+                                  image_size=declared)
         t_up = time.monotonic() - t0
-        image = glance.images.get(image.id)
+        image = user.client.images.get(image.id)
         t0 = time.monotonic()
-        down = hashlib.sha256()
-        for chunk in glance.images.data(image.id):
-            down.update(chunk)
+        status, sha256, _n = user.download(image.id)
         t_down = time.monotonic() - t0
-        sha256, md5, sha512 = (d.hexdigest() for d in src.digests)
-        ok = (image.status == 'active' and image.size == size and
-              down.hexdigest() == sha256 and image.checksum == md5 and
-              image.os_hash_value == sha512)
+        ok = (status == 200 and image.status == 'active' and
+              image.size == size and sha256 == src.hexdigest() and
+              image.checksum == src.hexdigest('md5') and
+              image.os_hash_value == src.hexdigest('sha512'))
         failures += not ok
         print('%-13s image %s, store %s, %s' % (label + ':', image.id,
                                                 image.stores, image.status))
         print('    upload   %7.1f MiB/s  (%.1fs)' % (size / MiB / t_up, t_up))
         print('    download %7.1f MiB/s  (%.1fs)'
               % (size / MiB / t_down, t_down))
-        for line in stackenv.store_report(env, image.id):
-            print('    store:   %s' % line)
+        for report in glance.store_reports(store_cloud, image.id) or ():
+            print('    store %s: %d bytes in %.2fs, %d extend(s) (%s), %d '
+                  'attachment(s); phases %s' % (
+                      report.operation, report.bytes, report.seconds,
+                      report.extends, ', '.join(report.growth) or 'none',
+                      report.attachments, ', '.join(
+                          '%s %.2fs' % kv
+                          for kv in sorted(report.phases.items()))))
         print('    verify   bytes, checksum, os_hash_value: %s'
               % ('OK' if ok else 'MISMATCH'))
         if not args.keep:
-            glance.images.delete(image.id)
-    print('\nThe stack keeps running (tools/localstack.sh status | down).')
-    print('Use it:  source %s/openrc; %s/bin/openstack image list'
-          % (stackenv.STACK_DIR,
-             os.path.join(stackenv.STACK_DIR, 'venv-glance')))
+            user.client.images.delete(image.id)
+    print('\nThe stack keeps running (tools/stack status | down).')
+    stack_dir = store_cloud.setting('stack_dir')
+    if stack_dir:
+        print('Use it:  source %s/openrc; %s/bin/openstack image list'
+              % (stack_dir, os.path.join(stack_dir, 'venv-glance')))
     return 1 if failures else 0
 
 

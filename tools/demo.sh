@@ -5,5 +5,5 @@
 # print what happened. Arguments go to tools/demo.py (--size-mib N, --keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/localstack.sh up
-PYTHONWARNINGS=ignore .localstack/venv-glance/bin/python tools/demo.py "$@"
+tools/stack up
+PYTHONPATH=$PWD PYTHONWARNINGS=ignore .stack/venv-glance/bin/python tools/demo.py "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test of the project: style, unit tests, coverage, release notes,
-# and the functional tests against a real Cinder (tools/localstack.sh).
+# and the functional tests against a real Cinder (tools/stack).
 #
 # Installs what it needs (tox in ./.tools, test venvs in ./.tox, the stack's
 # Debian packages and Cinder venv); runs as root on Debian 12. A stack that is
@@ -21,13 +21,13 @@ if [ $# -gt 0 ]; then envs=("$@"); everything=; fi
 
 started_stack=
 # (Not `status | grep -q`: with pipefail, grep's early exit fails the pipe.)
-stack_status=$(tools/localstack.sh status)
+stack_status=$(tools/stack status)
 if [[ " ${envs[*]} " == *functional* ]] && \
         ! grep -q 'cinder-api .*running' <<< "$stack_status"; then
     started_stack=1
     # Whatever happens next, stop what this script started.
-    trap 'tools/localstack.sh down' EXIT
-    tools/localstack.sh up
+    trap 'tools/stack down' EXIT
+    tools/stack up
 fi
 
 status=0
@@ -35,10 +35,10 @@ SECONDS=0
 .tools/bin/tox "${envs[@]}" || status=$?
 echo "tox took ${SECONDS}s"
 if [ -n "$started_stack" ]; then
-    tools/localstack.sh down
+    tools/stack down
     if [ -n "$everything" ]; then
         # The light stack (no Keystone, no Glance) gets a smoke test too.
-        tools/localstack.sh up --noauth
+        tools/stack up --noauth
         .tools/bin/tox -e functional-noauth || status=$?
     fi
 fi

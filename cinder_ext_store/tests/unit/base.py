@@ -79,7 +79,7 @@ class StoreTestCase(testtools.TestCase):
             'cinder_ext_store.growth.GIB', TEST_GIB))
         # Many small pipeline buffers, so every test crosses buffer edges.
         self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.datapath.BUFFER_SIZE', 64 * units.Ki))
+            'cinder_ext_store.pipeline.BUFFER_SIZE', 64 * units.Ki))
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.cloud = fakes.FakeCinder(self.tmp)

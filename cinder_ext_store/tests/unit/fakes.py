@@ -30,7 +30,7 @@ import uuid
 from cinderclient import api_versions
 from cinderclient import exceptions as cinder_exc
 
-from cinder_ext_store import cinder_client
+from cinder_ext_store import cinder_api
 from cinder_ext_store import growth
 
 
@@ -63,6 +63,7 @@ class FakeCinder(object):
         self.attachments = {}
         self.faults = {}
         self.calls = []
+        self.extends_accepted = 0
         self._lock = threading.Lock()
 
     # -- helpers for tests -------------------------------------------------
@@ -206,6 +207,7 @@ class FakeCinder(object):
                      % vol['status'])
         if self.used_gib() - vol['size'] + new_size > self.quota_gib:
             raise cinder_exc.OverLimit(413, 'VolumeSizeExceedsAvailableQuota')
+        self.extends_accepted += 1
         back = vol['status']
         if back == 'in-use' and not self.online_extend:
             # The scheduler rejects the pool: size unchanged, back in-use.
@@ -330,7 +332,7 @@ class FakeClient(object):
 
 
 class FakeSession(object):
-    """Stands in for :class:`cinder_client.CinderSession`."""
+    """Stands in for :class:`cinder_api.CinderSession`."""
 
     def __init__(self, cloud, timeout):
         self.cloud = cloud
@@ -339,7 +341,7 @@ class FakeSession(object):
 
     def api(self, context=None):
         self.contexts.append(context)
-        return cinder_client.CinderAPI(
+        return cinder_api.CinderAPI(
             lambda version: FakeClient(self.cloud, version), self.timeout)
 
 

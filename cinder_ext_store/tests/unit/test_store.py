@@ -10,18 +10,218 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+"""The store facade: loading, configuration, locations, add, get, delete."""
+
 import errno
 import gc
 import hashlib
+from importlib import metadata
 import io
 import os
 
 from cinderclient import exceptions as cinder_exc
 import ddt
+import fixtures
+from glance_store._drivers.cinder import store as intree
+from glance_store import backend
 from glance_store import exceptions
+from glance_store import location
+from glance_store import multi_backend
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
 from oslo_utils import units
+import testtools
 
+from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import base
+from cinder_ext_store.tests.unit import fakes
+
+VOLUME = '6f1e3a52-8d7b-4b8e-9d4e-2a6c1f0b9a11'
+CREDS = dict(cinder_store_auth_address='http://ks/v3',
+             cinder_store_user_name='glance',
+             cinder_store_password='secret',
+             cinder_store_project_name='service')
+
+
+@ddt.ddt
+class TestLocation(base.StoreTestCase):
+
+    @ddt.data('cinder://%s' % VOLUME, 'cinder://images/%s' % VOLUME)
+    def test_valid(self, uri):
+        loc = self.location(uri)
+        self.assertEqual(VOLUME, loc.store_location.volume_id)
+        self.assertEqual('cinder://images/%s' % VOLUME, loc.get_store_uri())
+
+    @ddt.data('cinder://', 'cinder://not-a-uuid', 'cinder:///%s' % VOLUME,
+              'cinder://a/b/%s' % VOLUME, 'rbd://%s' % VOLUME,
+              'cinder://images/%s/' % VOLUME)
+    def test_malformed(self, uri):
+        self.assertRaises(exceptions.BadStoreUri, self.location, uri)
+
+    def test_from_specs(self):
+        loc_cls = self.store.get_store_location_class()
+        loc = loc_cls({'volume_id': VOLUME}, self.conf)
+        self.assertEqual('cinder://%s' % VOLUME, loc.get_uri())
+
+    def test_schemes(self):
+        self.assertEqual(('cinder_ext', 'cinder'), self.store.get_schemes())
+
+
+class TestConfigureAdd(base.StoreTestCase):
+
+    def configured(self, **overrides):
+        store = store_mod.Store(self.make_conf(**overrides),
+                                backend=base.BACKEND)
+        store.cinder = fakes.FakeSession(self.cloud, 1)
+        return store
+
+    def test_incomplete_credentials(self):
+        store = self.configured(cinder_store_user_name='glance')
+        e = self.assertRaises(exceptions.BadStoreConfiguration,
+                              store.configure_add)
+        self.assertIn('service credentials are incomplete', str(e))
+
+    def test_unknown_volume_type_warns(self):
+        self.configured(cinder_volume_type='nope', **CREDS).configure_add()
+        self.assertIn('cinder_volume_type nope does not exist',
+                      self.log.output)
+
+    def test_known_volume_type(self):
+        self.configured(cinder_volume_type='fast', **CREDS).configure_add()
+        self.assertNotIn('does not exist', self.log.output)
+        self.assertEqual(1, self.cloud.count('volume_type_find'))
+
+    def test_volume_type_check_failure_does_not_crash(self):
+        self.cloud.fail('volume_type_find', ConnectionError('down'))
+        self.configured(cinder_volume_type='fast', **CREDS).configure_add()
+        self.assertIn('could not check volume type fast', self.log.output)
+
+    def test_no_credentials_skips_check(self):
+        self.configured(cinder_volume_type='fast').configure_add()
+        self.assertEqual(0, self.cloud.count('volume_type_find'))
+        self.assertIn('cannot check volume type', self.log.output)
+
+
+class LoadingTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super(LoadingTestCase, self).setUp()
+        # glance_store keeps its scheme maps in module globals.
+        for name in ('SCHEME_TO_CLS_MAP', 'SCHEME_TO_CLS_BACKEND_MAP'):
+            self.useFixture(fixtures.MonkeyPatch(
+                'glance_store.location.%s' % name, {}))
+
+
+class TestEntryPoints(testtools.TestCase):
+
+    def test_registered_names(self):
+        ours = [ep for ep in metadata.entry_points(
+            group='glance_store.drivers') if ep.value.startswith(
+                'cinder_ext_store')]
+        # Never 'cinder': two drivers of one name disable each other.
+        self.assertEqual(['cinder_ext'], [ep.name for ep in ours])
+        opts = [ep for ep in metadata.entry_points(group='oslo.config.opts')
+                if ep.name == 'cinder_ext_store']
+        self.assertEqual(1, len(opts))
+
+    def test_shared_options_are_the_intree_objects(self):
+        theirs = {o.name: o for o in intree.Store.OPTIONS}
+        for opt in store_mod.Store.OPTIONS:
+            if opt.name in theirs:
+                self.assertIs(theirs[opt.name], opt)
+            else:
+                self.assertTrue(opt.name.startswith('cinder_ext_'), opt.name)
+
+
+class TestMultiStore(LoadingTestCase):
+
+    def setUp(self):
+        super(TestMultiStore, self).setUp()
+        self.conf = cfg.CONF
+        try:
+            self.conf.register_opt(cfg.DictOpt('enabled_backends'))
+        except cfg.DuplicateOptError:
+            pass
+        self.useFixture(config_fixture.Config(self.conf))
+        self.conf.set_override('enabled_backends', {
+            'fast': 'cinder_ext', 'slow': 'cinder_ext', 'legacy': 'cinder'})
+        multi_backend.register_store_opts(self.conf)
+        self.conf.set_override('default_backend', 'fast',
+                               group='glance_store')
+        for group, user in (('fast', 'alice'), ('slow', 'bob')):
+            for name, value in (('auth_address', 'http://ks/v3'),
+                                ('user_name', user),
+                                ('password', 'secret'),
+                                ('project_name', 'service')):
+                self.conf.set_override('cinder_store_' + name, value,
+                                       group=group)
+        self.conf.set_override('cinder_do_extend_attached', True,
+                               group='fast')
+
+    def test_create_and_verify(self):
+        # Two schemes each for ours, one for the in-tree store.
+        self.assertEqual(5, multi_backend.create_multi_stores(self.conf))
+        multi_backend.verify_store()
+        fast = multi_backend.get_store_from_store_identifier('fast')
+        slow = multi_backend.get_store_from_store_identifier('slow')
+        legacy = multi_backend.get_store_from_store_identifier('legacy')
+        self.assertIsInstance(fast, store_mod.Store)
+        self.assertIsInstance(legacy, intree.Store)
+        self.assertNotIsInstance(legacy, store_mod.Store)
+        self.assertEqual('cinder://fast', fast.url_prefix)
+        self.assertTrue(fast.online_extend.enabled)
+        self.assertFalse(slow.online_extend.enabled)
+        self.assertTrue(fast.is_capable(
+            store_mod.capabilities.BitMasks.WRITE_ACCESS))
+
+    def test_each_store_has_its_own_session(self):
+        multi_backend.create_multi_stores(self.conf)
+        fast = multi_backend.get_store_from_store_identifier('fast')
+        slow = multi_backend.get_store_from_store_identifier('slow')
+        self.assertIsNot(fast.cinder.session, slow.cinder.session)
+        for store, user in ((fast, 'alice'), (slow, 'bob')):
+            method = store.cinder.session.auth.auth_methods[0]
+            self.assertEqual(user, method.username)
+
+    def test_locations(self):
+        multi_backend.create_multi_stores(self.conf)
+        loc = location.get_location_from_uri_and_backend(
+            'cinder://fast/%s' % VOLUME, 'fast', conf=self.conf)
+        self.assertIsInstance(loc.store_location, store_mod.StoreLocation)
+        self.assertEqual(VOLUME, loc.store_location.volume_id)
+        self.assertEqual('cinder://fast/%s' % VOLUME, loc.get_store_uri())
+        loc = location.get_location_from_uri_and_backend(
+            'cinder://legacy/%s' % VOLUME, 'legacy', conf=self.conf)
+        self.assertIsInstance(loc.store_location, intree.StoreLocation)
+
+    def test_incomplete_credentials_disable_writes(self):
+        self.conf.clear_override('cinder_store_password', group='slow')
+        multi_backend.create_multi_stores(self.conf)
+        slow = multi_backend.get_store_from_store_identifier('slow')
+        self.assertFalse(slow.is_capable(
+            store_mod.capabilities.BitMasks.WRITE_ACCESS))
+        self.assertRaises(store_mod.exceptions.BadStoreConfiguration,
+                          slow.configure_add)
+
+
+class TestSingleStore(LoadingTestCase):
+
+    def test_legacy_mode(self):
+        conf = cfg.ConfigOpts()
+        conf([], project='glance')
+        # Registers every installed driver's options into [glance_store]:
+        # ours and the in-tree driver's must not clash.
+        backend.register_opts(conf)
+        conf.set_override('stores', ['cinder_ext'], group='glance_store')
+        conf.set_override('default_store', 'cinder', group='glance_store')
+        self.assertEqual(1, backend.create_stores(conf))
+        store = backend.get_store_from_scheme('cinder')
+        self.assertIsInstance(store, store_mod.Store)
+        self.assertEqual('cinder://', store.url_prefix)
+        loc = location.get_location_from_uri('cinder://%s' % VOLUME,
+                                             conf=conf)
+        self.assertEqual(VOLUME, loc.store_location.volume_id)
+        self.assertEqual('cinder://%s' % VOLUME, loc.get_store_uri())
 
 
 @ddt.ddt

@@ -23,19 +23,15 @@ import contextlib
 import logging
 import time
 
+from cinderclient import api_versions
+from cinderclient import exceptions as cinder_exc
+from cinderclient.v3 import client as cinder_v3
 from glance_store import exceptions
 from keystoneauth1.access import service_catalog
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import identity
 from keystoneauth1 import session as ksa_session
 from keystoneauth1 import token_endpoint
-
-try:
-    from cinderclient import api_versions
-    from cinderclient import exceptions as cinder_exc
-    from cinderclient.v3 import client as cinder_v3
-except ImportError:  # configure_add reports it; the module stays importable
-    api_versions = cinder_exc = cinder_v3 = None
 
 LOG = logging.getLogger(__name__)
 

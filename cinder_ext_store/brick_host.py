@@ -23,21 +23,11 @@ import socket
 import sys
 import threading
 
-try:
-    import os_brick
-    from os_brick.initiator import connector as brick_connector
-    from oslo_privsep import priv_context
-except ImportError:  # configure_add reports it; the module stays importable
-    os_brick = brick_connector = priv_context = None
+import os_brick
+from os_brick.initiator import connector as brick_connector
+from oslo_privsep import priv_context
 
 LOG = logging.getLogger(__name__)
-
-
-def missing_modules():
-    """Names of the host-side libraries that are not importable."""
-    return [name for name, mod in (('os-brick', os_brick),
-                                   ('oslo.privsep', priv_context))
-            if mod is None]
 
 
 def _host_ip(hostname):

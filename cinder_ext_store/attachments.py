@@ -12,12 +12,15 @@
 
 """Attachment lifecycle: Cinder attachment + os-brick connection.
 
-:func:`attach` is the only way the store reaches a volume's bytes. It creates
-the attachment, connects it on this host, marks it complete, hands out a
-:class:`~cinder_ext_store.datapath.Device` and, on every path, disconnects
-and deletes the attachment again. On success the device is synced first and
-a failing disconnect is an error (it may mean unflushed data); on failure
-the cleanup is best effort and never hides the original exception.
+An :class:`Attachment` is the only way the store reaches a volume's bytes.
+:meth:`Attachment.open` creates the attachment, connects it on this host,
+marks it complete and hands out a :class:`~cinder_ext_store.devices.Device`;
+it is all or nothing: when any step fails, what the earlier steps made is
+undone before the error is raised. :meth:`Attachment.close` disconnects and
+deletes the attachment on every path: after success the device is synced
+first and a failing disconnect is an error (it may mean unflushed data);
+after a failure the cleanup is best effort and never hides the original
+exception. :func:`attached` is the same as a context manager.
 """
 
 import contextlib
@@ -27,7 +30,7 @@ from glance_store import exceptions
 from oslo_utils import excutils
 from oslo_utils import strutils
 
-from cinder_ext_store import datapath
+from cinder_ext_store import devices
 
 LOG = logging.getLogger(__name__)
 
@@ -63,6 +66,15 @@ class Attachment(object):
         self.device = None
 
     def open(self):
+        """Attach; returns the device. Undoes its own steps on failure."""
+        try:
+            self._open()
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                self.close(succeeded=False)
+        return self.device
+
+    def _open(self):
         attachment = self.api.attachment_create(
             self.volume_id, self.host.connector_properties(), self.mode)
         self.attachment_id = attachment['id']
@@ -78,10 +90,9 @@ class Attachment(object):
                 'Connecting volume %s (%s) to this host failed: %s'
                 % (self.volume_id, info.get('driver_volume_type'), e))
         self.api.attachment_complete(self.attachment_id, self.volume_id)
-        self.device = datapath.open_device(
+        self.device = devices.open_device(
             self.device_info['path'], writable=self.mode == 'rw',
             volume_id=self.volume_id, direct=self.direct)
-        return self.device
 
     def rescan(self):
         """Make this host see a size Cinder changed; returns bytes.
@@ -145,65 +156,17 @@ class Attachment(object):
 
 
 @contextlib.contextmanager
-def attach(api, host, volume_id, mode):
+def attached(api, host, volume_id, mode, direct=False):
     """Attach ``volume_id`` to this host; yields the :class:`Attachment`.
 
     :param mode: ``'rw'`` to write, ``'ro'`` to read
     """
-    attachment = Attachment(api, host, volume_id, mode)
+    attachment = Attachment(api, host, volume_id, mode, direct=direct)
+    attachment.open()
     try:
-        attachment.open()
         yield attachment
     except BaseException:
         with excutils.save_and_reraise_exception():
             attachment.close(succeeded=False)
     else:
         attachment.close(succeeded=True)
-
-
-class VolumeReader(object):
-    """Iterator over a byte range of a volume, attached read-only.
-
-    The attachment is made up front (so errors surface before Glance starts
-    answering) and released when the iterator fails, is closed early or is
-    garbage-collected, and *before the last chunk is handed out*: a client
-    that has all the bytes may delete the image at once.
-    """
-
-    def __init__(self, api, host, volume_id, offset, length, chunk_size):
-        self._attachment = Attachment(api, host, volume_id, 'ro')
-        try:
-            device = self._attachment.open()
-        except BaseException:
-            with excutils.save_and_reraise_exception():
-                self._attachment.close(succeeded=False)
-        self._chunks = datapath.read_range(device, offset, length,
-                                           chunk_size)
-        self._left = length
-        if not length:
-            self.close()
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self._attachment is None:
-            raise StopIteration
-        try:
-            chunk = next(self._chunks)
-        except BaseException:
-            self.close()
-            raise
-        self._left -= len(chunk)
-        if self._left <= 0:
-            self.close()
-        return chunk
-
-    def close(self):
-        attachment, self._attachment = self._attachment, None
-        if attachment is not None:
-            # Read-only: nothing to flush, so release without strictness.
-            attachment.close(succeeded=False)
-
-    def __del__(self):
-        self.close()

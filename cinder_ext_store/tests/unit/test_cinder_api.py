@@ -19,7 +19,7 @@ from keystoneauth1 import token_endpoint
 from oslo_config import cfg
 import testtools
 
-from cinder_ext_store import cinder_client
+from cinder_ext_store import cinder_api
 from cinder_ext_store import options
 from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import fakes
@@ -54,23 +54,23 @@ class TestCredentials(testtools.TestCase):
               (dict(PASSWORD, cinder_store_password=None), False))
     @ddt.unpack
     def test_service_credentials_set(self, values, expected):
-        self.assertEqual(expected, cinder_client.service_credentials_set(
+        self.assertEqual(expected, cinder_api.service_credentials_set(
             make_conf(**values)))
 
     def test_incomplete_password(self):
-        msg = cinder_client.incomplete_credentials(make_conf(
+        msg = cinder_api.incomplete_credentials(make_conf(
             **dict(PASSWORD, cinder_store_password=None)))
         self.assertIn('cinder_store_password missing', msg)
 
     def test_incomplete_application_credential(self):
-        msg = cinder_client.incomplete_credentials(make_conf(
+        msg = cinder_api.incomplete_credentials(make_conf(
             cinder_store_application_credential_id='id'))
         self.assertIn('cinder_store_application_credential_secret', msg)
         self.assertIn('cinder_store_auth_address', msg)
 
     @ddt.data(PASSWORD, APPCRED, {})
     def test_complete_or_absent(self, values):
-        self.assertIsNone(cinder_client.incomplete_credentials(
+        self.assertIsNone(cinder_api.incomplete_credentials(
             make_conf(**values)))
 
 
@@ -78,7 +78,7 @@ class TestCredentials(testtools.TestCase):
 class TestSession(testtools.TestCase):
 
     def test_password(self):
-        session = cinder_client.CinderSession(make_conf(**PASSWORD))
+        session = cinder_api.CinderSession(make_conf(**PASSWORD))
         self.assertIsInstance(session.session.auth, identity.V3Password)
         client = session.client(None, '3.54')
         self.assertIsNone(client.client.auth)  # the session's auth is used
@@ -86,7 +86,7 @@ class TestSession(testtools.TestCase):
         self.assertEqual('volumev3', client.client.service_type)
 
     def test_application_credential(self):
-        session = cinder_client.CinderSession(make_conf(**APPCRED))
+        session = cinder_api.CinderSession(make_conf(**APPCRED))
         self.assertIsInstance(session.session.auth,
                               identity.V3ApplicationCredential)
 
@@ -95,12 +95,12 @@ class TestSession(testtools.TestCase):
               ({}, True))
     @ddt.unpack
     def test_tls(self, values, verify):
-        session = cinder_client.CinderSession(make_conf(**values))
+        session = cinder_api.CinderSession(make_conf(**values))
         self.assertEqual(verify, session.session.verify)
 
     def test_endpoint_template_with_context_token(self):
         # noauth Cinder: the token is "<user>:<project>".
-        session = cinder_client.CinderSession(make_conf(
+        session = cinder_api.CinderSession(make_conf(
             cinder_endpoint_template='http://cinder/v3/%(project_id)s'))
         ctx = base.Context(project_id='abc123')
         auth = session.client(ctx).client.auth
@@ -109,7 +109,7 @@ class TestSession(testtools.TestCase):
         self.assertEqual('user:abc123', auth.token)
 
     def test_context_service_catalog(self):
-        session = cinder_client.CinderSession(make_conf(
+        session = cinder_api.CinderSession(make_conf(
             cinder_os_region_name='R2'))
         ctx = base.Context()
         ctx.auth_token = 'tok'
@@ -122,7 +122,7 @@ class TestSession(testtools.TestCase):
               dict(cinder_catalog_info='image::publicURL'),
               dict(cinder_catalog_info='broken'))
     def test_context_errors(self, values):
-        session = cinder_client.CinderSession(make_conf(**values))
+        session = cinder_api.CinderSession(make_conf(**values))
         ctx = base.Context()
         if values['cinder_catalog_info'].startswith('image'):
             ctx.service_catalog = CATALOG
@@ -130,7 +130,7 @@ class TestSession(testtools.TestCase):
                           ctx)
 
     def test_no_context_no_credentials(self):
-        session = cinder_client.CinderSession(make_conf())
+        session = cinder_api.CinderSession(make_conf())
         self.assertRaises(exceptions.BadStoreConfiguration, session.client,
                           None)
 
@@ -148,25 +148,25 @@ class TestTranslation(testtools.TestCase):
     @ddt.unpack
     def test_errors(self, raised, expected):
         def fail():
-            with cinder_client.translated('lookup', 'vol-1'):
+            with cinder_api.translated('lookup', 'vol-1'):
                 raise raised
         e = self.assertRaises(expected, fail)
         self.assertIn('vol-1', str(e))
 
     def test_store_errors_pass_through(self):
         def fail():
-            with cinder_client.translated('lookup'):
+            with cinder_api.translated('lookup'):
                 raise exceptions.Invalid()
         self.assertRaises(exceptions.Invalid, fail)
 
     def test_offline_extend_refusal_is_not_extend_refused(self):
         cloud = fakes.FakeCinder('/nonexistent')
-        api = cinder_client.CinderAPI(
+        api = cinder_api.CinderAPI(
             lambda v: fakes.FakeClient(cloud, v), 1)
         cloud.fail('extend', cinder_exc.BadRequest(400, 'no'))
         e = self.assertRaises(exceptions.BackendException, api.extend,
                               'vol-1', 2, attached=False)
-        self.assertNotIsInstance(e, cinder_client.ExtendRefused)
+        self.assertNotIsInstance(e, cinder_api.ExtendRefused)
 
 
 class TestWait(testtools.TestCase):
@@ -183,7 +183,7 @@ class TestWait(testtools.TestCase):
         cloud.volumes['v'] = dict(id='v', size=1, name='n', metadata={},
                                   volume_type='t', multiattach=False,
                                   status='creating')
-        api = cinder_client.CinderAPI(
+        api = cinder_api.CinderAPI(
             lambda v: fakes.FakeClient(cloud, v), 30, sleep=sleep,
             clock=lambda: clock[0])
         e = self.assertRaises(exceptions.BackendException, api.wait, 'v',
@@ -192,8 +192,8 @@ class TestWait(testtools.TestCase):
                       "v: status still 'creating'", str(e))
         self.assertEqual(0.02, sleeps[0])
         self.assertEqual(0.03, round(sleeps[1], 6))
-        self.assertEqual(cinder_client.POLL_MAX, max(sleeps))
-        self.assertLess(clock[0], 30 + cinder_client.POLL_MAX)
+        self.assertEqual(cinder_api.POLL_MAX, max(sleeps))
+        self.assertLess(clock[0], 30 + cinder_api.POLL_MAX)
         # Bounded load on Cinder: the ramp-up (~10 polls) then at most two
         # polls a second.
         self.assertLess(len(sleeps), 10 + 30 * 2 + 1)

@@ -1,0 +1,117 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""What one add or get did, as an object: logged once, handed to observers.
+
+A :class:`TransferStats` counts bytes, extends and attachments, notes how
+the volume grew and times each phase. The store logs it in one INFO line
+(one WARNING line when the operation failed) and passes it to every
+observer registered with :meth:`Store.add_observer
+<cinder_ext_store.store.Store.add_observer>`. :meth:`TransferStats.parse`
+reads such a line back, for tools that only have the log.
+"""
+
+import contextlib
+import re
+import time
+
+_FIELD = re.compile(r'(\w+)=(\S+)')
+_PREFIX = 'cinder_ext '
+
+
+class TransferStats(object):
+    """The account of one operation of one store.
+
+    Phases may nest: ``copy`` includes the ``grow`` and re-``attach``
+    of offline growth.
+    """
+
+    def __init__(self, operation, store, image_id=None, volume_id=None):
+        self.operation = operation
+        self.store = store
+        self.image_id = image_id
+        self.volume_id = volume_id
+        self.bytes = 0
+        self.extends = 0
+        self.attachments = 0
+        self.growth = []  # 'online' / 'offline', once per extend
+        self.phases = {}
+        self.error = None
+        self.seconds = None
+        self._started = time.monotonic()
+
+    @contextlib.contextmanager
+    def phase(self, name):
+        """Add the time spent in the ``with`` block to phase ``name``."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = (self.phases.get(name, 0.0) +
+                                 time.monotonic() - started)
+
+    def finish(self, error=None):
+        if self.seconds is None:
+            self.seconds = time.monotonic() - self._started
+            self.error = error
+
+    @property
+    def succeeded(self):
+        return self.seconds is not None and self.error is None
+
+    @property
+    def mib_per_second(self):
+        return self.bytes / 1048576.0 / max(self.seconds or 0.0, 1e-6)
+
+    def __str__(self):
+        fields = [('image', self.image_id), ('volume', self.volume_id),
+                  ('store', self.store),
+                  ('result', 'ok' if self.error is None else 'failed'),
+                  ('bytes', self.bytes),
+                  ('seconds', '%.3f' % (self.seconds or 0.0)),
+                  ('mib_per_s', '%.1f' % self.mib_per_second),
+                  ('extends', self.extends),
+                  ('attachments', self.attachments),
+                  ('growth', ','.join(self.growth) or '-'),
+                  ('phases', ','.join('%s:%.3f' % kv for kv in
+                                      sorted(self.phases.items())) or '-')]
+        line = _PREFIX + self.operation + ' ' + ' '.join(
+            '%s=%s' % (k, v) for k, v in fields)
+        if self.error is not None:
+            line += ' error=%s' % type(self.error).__name__
+        return line
+
+    @classmethod
+    def parse(cls, line):
+        """The stats a log line carries, or None when it carries none."""
+        at = line.find(_PREFIX)
+        if at < 0:
+            return None
+        words = line[at + len(_PREFIX):].split(' ', 1)
+        fields = dict(_FIELD.findall(words[1] if len(words) > 1 else ''))
+        if 'bytes' not in fields:
+            return None
+        none = lambda v: None if v == 'None' else v  # noqa: E731
+        stats = cls(words[0], none(fields.get('store')),
+                    none(fields.get('image')), none(fields.get('volume')))
+        stats.bytes = int(fields['bytes'])
+        stats.seconds = float(fields['seconds'])
+        stats.extends = int(fields['extends'])
+        stats.attachments = int(fields['attachments'])
+        growth = fields.get('growth', '-')
+        stats.growth = [] if growth == '-' else growth.split(',')
+        phases = fields.get('phases', '-')
+        stats.phases = {} if phases == '-' else {
+            k: float(v) for k, v in (p.split(':') for p in phases.split(','))}
+        if fields.get('result') == 'failed':
+            stats.error = fields.get('error', 'failed')
+        return stats

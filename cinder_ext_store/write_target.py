@@ -1,0 +1,152 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The write target of one upload: its volume, attached read-write, grown
+when the data no longer fits.
+
+Online: extend in use (microversion 3.42), check that Cinder grew it,
+rescan with os-brick and check that this host sees the new size. Offline:
+detach, extend, re-attach. Each step is counted in the upload's
+:class:`~cinder_ext_store.stats.TransferStats`.
+"""
+
+import logging
+
+from glance_store import exceptions
+
+from cinder_ext_store import attachments
+from cinder_ext_store import cinder_api
+from cinder_ext_store import growth
+
+LOG = logging.getLogger(__name__)
+
+
+class WriteTarget(object):
+    """The volume of one upload, attached read-write, growing on demand.
+
+    :param growable: False for known-size uploads (sized up front)
+    :param stats: the upload's :class:`~cinder_ext_store.stats.TransferStats`
+    :param direct: write with O_DIRECT where the device allows it
+    """
+
+    def __init__(self, api, host, volume, policy, online, growable, stats,
+                 direct=False):
+        self.api = api
+        self.host = host
+        self.volume_id = volume.id
+        self.size_gib = volume.size
+        self.policy = policy
+        self.online = online
+        self.growable = growable
+        self.direct = direct
+        self.stats = stats
+        self.attachment = None
+
+    @property
+    def device(self):
+        return self.attachment.device
+
+    def open(self):
+        attachment = attachments.Attachment(
+            self.api, self.host, self.volume_id, 'rw', direct=self.direct)
+        with self.stats.phase('attach'):
+            attachment.open()
+        self.attachment = attachment
+        self.stats.attachments += 1
+
+    def close(self, succeeded):
+        """Sync (on success) and detach; strict only when ``succeeded``."""
+        attachment, self.attachment = self.attachment, None
+        if attachment is not None:
+            with self.stats.phase('detach'):
+                attachment.close(succeeded)
+
+    def ensure_capacity(self, end):
+        """Make sure bytes up to offset ``end`` can be written."""
+        if end <= self.device.size():
+            return
+        if not self.growable:
+            raise exceptions.StorageFull(
+                message='Volume %s (%d GiB) cannot hold %d bytes'
+                        % (self.volume_id, self.size_gib, end))
+        new_gib = self.policy.next_gib(self.size_gib, end)
+        with self.stats.phase('grow'):
+            if self.online.usable:
+                try:
+                    self._grow_online(new_gib)
+                    self.stats.growth.append('online')
+                    return
+                except cinder_api.ExtendRefused as e:
+                    self.online.refuse(str(e))
+            self._grow_offline(new_gib)
+            self.stats.growth.append('offline')
+
+    def _grow_online(self, new_gib):
+        old_gib = self.size_gib
+        self.api.extend(self.volume_id, new_gib, attached=True)
+        self.stats.extends += 1
+        volume = self.api.settle(self.volume_id, ('extending',),
+                                 'in-use extension to %d GiB' % new_gib)
+        if volume.status == 'error_extending':
+            raise cinder_api.ExtendRefused(
+                'Cinder failed to extend in-use volume %s to %d GiB '
+                '(status error_extending)' % (self.volume_id, new_gib))
+        if volume.status != 'in-use':
+            raise exceptions.BackendException(
+                'Volume %s is %r after its in-use extension, expected '
+                "'in-use'" % (self.volume_id, volume.status))
+        if volume.size < new_gib:
+            # The scheduler rejects backends without online extend support
+            # and leaves the volume in-use at its old size.
+            raise cinder_api.ExtendRefused(
+                'Cinder left in-use volume %s at %d GiB instead of %d GiB '
+                '(the backend does not support online extend)'
+                % (self.volume_id, volume.size, new_gib))
+        self.size_gib = volume.size
+        try:
+            seen = self.attachment.rescan()
+        except NotImplementedError:
+            raise cinder_api.ExtendRefused(
+                'the %s connector cannot rescan a grown volume'
+                % self.attachment.props.get('driver_volume_type'))
+        if seen < new_gib * growth.GIB:
+            raise cinder_api.ExtendRefused(
+                'volume %s grew to %d GiB in Cinder but this host still sees '
+                '%d bytes' % (self.volume_id, new_gib, seen))
+        LOG.info('Volume %s extended in use from %d to %d GiB',
+                 self.volume_id, old_gib, new_gib)
+
+    def _grow_offline(self, new_gib):
+        old_gib = self.size_gib
+        self.close(succeeded=True)
+        volume = self.api.wait(self.volume_id, 'available',
+                               ('in-use', 'detaching'),
+                               'detach before extension')
+        if volume.size < new_gib:
+            self.api.extend(self.volume_id, new_gib, attached=False)
+            self.stats.extends += 1
+            volume = self.api.wait(self.volume_id, 'available',
+                                   ('extending',),
+                                   'extension to %d GiB' % new_gib)
+            if volume.size < new_gib:
+                raise exceptions.BackendException(
+                    'Cinder left volume %s at %d GiB after extending it to '
+                    '%d GiB' % (self.volume_id, volume.size, new_gib))
+        self.size_gib = volume.size
+        self.open()
+        if self.device.size() < new_gib * growth.GIB:
+            raise exceptions.BackendException(
+                'Volume %s is %d GiB in Cinder but its device has %d bytes '
+                'after re-attaching' % (self.volume_id, new_gib,
+                                        self.device.size()))
+        LOG.info('Volume %s extended offline from %d to %d GiB',
+                 self.volume_id, old_gib, new_gib)

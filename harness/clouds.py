@@ -1,0 +1,202 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``clouds.yaml``: the one description of the cloud everything talks to.
+
+The stack writes a standard ``clouds.yaml`` (the openstacksdk /
+os-client-config format) with three clouds: ``cinder-ext-store`` (the
+credentials the store uses, as Glance's ``cinder_store_*`` options would),
+``cinder-ext-demo`` (an ordinary user) and ``cinder-ext-admin``. Tests,
+demo and benchmark read it like any OpenStack client:
+
+* ``OS_CLIENT_CONFIG_FILE`` - the file (default: the stack's, else the
+  standard search path);
+* ``OS_CLOUD`` - the cloud whose credentials the store uses (default
+  ``cinder-ext-store``);
+* ``CINDER_EXT_USER_CLOUD`` - the ordinary user of end-to-end tests;
+* ``CINDER_EXT_VOLUME_TYPE`` / ``CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND``
+  - volume types to test on.
+
+Those settings may also stand in the store cloud's ``cinder_ext_store``
+key, where the stack writes them (with the paths of its own files).
+Writing needs only the standard library; reading needs PyYAML and
+keystoneauth, imported when used.
+"""
+
+import json
+import os
+
+from harness.stack import service
+
+STORE_CLOUD = 'cinder-ext-store'
+USER_CLOUD = 'cinder-ext-demo'
+ADMIN_CLOUD = 'cinder-ext-admin'
+EXTRAS = 'cinder_ext_store'
+STACK_FILE = os.path.join(
+    os.environ.get('CINDER_EXT_STACK_DIR',
+                   os.path.join(service.REPO, '.stack')), 'clouds.yaml')
+SEARCH_PATH = ('clouds.yaml',
+               os.path.expanduser('~/.config/openstack/clouds.yaml'),
+               '/etc/openstack/clouds.yaml')
+
+
+# -- writing (the stack) ------------------------------------------------
+
+def _yaml(value, indent=0):
+    pad = ' ' * indent
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            lines.append('%s%s:' % (pad, key))
+            lines.extend(_yaml(item, indent + 2))
+        else:
+            # JSON scalars are YAML scalars: quoting stays exact.
+            lines.append('%s%s: %s' % (pad, key, json.dumps(item)))
+    return lines
+
+
+def write(path, clouds):
+    """Write ``{name: cloud}`` as a ``clouds.yaml`` (mode 0600: passwords)."""
+    text = '# Written by tools/stack; read by the tests, demo, benchmark.\n'
+    text += '\n'.join(_yaml({'clouds': clouds})) + '\n'
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+
+
+def password_cloud(auth_url, user, password, project, **extras):
+    cloud = {'auth_type': 'password',
+             'auth': {'auth_url': auth_url, 'username': user,
+                      'password': password, 'project_name': project,
+                      'user_domain_name': 'Default',
+                      'project_domain_name': 'Default'},
+             'region_name': 'RegionOne', 'identity_api_version': 3,
+             'volume_api_version': 3}
+    if extras:
+        cloud[EXTRAS] = extras
+    return cloud
+
+
+def token_cloud(endpoint, token, **extras):
+    """Cinder without Keystone (noauth): a fixed token at one endpoint."""
+    cloud = {'auth_type': 'admin_token',
+             'auth': {'endpoint': endpoint, 'token': token},
+             'region_name': 'RegionOne', 'volume_api_version': 3}
+    if extras:
+        cloud[EXTRAS] = extras
+    return cloud
+
+
+# -- reading (tests, demo, benchmark) -----------------------------------
+
+def config_file():
+    """The clouds.yaml in use, or None."""
+    path = os.environ.get('OS_CLIENT_CONFIG_FILE')
+    if path:
+        return path
+    for candidate in (STACK_FILE,) + SEARCH_PATH:
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def uses_stack():
+    """Whether the tests should use (and may start) the local stack."""
+    return config_file() in (None, STACK_FILE)
+
+
+class Cloud(object):
+    """One cloud of a clouds.yaml, with what the tests need of it."""
+
+    def __init__(self, name, entry, path):
+        self.name = name
+        self.entry = entry
+        self.path = path
+        self.extras = dict(entry.get(EXTRAS) or {})
+        for key in ('volume_type', 'volume_type_no_online_extend',
+                    'user_cloud'):
+            value = os.environ.get('CINDER_EXT_%s' % key.upper())
+            if value:
+                self.extras[key] = value
+
+    @property
+    def auth(self):
+        return self.entry.get('auth', {})
+
+    @property
+    def keystone(self):
+        return self.entry.get('auth_type', 'password') != 'admin_token'
+
+    @property
+    def local(self):
+        """The local stack (its files are on this host)."""
+        return bool(self.extras.get('stack_dir'))
+
+    def setting(self, key, default=None):
+        return self.extras.get(key, default)
+
+    def session(self):
+        from keystoneauth1 import loading
+        from keystoneauth1 import session as ksa_session
+        loader = loading.get_plugin_loader(
+            self.entry.get('auth_type', 'password'))
+        options = {o.dest for o in loader.get_options()}
+        auth = loader.load_from_options(**{
+            k: v for k, v in self.auth.items() if k in options})
+        verify = self.entry.get('cacert', not self.entry.get('insecure'))
+        return ksa_session.Session(auth=auth, verify=verify)
+
+    def cinder(self, version='3.54'):
+        from cinderclient import client
+        return client.Client(version, session=self.session(),
+                             region_name=self.entry.get('region_name'))
+
+    def store_options(self):
+        """The store options that reach this cloud's Cinder.
+
+        Glance's ``cinder_store_*``; without Keystone, the endpoint
+        template (the request's token is then ``<user>:<project>``).
+        """
+        if not self.keystone:
+            return {'cinder_endpoint_template':
+                    self.extras['endpoint_template']}
+        auth = self.auth
+        return {
+            'cinder_store_auth_address': auth['auth_url'],
+            'cinder_store_user_name': auth['username'],
+            'cinder_store_password': auth['password'],
+            'cinder_store_project_name': auth['project_name'],
+            'cinder_store_user_domain_name': auth.get('user_domain_name',
+                                                      'Default'),
+            'cinder_store_project_domain_name': auth.get(
+                'project_domain_name', 'Default'),
+        }
+
+    def user(self):
+        """The ordinary user's cloud (end-to-end tests, demo)."""
+        return load(self.extras.get('user_cloud', USER_CLOUD))
+
+
+def load(name=None):
+    """The cloud ``name`` (default ``OS_CLOUD``, else the store's)."""
+    import yaml
+    path = config_file()
+    if path is None:
+        raise LookupError('no clouds.yaml: run tools/stack up, or set '
+                          'OS_CLIENT_CONFIG_FILE')
+    name = name or os.environ.get('OS_CLOUD') or STORE_CLOUD
+    with open(path) as f:
+        clouds = (yaml.safe_load(f) or {}).get('clouds') or {}
+    if name not in clouds:
+        raise LookupError('cloud %r is not in %s (it has %s)'
+                          % (name, path, ', '.join(sorted(clouds))))
+    return Cloud(name, clouds[name], path)

@@ -1,0 +1,71 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""What Cinder and this host hold, seen from outside the store.
+
+Volumes, attachments and (on the local stack) the loop devices of its
+volumes.
+"""
+
+import subprocess
+import time
+
+
+class Inspector(object):
+    """Snapshots of a cloud, to prove that a test left nothing behind."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.cinder = cloud.cinder()
+
+    def volumes(self):
+        return {v.id: v for v in self.cinder.volumes.list()}
+
+    def attachments(self):
+        return {a.id for a in self.cinder.attachments.list()}
+
+    def loops(self):
+        """Loop devices backing the local stack's volume files."""
+        vdir = self.cloud.setting('volume_dir')
+        if not vdir:
+            return set()
+        out = subprocess.run(['losetup', '-a'], capture_output=True,
+                             text=True, check=True).stdout
+        return {line.split(':', 1)[0] for line in out.splitlines()
+                if vdir in line}
+
+    def snapshot(self):
+        return {'volumes': set(self.volumes()),
+                'attachments': self.attachments(), 'loop devices':
+                self.loops()}
+
+    def wait_until(self, before, timeout=60):
+        """Wait until the cloud is as ``before``; returns the last snapshot.
+
+        Cinder deletes asynchronously.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.snapshot()
+            if now == before or time.monotonic() > deadline:
+                return now
+            time.sleep(0.5)
+
+    def wait_idle(self, timeout=300):
+        """Wait until no volume is being deleted; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while any(v.status == 'deleting'
+                  for v in self.cinder.volumes.list()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True

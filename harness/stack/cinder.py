@@ -1,0 +1,174 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Cinder 29: volume service, scheduler and API, on PostgreSQL + RabbitMQ.
+
+Two backends of the test-only loop-device driver (:mod:`.loop_driver`):
+volume type loop extends in use, loop-offline reports that it
+cannot, so Cinder's scheduler really refuses in-use extends there. The
+processes start in order - volume service, scheduler, API - each once the
+previous one's queue exists: started together, the scheduler may miss the
+pools for minutes and early API calls hang.
+"""
+
+import glob
+import os
+import shutil
+
+from harness.stack import rest
+from harness.stack import service
+
+#: volume type -> whether its pool reports online_extend_support
+VOLUME_TYPES = {'loop': True, 'loop-offline': False}
+HOST = 'teststack'
+
+
+class Cinder(service.Service):
+    name = 'cinder'
+    #: Started in this order, stopped in the reverse.
+    PROCESSES = ('cinder-volume', 'cinder-scheduler', 'cinder-api')
+
+    def __init__(self, settings, postgres, rabbit, keystone=None):
+        super(Cinder, self).__init__(settings)
+        self.postgres = postgres
+        self.rabbit = rabbit
+        self.keystone = keystone
+
+    @property
+    def venv(self):
+        return self.s.venv('cinder')
+
+    @property
+    def conf(self):
+        return self.s.path('cinder', 'cinder.conf')
+
+    @property
+    def volume_dir(self):
+        return self.s.path('volumes')
+
+    def install(self):
+        service.make_venv(self.venv, 'cinder-volume',
+                          [self.s.pins['cinder'], 'python-cinderclient',
+                           'psycopg2-binary'], self.s.path('pip.log'))
+
+    def _write_config(self):
+        for sub in ('log', 'lock', 'state', 'coord'):
+            os.makedirs(self.s.path('cinder', sub), exist_ok=True)
+        os.makedirs(self.volume_dir, exist_ok=True)
+        etc = os.path.join(self.venv, 'etc', 'cinder')
+        for name in ('api-paste.ini', 'resource_filters.json'):
+            shutil.copy(os.path.join(etc, name), self.s.path('cinder'))
+        backends = ''.join(
+            '\n[%s]\nvolume_driver = harness.stack.loop_driver.LoopDriver\n'
+            'volume_backend_name = %s\nloop_volume_dir = %s\n'
+            'loop_online_extend_support = %s\n'
+            % (name, name, self.volume_dir, online)
+            for name, online in VOLUME_TYPES.items())
+        with open(self.conf, 'w') as f:
+            f.write("""[DEFAULT]
+auth_strategy = %(mode)s
+transport_url = %(rabbit)s
+host = %(host)s
+my_ip = 127.0.0.1
+state_path = %(dir)s/state
+log_dir = %(dir)s/log
+api_paste_config = %(dir)s/api-paste.ini
+resource_query_filters_file = %(dir)s/resource_filters.json
+rootwrap_config = %(etc)s/rootwrap.conf
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = %(port)d
+osapi_volume_workers = 1
+enabled_backends = %(backends)s
+default_volume_type = loop
+quota_volumes = -1
+quota_gigabytes = -1
+quota_snapshots = -1
+debug = True
+
+[database]
+connection = %(db)s
+
+[oslo_concurrency]
+lock_path = %(dir)s/lock
+
+[coordination]
+backend_url = file://%(dir)s/coord
+%(backend_sections)s
+%(authtoken)s""" % dict(
+                mode=self.s.mode, rabbit=self.rabbit.url, host=HOST,
+                dir=self.s.path('cinder'), etc=etc, port=self.s.cinder_port,
+                backends=','.join(VOLUME_TYPES),
+                db=self.postgres.url('cinder'), backend_sections=backends,
+                authtoken=(self.keystone.authtoken('cinder')
+                           if self.keystone else '')))
+
+    def admin(self):
+        """A :class:`~harness.stack.rest.CinderAdmin` of the stack."""
+        if self.keystone:
+            client, project = self.keystone.admin()
+        else:
+            project = self.s.NOAUTH_PROJECT
+            client = rest.Client('admin:%s' % project)
+        return rest.CinderAdmin(client, '%s/%s' % (self.s.cinder_base,
+                                                   project))
+
+    def _spawn(self, name):
+        if not self.alive(name):
+            self.spawn([os.path.join(self.venv, 'bin', name),
+                        '--config-file', self.conf],
+                       self.s.path('cinder', 'log', '%s.out' % name),
+                       env={'PYTHONPATH': service.REPO}, name=name)
+
+    def start(self):
+        self._write_config()
+        service.run([os.path.join(self.venv, 'bin', 'cinder-manage'),
+                     '--config-file', self.conf, 'db', 'sync'])
+        self._spawn('cinder-volume')
+        service.wait_for(90, "cinder-volume's queue",
+                         lambda: self.rabbit.has_queue('cinder-volume'))
+        self._spawn('cinder-scheduler')
+        service.wait_for(60, "cinder-scheduler's queue",
+                         lambda: self.rabbit.has_queue('cinder-scheduler'))
+        self._spawn('cinder-api')
+        service.wait_for(60, 'cinder-api', lambda: self.admin().ping())
+        admin = self.admin()
+        pools = {'%s@%s#%s' % (HOST, t, t) for t in VOLUME_TYPES}
+        service.wait_for(120, 'both pools in the scheduler',
+                         lambda: pools <= admin.pools())
+        for vtype in VOLUME_TYPES:
+            admin.ensure_type(vtype, {'volume_backend_name': vtype})
+
+    def healthy(self):
+        return all(self.alive(n) for n in self.PROCESSES)
+
+    def processes(self):
+        return list(self.PROCESSES)
+
+    def stop(self):
+        for name in reversed(self.PROCESSES):
+            self.kill_recorded(name)
+        self.detach_loops()
+
+    def detach_loops(self):
+        """Detach the loop devices of this stack's volume files, no other."""
+        for path in glob.glob(os.path.join(self.volume_dir, 'volume-*')):
+            out = service.run(['losetup', '-j', path], check=False)
+            for line in out.splitlines():
+                service.run(['losetup', '-d', line.split(':', 1)[0]],
+                            check=False)
+
+    def describe(self):
+        return ('cinder:    %s/<project> (%s); volume types: %s'
+                % (self.s.cinder_base, self.s.mode, ', '.join(
+                    '%s (%s)' % (t, 'online extend' if online else
+                                 'no online extend')
+                    for t, online in VOLUME_TYPES.items())))

@@ -1,0 +1,219 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A real OpenStack on this host, for development, tests and demos.
+
+    tools/stack up           install what is missing, start, wait, print:
+                             Keystone, Cinder and glance-api with the
+                             cinder_ext store as its default backend
+    tools/stack up --noauth  the light stack: Cinder alone, noauth
+    tools/stack down         stop what `up` started (by pid), detach loops
+    tools/stack status       what runs, where
+    tools/stack external     use an existing cloud instead: writes the
+                             stack's clouds.yaml from OS_AUTH_URL,
+                             OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME (+
+                             domains) and CINDER_EXT_VOLUME_TYPE; starts
+                             nothing
+    tools/stack clean        down, then delete the state directory
+
+Runs as root on Debian 12. Everything lives in $CINDER_EXT_STACK_DIR
+(default <repo>/.stack, ignored by git); `up` writes clouds.yaml there
+(see harness/clouds.py) and openrc for the `openstack` CLI.
+"""
+
+import os
+import shutil
+import sys
+import time
+
+from harness import clouds
+from harness.stack import cinder
+from harness.stack import glance
+from harness.stack import keystone
+from harness.stack import postgres
+from harness.stack import rabbitmq
+from harness.stack import service
+
+
+class Stack(object):
+    """The services of one stack, in start order."""
+
+    def __init__(self, settings):
+        self.s = settings
+        self.postgres = postgres.PostgreSQL(settings)
+        self.rabbit = rabbitmq.RabbitMQ(settings)
+        self.keystone = keystone.Keystone(settings) if settings.keystone \
+            else None
+        self.cinder = cinder.Cinder(settings, self.postgres, self.rabbit,
+                                    self.keystone)
+        self.glance = glance.Glance(settings, self.keystone) \
+            if settings.keystone else None
+
+    @property
+    def services(self):
+        return [svc for svc in (self.postgres, self.rabbit, self.keystone,
+                                self.cinder, self.glance) if svc]
+
+    # -- commands ------------------------------------------------------
+
+    def up(self):
+        if os.geteuid() != 0:
+            raise service.StackError('run as root (loop devices, service '
+                                     'users)')
+        started = time.monotonic()
+        for directory in (self.s.state, self.s.pids, self.s.logs):
+            os.makedirs(directory, exist_ok=True)
+        running = read_mode(self.s.state)
+        if running not in (None, self.s.mode) and self.cinder.healthy():
+            raise service.StackError('the stack runs in %s mode: run down '
+                                     'first' % running)
+        with open(self.s.path('mode'), 'w') as f:
+            f.write(self.s.mode)
+        for svc in self.services:
+            svc.install()
+        for svc in self.services:
+            service.log('starting %s' % svc.name)
+            svc.start()
+        self.write_clouds()
+        service.log('ready in %ds' % (time.monotonic() - started))
+        self.status()
+
+    def down(self):
+        # Stop in the reverse order, whatever the mode they started in.
+        full = Stack(service.Settings('keystone', self.s.state))
+        for svc in reversed(full.services):
+            svc.stop()
+        for name in ('clouds.yaml', 'openrc'):
+            try:
+                os.unlink(self.s.path(name))
+            except FileNotFoundError:
+                pass
+        service.log('stopped')
+
+    def status(self):
+        full = Stack(service.Settings('keystone', self.s.state))
+        for svc in full.services:
+            for name in svc.processes():
+                pid = svc.pid(name)
+                state = ('running, pid %d' % pid if svc.alive(name)
+                         else 'stopped')
+                print('  %-17s %s' % (name, state))
+        if os.path.exists(self.s.path('clouds.yaml')):
+            for svc in self.services:
+                line = svc.describe()
+                if line:
+                    print('  ' + line)
+            print('  clouds:    %s (OS_CLOUD=%s; users: %s, %s)'
+                  % (self.s.path('clouds.yaml'), clouds.STORE_CLOUD,
+                     clouds.USER_CLOUD, clouds.ADMIN_CLOUD))
+            if self.s.keystone:
+                print('  use it:    source %s; openstack image list'
+                      % self.s.path('openrc'))
+            print('  logs:      %s, %s' % (self.s.logs,
+                                           self.s.path('cinder', 'log')))
+
+    def write_clouds(self):
+        s = self.s
+        extras = dict(stack_dir=s.state, volume_type='loop',
+                      volume_type_no_online_extend='loop-offline',
+                      user_cloud=clouds.USER_CLOUD,
+                      volume_dir=self.cinder.volume_dir)
+        if s.keystone:
+            extras.update(glance_log=self.glance.log_file,
+                          glance_pidfile=self.glance.pidfile())
+            entries = {
+                clouds.STORE_CLOUD: clouds.password_cloud(
+                    s.auth_url, 'glance', s.SERVICE_PASSWORD, 'service',
+                    **extras),
+                clouds.USER_CLOUD: clouds.password_cloud(
+                    s.auth_url, 'demo', s.DEMO_PASSWORD, 'demo'),
+                clouds.ADMIN_CLOUD: clouds.password_cloud(
+                    s.auth_url, 'admin', s.ADMIN_PASSWORD, 'admin'),
+            }
+            with open(s.path('openrc'), 'w') as f:
+                f.write('export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=%s\n'
+                        % (s.path('clouds.yaml'), clouds.USER_CLOUD))
+        else:
+            project = s.NOAUTH_PROJECT
+            endpoint = '%s/%s' % (s.cinder_base, project)
+            extras.update(endpoint_template=s.cinder_base +
+                          '/%(project_id)s', project_id=project)
+            entries = {
+                clouds.STORE_CLOUD: clouds.token_cloud(
+                    endpoint, 'glance:%s' % project, **extras),
+                clouds.ADMIN_CLOUD: clouds.token_cloud(
+                    endpoint, 'admin:%s' % project),
+            }
+        clouds.write(s.path('clouds.yaml'), entries)
+
+    def external(self):
+        env = os.environ
+        if not env.get('OS_AUTH_URL'):
+            raise service.StackError('set OS_AUTH_URL (source an openrc)')
+        os.makedirs(self.s.state, exist_ok=True)
+        extras = {k: env[v] for k, v in (
+            ('volume_type', 'CINDER_EXT_VOLUME_TYPE'),
+            ('volume_type_no_online_extend',
+             'CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND')) if env.get(v)}
+        cloud = clouds.password_cloud(
+            env['OS_AUTH_URL'], env['OS_USERNAME'], env['OS_PASSWORD'],
+            env['OS_PROJECT_NAME'], **extras)
+        cloud['auth'].update(
+            user_domain_name=env.get('OS_USER_DOMAIN_NAME', 'Default'),
+            project_domain_name=env.get('OS_PROJECT_DOMAIN_NAME',
+                                        'Default'))
+        clouds.write(self.s.path('clouds.yaml'), {clouds.STORE_CLOUD: cloud})
+        with open(self.s.path('mode'), 'w') as f:
+            f.write('external')
+        service.log('using the cloud of %s; wrote %s'
+                    % (env['OS_AUTH_URL'], self.s.path('clouds.yaml')))
+
+    def clean(self):
+        self.down()
+        for name in ('pg', 'rabbit'):  # service dirs placed elsewhere
+            link = self.s.path(name)
+            if os.path.islink(link):
+                shutil.rmtree(os.path.realpath(link), ignore_errors=True)
+        shutil.rmtree(self.s.state, ignore_errors=True)
+        service.log('removed %s' % self.s.state)
+
+
+def read_mode(state):
+    try:
+        with open(os.path.join(state, 'mode')) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def main(argv):
+    command = argv[0] if argv else None
+    if command not in ('up', 'down', 'status', 'external', 'clean'):
+        print(__doc__.split('\n\n')[1], file=sys.stderr)
+        return 2
+    mode = 'keystone'
+    state = service.Settings().state
+    if command == 'up':
+        mode = 'noauth' if '--noauth' in argv[1:] else 'keystone'
+    elif read_mode(state) == 'noauth':
+        mode = 'noauth'
+    stack = Stack(service.Settings(mode, state))
+    try:
+        getattr(stack, command)()
+    except service.StackError as e:
+        service.log('ERROR: %s' % e)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,149 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""glance-api 33 under uWSGI with this checkout's store as its default.
+
+Backends: ``images`` (default; cinder_ext on type ``loop``, extends attached
+volumes), ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
+re-attach) and ``intree`` (glance_store's own cinder driver, for
+comparison). The stores use service credentials, as production does.
+"""
+
+import os
+import shutil
+
+from harness.stack import service
+
+#: backend -> (store type, volume type, extend attached, description)
+BACKENDS = {
+    'images': ('cinder_ext', 'loop', True, 'cinder_ext'),
+    'offline': ('cinder_ext', 'loop-offline', False, 'cinder_ext'),
+    'intree': ('cinder', 'loop', True,
+               'in-tree cinder driver, for comparison'),
+}
+DEFAULT_BACKEND = 'images'
+
+
+class Glance(service.UwsgiService):
+    name = 'glance-api'
+    venv_name = 'glance'
+    module = 'glance.wsgi.api:application'
+
+    def __init__(self, settings, keystone):
+        super(Glance, self).__init__(settings)
+        self.keystone = keystone
+
+    @property
+    def dir(self):
+        return self.s.path('glance')
+
+    @property
+    def log_file(self):
+        return os.path.join(self.s.logs, 'glance-api.log')
+
+    def install(self):
+        venv = self.s.venv('glance')
+        service.make_venv(venv, 'uwsgi', [
+            self.s.pins['glance'], 'uwsgi', 'python-glanceclient',
+            'python-openstackclient'], self.s.path('pip.log'))
+        # The store under test, from this checkout (every time: cheap, and
+        # picks up new entry points).
+        service.pip_install(venv, [
+            '-c', os.path.join(service.REPO, 'tools', 'constraints.txt'),
+            '-e', service.REPO], self.s.path('pip.log'))
+
+    def url(self):
+        return self.s.glance_url + '/versions'
+
+    def uwsgi_options(self):
+        # Chunked uploads: uWSGI must accept chunked bodies above 1 MiB.
+        return ['--env', 'OS_GLANCE_CONFIG_DIR=%s' % os.path.join(
+            self.dir, 'etc'), '--http-auto-chunked', '--http-chunked-input',
+            '--http-raw-body', '--chunked-input-limit', '16777216']
+
+    def _backend(self, name, vtype, extend, description):
+        return ('[%s]\nstore_description = Cinder volumes of type %s (%s)\n'
+                'cinder_store_auth_address = %s\n'
+                'cinder_store_user_name = glance\n'
+                'cinder_store_password = %s\n'
+                'cinder_store_project_name = service\n'
+                'cinder_store_user_domain_name = Default\n'
+                'cinder_store_project_domain_name = Default\n'
+                'cinder_volume_type = %s\ncinder_do_extend_attached = %s\n'
+                'cinder_state_transition_timeout = 120\n'
+                % (name, vtype, description, self.s.auth_url,
+                   self.s.SERVICE_PASSWORD, vtype, extend))
+
+    def _write_config(self):
+        etc = os.path.join(self.dir, 'etc')
+        lock = os.path.join(self.dir, 'lock')
+        for sub in (etc, lock, os.path.join(self.dir, 'staging'),
+                    os.path.join(self.dir, 'tasks')):
+            os.makedirs(sub, exist_ok=True)
+        shutil.copy(os.path.join(self.s.venv('glance'), 'etc', 'glance',
+                                 'glance-api-paste.ini'), etc)
+        sections = ''.join(self._backend(name, vtype, extend, what)
+                           for name, (_t, vtype, extend, what)
+                           in BACKENDS.items())
+        with open(os.path.join(etc, 'glance-api.conf'), 'w') as f:
+            f.write("""[DEFAULT]
+enabled_backends = %(backends)s
+log_file = %(log)s
+debug = True
+[database]
+connection = sqlite:///%(dir)s/glance.db
+[glance_store]
+default_backend = %(default)s
+[os_glance_staging_store]
+filesystem_store_datadir = %(dir)s/staging
+[os_glance_tasks_store]
+filesystem_store_datadir = %(dir)s/tasks
+%(sections)s
+%(authtoken)s
+[paste_deploy]
+flavor = keystone
+[oslo_concurrency]
+lock_path = %(lock)s
+[os_brick]
+lock_path = %(lock)s
+# Root service without sudo: start privsep directly (the in-tree driver
+# would otherwise prefix sudo).
+[privsep_osbrick]
+helper_command = %(venv)s/bin/privsep-helper
+""" % dict(
+                backends=','.join('%s:%s' % (name, spec[0])
+                                  for name, spec in BACKENDS.items()),
+                log=self.log_file, dir=self.dir, default=DEFAULT_BACKEND,
+                sections=sections,
+                authtoken=self.keystone.authtoken('glance'),
+                lock=lock, venv=self.s.venv('glance')))
+
+    def start(self):
+        self._write_config()
+        service.run([os.path.join(self.s.venv('glance'), 'bin',
+                                  'glance-manage'), '--config-dir',
+                     os.path.join(self.dir, 'etc'), 'db_sync'])
+        self.spawn_uwsgi(self.s.glance_port)
+        service.wait_for(60, 'glance-api', self.healthy)
+
+    def worker_pids(self):
+        """The uWSGI workers' pids (the master's children)."""
+        master = self.pid()
+        try:
+            with open('/proc/%d/task/%d/children' % (master, master)) as f:
+                return [int(p) for p in f.read().split()]
+        except (OSError, TypeError):
+            return []
+
+    def describe(self):
+        return ('glance:    %s (backends %s; default %s)'
+                % (self.s.glance_url, ', '.join(BACKENDS), DEFAULT_BACKEND))

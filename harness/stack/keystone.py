@@ -1,0 +1,105 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Keystone 30 under uWSGI (sqlite, fernet), laid out as DevStack does.
+
+Project service with users glance and cinder, user demo in
+project demo, catalog entries for volumev3 and image.
+"""
+
+import os
+
+from harness.stack import rest
+from harness.stack import service
+
+
+class Keystone(service.UwsgiService):
+    name = 'keystone'
+    venv_name = 'keystone'
+    module = 'keystone.wsgi.api:application'
+
+    @property
+    def dir(self):
+        return self.s.path('keystone')
+
+    def install(self):
+        service.make_venv(self.s.venv('keystone'), 'uwsgi',
+                          [self.s.pins['keystone'], 'uwsgi'],
+                          self.s.path('pip.log'))
+
+    def url(self):
+        return self.s.auth_url
+
+    def uwsgi_options(self):
+        return ['--env', 'OS_KEYSTONE_CONFIG_DIR=%s' % self.dir]
+
+    def _write_config(self):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, 'keystone.conf'), 'w') as f:
+            f.write('[DEFAULT]\nlog_file = %s\n'
+                    '[database]\nconnection = sqlite:///%s/keystone.db\n'
+                    '[token]\nprovider = fernet\n'
+                    '[fernet_tokens]\nkey_repository = %s/fernet-keys\n'
+                    '[credential]\nkey_repository = %s/credential-keys\n'
+                    % (os.path.join(self.s.logs, 'keystone.log'), self.dir,
+                       self.dir, self.dir))
+
+    def _bootstrap(self):
+        manage = [os.path.join(self.s.venv('keystone'), 'bin',
+                               'keystone-manage'), '--config-file',
+                  os.path.join(self.dir, 'keystone.conf')]
+        owner = ['--keystone-user', 'root', '--keystone-group', 'root']
+        for args in (['db_sync'], ['fernet_setup'] + owner,
+                     ['credential_setup'] + owner,
+                     ['bootstrap', '--bootstrap-password',
+                      self.s.ADMIN_PASSWORD,
+                      '--bootstrap-admin-url', self.s.auth_url,
+                      '--bootstrap-public-url', self.s.auth_url,
+                      '--bootstrap-internal-url', self.s.auth_url,
+                      '--bootstrap-region-id', 'RegionOne']):
+            service.run(manage + args)
+
+    def start(self):
+        self._write_config()
+        if not os.path.exists(os.path.join(self.dir, 'keystone.db')):
+            self._bootstrap()
+        self.spawn_uwsgi(self.s.keystone_port)
+        service.wait_for(60, 'Keystone', self.healthy)
+        self._identity()
+
+    def admin(self):
+        """(client, project id) of the bootstrap admin."""
+        return rest.keystone_login(self.s.auth_url, 'admin',
+                                   self.s.ADMIN_PASSWORD, 'admin')
+
+    def _identity(self):
+        ident = rest.Identity(self.admin()[0], self.s.auth_url)
+        service_project = ident.project('service')
+        demo = ident.project('demo')
+        # Glance's store creates, attaches, extends and (on failure)
+        # force-deletes volumes in the service project.
+        for name in ('glance', 'cinder'):
+            ident.user(name, self.s.SERVICE_PASSWORD, service_project,
+                       ('admin', 'service'))
+        ident.user('demo', self.s.DEMO_PASSWORD, demo, ('member', 'reader'))
+        ident.service('volumev3', 'cinderv3',
+                      self.s.cinder_base + '/$(project_id)s')
+        ident.service('image', 'glance', self.s.glance_url)
+
+    def authtoken(self, user):
+        """The [keystone_authtoken] section for service user user."""
+        return ('[keystone_authtoken]\nwww_authenticate_uri = %s\n'
+                'auth_url = %s\nauth_type = password\nusername = %s\n'
+                'password = %s\nproject_name = service\n'
+                'user_domain_name = Default\nproject_domain_name = Default\n'
+                % (self.s.auth_url, self.s.auth_url, user,
+                   self.s.SERVICE_PASSWORD))
