@@ -130,6 +130,7 @@ class StoreTestCase(testtools.TestCase):
 
     def assertNothingLeft(self):
         """No volume, attachment, connection or file remains."""
+        self.cloud.settle()  # Cinder deletes asynchronously
         self.assertEqual({}, self.cloud.volumes)
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)

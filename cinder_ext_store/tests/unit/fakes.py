@@ -14,7 +14,8 @@
 
 :class:`FakeCinder` keeps volumes and attachments with Cinder's statuses and
 transitions (``creating -> available``, ``extending -> in-use``,
-``error_extending``, status recomputed when attachments go away), the API's
+``error_extending``, ``deleting`` then gone, status recomputed when
+attachments go away; only attached attachments listed), the API's
 refusals (400 on wrong status or microversion, 403 policy, 413 quota, 404)
 and backs every volume with a sparse file, so tests check real bytes.
 :class:`FakeClient` is the python-cinderclient surface the store uses, at
@@ -85,6 +86,12 @@ class FakeCinder(object):
     def used_gib(self):
         return sum(v['size'] for v in self.volumes.values())
 
+    def settle(self):
+        """Let every pending transition finish (as waiting long would)."""
+        for vol in list(self.volumes.values()):
+            while vol.get('pending'):
+                self._advance(vol)
+
     # -- machinery ---------------------------------------------------------
 
     def _call(self, name, version, *args):
@@ -114,6 +121,11 @@ class FakeCinder(object):
         if pending['polls'] > 0:
             return
         vol.pop('pending')
+        if pending['status'] == 'deleted':
+            del self.volumes[vol['id']]
+            if os.path.exists(self.path(vol['id'])):
+                os.unlink(self.path(vol['id']))
+            return
         vol['status'] = pending['status']
         if 'size' in pending:
             vol['size'] = pending['size']
@@ -161,9 +173,11 @@ class FakeCinder(object):
         vol = self._volume(volume_id)
         if advance:
             self._advance(vol)
+        # Cinder lists only attachments that are attached.
         attachments = [dict(attachment_id=a['id'], host_name=a['host'])
                        for a in self.attachments.values()
-                       if a['volume_id'] == volume_id]
+                       if a['volume_id'] == volume_id and
+                       a['status'] == 'attached']
         return Volume(id=vol['id'], size=vol['size'], status=vol['status'],
                       name=vol['name'], metadata=dict(vol['metadata']),
                       volume_type=vol['volume_type'],
@@ -183,9 +197,8 @@ class FakeCinder(object):
         if any(a['volume_id'] == volume_id
                for a in self.attachments.values()):
             raise cinder_exc.BadRequest(400, 'Volume has attachments')
-        del self.volumes[volume_id]
-        if os.path.exists(self.path(volume_id)):
-            os.unlink(self.path(volume_id))
+        # The volume service deletes asynchronously: 'deleting', then gone.
+        self._transition(vol, 'deleting', 'deleted')
 
     def extend(self, version, volume_id, new_size):
         self._call('extend', version, volume_id, new_size)
@@ -225,7 +238,12 @@ class FakeCinder(object):
 
     def update_readonly_flag(self, version, volume_id, flag):
         self._call('update_readonly_flag', version, volume_id)
-        self._volume(volume_id)['readonly'] = flag
+        vol = self._volume(volume_id)
+        if vol['status'] != 'available':
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: Volume status must be available to '
+                     'update readonly flag.')
+        vol['readonly'] = flag
 
     # -- attachments -------------------------------------------------------
 

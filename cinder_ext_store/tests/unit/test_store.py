@@ -484,7 +484,11 @@ class TestRead(base.StoreTestCase):
 
         self.cloud.attachment_delete = reader_wins
         self.store.delete(self.location(self.uri), context=self.context)
-        self.assertEqual({}, self.cloud.volumes)
+        self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
+        self.cloud.settle()
+        self.assertEqual(({}, {}), (self.cloud.volumes, self.cloud.attachments))
+        it.close()  # the reader still held its host connection
+        self.assertEqual({}, self.host.connected)
 
     def test_early_close_releases(self):
         it, _ = self.store.get(self.location(self.uri), context=self.context)
@@ -531,20 +535,47 @@ class TestRead(base.StoreTestCase):
 
     def test_delete(self):
         self.store.delete(self.location(self.uri), context=self.context)
+        # Cinder deletes in the background: the store does not wait.
+        self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
         self.assertNothingLeft()
 
     def test_delete_missing(self):
         self.store.delete(self.location(self.uri), context=self.context)
+        self.cloud.settle()
         self.assertRaises(exceptions.NotFound, self.store.delete,
                           self.location(self.uri), context=self.context)
+
+    def test_only_attached_attachments_are_listed(self):
+        api = self.store.cinder.api()
+        att = api.attachment_create(self.vid, self.host.connector_properties(),
+                                    'ro')
+        self.assertEqual([], api.get(self.vid).attachments)
+        api.attachment_complete(att['id'], self.vid)
+        self.assertEqual([att['id']], [a['attachment_id'] for a in
+                                       api.get(self.vid).attachments])
+        api.attachment_delete(att['id'], self.vid)
+
+    def test_read_only_flag_needs_an_available_volume(self):
+        # The store sets it after detaching; Cinder refuses it before.
+        api = self.store.cinder.api()
+        att = api.attachment_create(self.vid, self.host.connector_properties(),
+                                    'ro')
+        api.attachment_complete(att['id'], self.vid)
+        e = self.assertRaises(exceptions.BackendException, api.set_readonly,
+                              self.vid)
+        self.assertIn('must be available', str(e))
+        api.attachment_delete(att['id'], self.vid)
+        api.set_readonly(self.vid)
 
     def test_delete_detaches_leftover_attachment(self):
         # An interrupted read left an attachment of this host behind.
         it, _ = self.store.get(self.location(self.uri), context=self.context)
         next(it)
         self.store.delete(self.location(self.uri), context=self.context)
-        self.assertEqual({}, self.cloud.volumes)
         self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
 
     def test_image_association(self):
         self.assertTrue(self.store.is_image_associated_with_store(

@@ -1,0 +1,101 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import time
+
+from glance_store import exceptions
+import testtools
+
+from cinder_ext_store import stats
+from cinder_ext_store.tests.unit import base
+
+
+class TestTransferStats(testtools.TestCase):
+
+    def test_log_line_round_trip(self):
+        s = stats.TransferStats('add', 'images', image_id='img-1',
+                                volume_id='vol-1')
+        s.bytes, s.extends, s.attachments = 123456, 2, 3
+        s.growth = ['online', 'offline']
+        with s.phase('create'):
+            time.sleep(0.01)
+        with s.phase('copy'):
+            pass
+        s.finish()
+        line = 'INFO cinder_ext_store.store [req-1] %s' % s
+        back = stats.TransferStats.parse(line)
+        self.assertEqual(('add', 'images', 'img-1', 'vol-1', 123456, 2, 3,
+                          ['online', 'offline']),
+                         (back.operation, back.store, back.image_id,
+                          back.volume_id, back.bytes, back.extends,
+                          back.attachments, back.growth))
+        self.assertEqual({'create', 'copy'}, set(back.phases))
+        self.assertGreaterEqual(back.phases['create'], 0.009)
+        self.assertTrue(back.succeeded)
+        self.assertAlmostEqual(s.seconds, back.seconds, places=2)
+
+    def test_failure(self):
+        s = stats.TransferStats('get', 'images')
+        s.finish(exceptions.NotFound())
+        s.finish()  # the first finish counts
+        self.assertFalse(s.succeeded)
+        back = stats.TransferStats.parse(str(s))
+        self.assertIsNone(back.image_id)
+        self.assertEqual([], back.growth)
+        self.assertEqual({}, back.phases)
+        self.assertFalse(back.succeeded)
+        self.assertIn('error=NotFound', str(s))
+
+    def test_other_lines(self):
+        for line in ('Storing image x in a 1 GiB volume',
+                     'cinder_ext add without fields'):
+            self.assertIsNone(stats.TransferStats.parse(line))
+
+
+class TestStoreReports(base.StoreTestCase):
+
+    def test_every_add_and_get_is_reported_once(self):
+        seen = []
+        self.store.add_observer(seen.append)
+        data = base.payload(300000)
+        uri = self.add(data)[0]
+        self.assertEqual(data, self.read_all(uri))
+        added, read = seen
+        self.assertEqual(('add', len(data), 0, 1, self.volume_id(uri)),
+                         (added.operation, added.bytes, added.extends,
+                          added.attachments, added.volume_id))
+        self.assertTrue({'create', 'attach', 'copy', 'detach',
+                         'finalize'} <= set(added.phases))
+        self.assertEqual(('get', len(data), 1, '9f1c7b0e-image'),
+                         (read.operation, read.bytes, read.attachments,
+                          read.image_id))
+        self.assertTrue(read.succeeded)
+        self.assertEqual(2, self.log.output.count('cinder_ext '))
+
+    def test_failures_are_reported_and_observers_cannot_break_the_store(self):
+        seen = []
+
+        def broken(_stats):
+            raise RuntimeError('observer bug')
+        self.store.add_observer(broken)
+        self.store.add_observer(seen.append)
+        self.cloud.fail('attachment_create', RuntimeError('cinder broke'))
+        self.assertRaises(RuntimeError, self.add, b'x' * 1000)
+        uri = self.add(b'y' * 1000)[0]
+        it, _ = self.store.get(self.location(uri), context=self.context)
+        it.close()  # a client that went away
+        self.assertEqual([False, True, False],
+                         [s.succeeded for s in seen])
+        self.assertIn('observer bug', self.log.output)
+        self.store.remove_observer(seen.append)
+        self.add(b'z' * 10)
+        self.assertEqual(3, len(seen))
