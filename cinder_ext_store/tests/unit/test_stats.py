@@ -73,8 +73,8 @@ class TestStoreReports(base.StoreTestCase):
         self.assertEqual(('add', len(data), 0, 1, self.volume_id(uri)),
                          (added.operation, added.bytes, added.extends,
                           added.attachments, added.volume_id))
-        self.assertTrue({'create', 'attach', 'copy', 'detach',
-                         'finalize'} <= set(added.phases))
+        self.assertEqual(set(), {'create', 'attach', 'copy', 'detach',
+                                 'finalize'} - set(added.phases))
         self.assertEqual(('get', len(data), 1, '9f1c7b0e-image'),
                          (read.operation, read.bytes, read.attachments,
                           read.image_id))

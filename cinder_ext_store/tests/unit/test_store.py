@@ -486,7 +486,8 @@ class TestRead(base.StoreTestCase):
         self.store.delete(self.location(self.uri), context=self.context)
         self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
         self.cloud.settle()
-        self.assertEqual(({}, {}), (self.cloud.volumes, self.cloud.attachments))
+        self.assertEqual(({}, {}),
+                         (self.cloud.volumes, self.cloud.attachments))
         it.close()  # the reader still held its host connection
         self.assertEqual({}, self.host.connected)
 
