@@ -112,34 +112,31 @@ class TestGlanceUploads(GlanceTestCase):
         self.glance.images.delete(image.id)
         self.assertNoLeftovers()
 
-    def test_chunked_unknown_size_extends_attached(self):
-        image = self.create('chunked-online')
-        src = images.ImageSource(CHUNKED, seed=12,
+    def chunked_upload(self, backend, seed):
+        """A chunked upload (no size) into ``backend``; returns the volume."""
+        image = self.create('chunked-%s' % backend)
+        src = images.ImageSource(CHUNKED, seed=seed,
                                  digests=('sha256', 'md5', 'sha512'))
-        self.glance.images.upload(image.id, images.Unsized(src))
-        self.assertImage(image.id, src, CHUNKED, 'images')
-        # The store saw no size and grew the volume while attached.
-        self.assertReport(image.id, 1, 1, ['online'])
+        self.glance.images.upload(image.id, images.Unsized(src),
+                                  backend=backend)
+        self.assertImage(image.id, src, CHUNKED, backend)
         volume = self.volume_of(image.id)
         self.assertEqual(2, volume.size)
         self.assertEqual(str(CHUNKED), volume.metadata['image_size'])
-        self.glance.images.delete(image.id)
-        self.assertNoLeftovers()
+        self.addCleanup(self.assertNoLeftovers)
+        self.addCleanup(self.glance.images.delete, image.id)
+        return image, volume
+
+    def test_chunked_unknown_size_extends_attached(self):
+        image, _volume = self.chunked_upload('images', seed=12)
+        # The store saw no size and grew the volume while attached.
+        self.assertReport(image.id, 1, 1, ['online'])
 
     def test_chunked_to_second_backend_offline(self):
-        image = self.create('chunked-offline')
-        src = images.ImageSource(CHUNKED, seed=13,
-                                 digests=('sha256', 'md5', 'sha512'))
-        self.glance.images.upload(image.id, images.Unsized(src),
-                                  backend='offline')
-        self.assertImage(image.id, src, CHUNKED, 'offline')
+        image, volume = self.chunked_upload('offline', seed=13)
         self.assertReport(image.id, 1, 2, ['offline'])
-        volume = self.volume_of(image.id)
-        self.assertEqual(2, volume.size)
         self.assertEqual(self.cloud.setting('volume_type_no_online_extend'),
                          volume.volume_type)
-        self.glance.images.delete(image.id)
-        self.assertNoLeftovers()
 
     def test_glance_direct_import(self):
         image = self.create('imported')

@@ -40,6 +40,15 @@ def payload(size, seed=0):
     return bytes(out[:size])
 
 
+def device_file(test, size=1 << 20, head=b'old-bytes-kept'):
+    """A sparse file standing for an attached device; returns its path."""
+    path = os.path.join(test.useFixture(fixtures.TempDir()).path, 'dev')
+    with open(path, 'wb') as f:
+        f.write(head)
+        f.truncate(size)
+    return path
+
+
 class Context(object):
     def __init__(self, project_id='c0ffee00c0ffee00c0ffee00c0ffee00'):
         self.project_id = project_id

@@ -21,6 +21,7 @@ from glance_store import exceptions
 import testtools
 
 from cinder_ext_store import devices
+from cinder_ext_store.tests.unit import base
 
 
 @ddt.ddt
@@ -28,11 +29,7 @@ class TestDevices(testtools.TestCase):
 
     def setUp(self):
         super(TestDevices, self).setUp()
-        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                                 'dev')
-        with open(self.path, 'wb') as f:
-            f.write(b'old-bytes-kept')
-            f.truncate(1 << 20)
+        self.path = base.device_file(self)
 
     def test_open_never_truncates(self):
         dev = devices.open_device(self.path, True, 'v')
@@ -73,10 +70,7 @@ class TestDirectIO(testtools.TestCase):
     def setUp(self):
         super(TestDirectIO, self).setUp()
         self.log = self.useFixture(fixtures.FakeLogger())
-        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                                 'dev')
-        with open(self.path, 'wb') as f:
-            f.truncate(1 << 20)
+        self.path = base.device_file(self, head=b'')
 
     def write(self, dev):
         buf = mmap.mmap(-1, 8192)  # page-aligned memory

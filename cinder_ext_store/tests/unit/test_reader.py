@@ -10,25 +10,19 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import os
-
-import fixtures
 from glance_store import exceptions
 import testtools
 
 from cinder_ext_store import devices
 from cinder_ext_store import reader
+from cinder_ext_store.tests.unit import base
 
 
 class TestReadRange(testtools.TestCase):
 
     def setUp(self):
         super(TestReadRange, self).setUp()
-        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                                 'dev')
-        with open(self.path, 'wb') as f:
-            f.write(b'old-bytes-kept')
-            f.truncate(1 << 20)
+        self.path = base.device_file(self)
 
     def test_read_range_short_device(self):
         dev = devices.open_device(self.path, False, 'v')
