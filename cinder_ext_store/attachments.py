@@ -60,6 +60,7 @@ class Attachment(object):
         self.mode = mode
         self.direct = direct
         self.attachment_id = None
+        self.connection_info = None
         self.connector = None
         self.props = None
         self.device_info = None
@@ -79,6 +80,7 @@ class Attachment(object):
             self.volume_id, self.host.connector_properties(), self.mode)
         self.attachment_id = attachment['id']
         info = attachment.get('connection_info') or {}
+        self.connection_info = info
         LOG.debug('Attachment %s of volume %s: %s', self.attachment_id,
                   self.volume_id, strutils.mask_dict_password(info))
         self.props = connection_properties(info)

@@ -15,8 +15,6 @@
 
 from glance_store import exceptions
 
-from cinder_ext_store import attachments
-
 
 def read_range(device, offset, length, chunk_size):
     """Yield ``length`` bytes of ``device`` from ``offset``.
@@ -44,22 +42,24 @@ class ImageReader(object):
     garbage-collected, and *before the last chunk is handed out*: a client
     that has all the bytes may delete the image at once.
 
+    :param shares: this host's
+        :class:`~cinder_ext_store.read_share.ReadShares`: the reader joins
+        the volume's shared read-only attachment
     :param stats: the :class:`~cinder_ext_store.stats.TransferStats` of
         this read; ``on_release(stats, error)`` is called once, when the
-        attachment is released
+        reader leaves the attachment
     """
 
-    def __init__(self, api, host, volume_id, offset, length, chunk_size,
+    def __init__(self, shares, api, volume_id, offset, length, chunk_size,
                  stats, on_release):
-        self._attachment = None  # set once attached: __del__ may run early
+        self._lease = None  # set once attached: __del__ may run early
         self._stats = stats
         self._on_release = on_release
-        attachment = attachments.Attachment(api, host, volume_id, 'ro')
         with stats.phase('attach'):
-            device = attachment.open()
-        self._attachment = attachment
+            lease = shares.acquire(api, volume_id)
+        self._lease = lease
         stats.attachments += 1
-        self._chunks = read_range(device, offset, length, chunk_size)
+        self._chunks = read_range(lease.device, offset, length, chunk_size)
         self._left = length
         if not length:
             self.close()
@@ -68,7 +68,7 @@ class ImageReader(object):
         return self
 
     def __next__(self):
-        if self._attachment is None:
+        if self._lease is None:
             raise StopIteration
         try:
             chunk = next(self._chunks)
@@ -82,16 +82,15 @@ class ImageReader(object):
         return chunk
 
     def close(self, error=None):
-        attachment, self._attachment = self._attachment, None
-        if attachment is None:
+        lease, self._lease = self._lease, None
+        if lease is None:
             return
         if error is None and self._left > 0:
             error = exceptions.BackendException(
                 'reader closed after %d bytes, %d left'
                 % (self._stats.bytes, self._left))
         with self._stats.phase('detach'):
-            # Read-only: nothing to flush, so release without strictness.
-            attachment.close(succeeded=False)
+            lease.release()
         self._on_release(self._stats, error)
 
     def __del__(self):

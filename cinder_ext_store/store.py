@@ -29,13 +29,14 @@ This module only states the flow. Where the rest lives:
 """
 
 import logging
-import socket
+import threading
 
 from glance_store import capabilities
 from glance_store.common import utils as gs_utils
 import glance_store.driver
 from glance_store import exceptions
 import glance_store.location
+from oslo_config import cfg
 from oslo_utils import excutils
 
 from cinder_ext_store import brick_host
@@ -44,6 +45,7 @@ from cinder_ext_store import growth
 from cinder_ext_store import hashing
 from cinder_ext_store import options
 from cinder_ext_store import pipeline
+from cinder_ext_store import read_share
 from cinder_ext_store import reader
 from cinder_ext_store import stats as stats_mod
 from cinder_ext_store import write_target
@@ -102,6 +104,8 @@ class Store(glance_store.driver.Store):
         self.cinder = cinder_api.CinderSession(self.store_conf)
         self.host = brick_host.BrickHost(self.store_conf, self.conf)
         self._observers = []
+        self._shares = None
+        self._shares_lock = threading.Lock()
         self._load_growth_settings()
 
     def _load_growth_settings(self):
@@ -174,6 +178,29 @@ class Store(glance_store.driver.Store):
 
     # -- helpers -----------------------------------------------------------
 
+    @property
+    def shares(self):
+        """This host's shared read attachments (made on first use)."""
+        with self._shares_lock:
+            if self._shares is None:
+                self._shares = read_share.ReadShares(
+                    self._lock_path(), self.host,
+                    retries=self.store_conf.cinder_attachment_retry_attempts)
+            return self._shares
+
+    def _lock_path(self):
+        for group in ('oslo_concurrency', 'os_brick'):
+            try:
+                path = self.conf[group].lock_path
+            except (cfg.NoSuchOptError, cfg.NoSuchGroupError, KeyError):
+                path = None
+            if path:
+                return path
+        raise exceptions.BadStoreConfiguration(
+            store_name=self._name,
+            reason='no lock path: set [oslo_concurrency] lock_path (readers '
+                   'of one image share state and locks there)')
+
     def _api(self, context):
         return self.cinder.api(context)
 
@@ -241,6 +268,7 @@ class Store(glance_store.driver.Store):
                                     metadata,
                                     self.store_conf.cinder_volume_type)
             stats.volume_id = volume.id
+            self.shares.uploading(volume.id)
             try:
                 target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
@@ -258,6 +286,8 @@ class Store(glance_store.driver.Store):
                     LOG.error('Upload of image %s into volume %s failed; '
                               'deleting the volume', image_id, volume.id)
                     api.delete_quietly(volume.id)
+            finally:
+                self.shares.uploaded(volume.id)
             md5, multihash = hashes.hexdigests()
         finally:
             hashes.close()
@@ -292,6 +322,7 @@ class Store(glance_store.driver.Store):
                 volume = self._volume_for(api, location)
             stats.volume_id = volume.id
             stats.image_id = (volume.metadata or {}).get('glance_image_id')
+            self._check_readable(volume)
             size = self._image_size(volume)
             if offset < 0 or offset > size:
                 raise exceptions.BackendException(
@@ -300,7 +331,7 @@ class Store(glance_store.driver.Store):
             length = size - offset
             if chunk_size is not None:
                 length = min(chunk_size, length)
-            it = reader.ImageReader(api, self.host, volume.id, offset,
+            it = reader.ImageReader(self.shares, api, volume.id, offset,
                                     length, self.READ_CHUNKSIZE, stats,
                                     self._report)
         except BaseException as e:
@@ -312,28 +343,39 @@ class Store(glance_store.driver.Store):
         volume = self._volume_for(self._api(context), location)
         return self._image_size(volume)
 
+    @staticmethod
+    def _check_readable(volume):
+        """Fail at once on a volume no reader can attach now."""
+        if volume.status == 'deleting':
+            raise exceptions.NotFound(
+                message='Image volume %s is being deleted' % volume.id)
+        if volume.status not in ('available', 'in-use'):
+            raise exceptions.BackendException(
+                'Image volume %s cannot be read in status %r'
+                % (volume.id, volume.status))
+
     @capabilities.check
     def delete(self, location, context=None):
-        """Delete the image's volume, detaching our leftover attachments."""
+        """Delete the image's volume.
+
+        :raises InUseByStore: readers on this host still read it, or
+            Cinder holds it attached elsewhere (Glance answers 409)
+        """
         api = self._api(context)
         volume = self._volume_for(api, location)
-        hostname = socket.gethostname()
-        mine = [att['attachment_id']
-                for att in getattr(volume, 'attachments', None) or ()
-                if att.get('host_name') == hostname and
-                att.get('attachment_id')]
-        for attachment_id in mine:
-            LOG.warning('Volume %s still has attachment %s on this host; '
-                        'deleting it', volume.id, attachment_id)
-            try:
-                api.attachment_delete(attachment_id, volume.id)
-            except exceptions.NotFound:
-                pass  # a reader released it meanwhile
-        if mine:
-            api.wait(volume.id, 'available', ('in-use', 'detaching',
-                                              'attaching', 'reserved'),
-                     'detach before deletion')
-        api.delete(volume.id)
+        readers = self.shares.release_unless_read(api, volume.id)
+        if readers:
+            raise exceptions.InUseByStore(
+                message='Image volume %s is being read by %d reader(s) on '
+                        'this host' % (volume.id, readers))
+        try:
+            api.delete(volume.id)
+        except exceptions.BackendException as e:
+            if volume.status in ('in-use', 'attaching', 'reserved'):
+                raise exceptions.InUseByStore(
+                    message='Image volume %s is attached (%s): %s'
+                            % (volume.id, volume.status, e))
+            raise
         LOG.info('Deleted image volume %s', volume.id)
 
     def is_image_associated_with_store(self, context, volume_id):

@@ -17,6 +17,7 @@ import os
 
 import fixtures
 from glance_store import location
+from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_utils import units
 import testtools
@@ -100,6 +101,10 @@ class StoreTestCase(testtools.TestCase):
     def make_conf(self, **overrides):
         conf = cfg.ConfigOpts()
         conf([], project='glance')
+        for group, opts in concurrency_opts.list_opts():
+            conf.register_opts(opts, group=group)
+        conf.set_override('lock_path', os.path.join(self.tmp, 'lock'),
+                          group='oslo_concurrency')
         conf.register_opts(options.OPTIONS, group=BACKEND)
         conf.register_opts(store_mod.Store.MULTI_BACKEND_OPTIONS,
                            group=BACKEND)

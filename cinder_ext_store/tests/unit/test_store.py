@@ -17,6 +17,7 @@ import gc
 import hashlib
 from importlib import metadata
 import io
+import json
 import os
 
 from cinderclient import exceptions as cinder_exc
@@ -472,24 +473,15 @@ class TestRead(base.StoreTestCase):
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual([], list(it))
 
-    def test_delete_while_reader_releases(self):
-        # The reader's attachment disappears between listing and deleting.
+    def test_delete_while_reading_is_refused(self):
+        # Glance answers 409; the reader is not cut off.
         it, _ = self.store.get(self.location(self.uri), context=self.context)
-        next(it)
-        real = self.cloud.attachment_delete
-
-        def reader_wins(version, attachment_id):
-            real(version, attachment_id)
-            raise cinder_exc.NotFound(404, 'attachment not found')
-
-        self.cloud.attachment_delete = reader_wins
+        first = next(it)
+        self.assertRaises(exceptions.InUseByStore, self.store.delete,
+                          self.location(self.uri), context=self.context)
+        self.assertEqual(self.data, first + b''.join(it))
         self.store.delete(self.location(self.uri), context=self.context)
-        self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
-        self.cloud.settle()
-        self.assertEqual(({}, {}),
-                         (self.cloud.volumes, self.cloud.attachments))
-        it.close()  # the reader still held its host connection
-        self.assertEqual({}, self.host.connected)
+        self.assertNothingLeft()
 
     def test_early_close_releases(self):
         it, _ = self.store.get(self.location(self.uri), context=self.context)
@@ -568,15 +560,22 @@ class TestRead(base.StoreTestCase):
         api.attachment_delete(att['id'], self.vid)
         api.set_readonly(self.vid)
 
-    def test_delete_detaches_leftover_attachment(self):
-        # An interrupted read left an attachment of this host behind.
+    def test_delete_releases_what_dead_readers_left(self):
         it, _ = self.store.get(self.location(self.uri), context=self.context)
         next(it)
+        # The reading process died (SIGKILL): its count stays in the state.
+        share = os.path.join(self.store.shares.dir, '%s.json' % self.vid)
+        with open(share) as f:
+            state = json.load(f)
+        state['readers'] = {'999999999': {'start': 1, 'count': 1}}
+        with open(share, 'w') as f:
+            json.dump(state, f)
+        it._lease = None  # the dead process never releases
         self.store.delete(self.location(self.uri), context=self.context)
-        self.assertEqual({}, self.cloud.attachments)
-        self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
-        self.cloud.settle()
-        self.assertEqual({}, self.cloud.volumes)
+        self.assertIn('reclaiming 1 reference(s) of dead process 999999999',
+                      self.log.output)
+        self.assertNothingLeft()
+        self.assertFalse(os.path.exists(share))
 
     def test_image_association(self):
         self.assertTrue(self.store.is_image_associated_with_store(

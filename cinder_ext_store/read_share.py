@@ -1,0 +1,371 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""One read-only attachment per (host, volume), shared by all its readers.
+
+Cinder refuses a second attachment of a non-multiattach volume, and os-brick
+does not count connections (the first ``disconnect_volume`` removes a device
+others still read), so every reader of a volume on this host - threads of
+one glance-api process and other worker processes alike - shares one
+read-only Cinder attachment and one host connection.
+
+The share of a volume is a JSON state file ``<volume id>.json`` in
+``<lock path>/cinder_ext_reads``: the attachment id, its connection
+properties, the host connection (a device path) and the readers, counted per
+process id (with the process's start time, so a reused pid is not taken for
+the old process). Every change happens under a lock that is both a thread
+lock and a file lock (oslo.concurrency's external lock of that volume).
+
+The first reader attaches; later ones open the recorded device (a file-like
+RBD handle cannot be shared between processes: each reader then connects
+its own handle). The last reader to leave disconnects and deletes the
+attachment. A reader process that died (SIGKILL, OOM) leaves its count
+behind; whoever takes the lock next drops the counts of dead processes, and
+:meth:`ReadShares.sweep` (run at a process's first read) releases shares
+that nobody alive holds.
+"""
+
+import json
+import logging
+import os
+import time
+
+from glance_store import exceptions
+from oslo_concurrency import lockutils
+
+from cinder_ext_store import attachments
+from cinder_ext_store import devices
+
+LOG = logging.getLogger(__name__)
+
+SUBDIR = 'cinder_ext_reads'
+
+
+def process_start(pid):
+    """The start time of process ``pid`` (clock ticks), or None if gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return int(f.read().rsplit(')', 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid, start):
+    return process_start(pid) == start
+
+
+class Lease(object):
+    """One reader's hold on a shared attachment; :meth:`release` once."""
+
+    def __init__(self, shares, api, volume_id, device, connection,
+                 handle_info):
+        self._shares = shares
+        self._api = api
+        self.volume_id = volume_id
+        self.device = device
+        self._connection = connection
+        self._handle_info = handle_info  # this reader's own RBD handle
+        self.released = False
+
+    def release(self):
+        if self.released:
+            return
+        self.released = True
+        self.device.close()
+        if self._handle_info is not None:
+            self._shares.disconnect(self._connection, self._handle_info)
+        self._shares.leave(self._api, self.volume_id)
+
+
+class ReadShares(object):
+    """The shared read attachments of this host.
+
+    :param state_dir: where the state files and locks live (the lock path)
+    :param host: the :class:`~cinder_ext_store.brick_host.BrickHost`
+    :param retries: attachment attempts while another host holds a
+        non-multiattach volume (``cinder_attachment_retry_attempts``)
+    """
+
+    def __init__(self, state_dir, host, retries=5, sleep=time.sleep):
+        self.dir = os.path.join(state_dir, SUBDIR)
+        self.host = host
+        self.retries = retries
+        self._sleep = sleep
+        self._swept = False
+        self._me = (None, None)
+
+    def _identity(self):
+        """(pid, start time) of this process, as the state files key it.
+
+        Computed, not kept from __init__: Glance may fork after it made
+        the store.
+        """
+        pid = os.getpid()
+        if self._me[0] != pid:
+            self._me = (pid, process_start(pid))
+        return self._me
+
+    # -- state -----------------------------------------------------------
+
+    def _path(self, volume_id):
+        return os.path.join(self.dir, '%s.json' % volume_id)
+
+    def _lock(self, volume_id):
+        return lockutils.lock('cinder_ext-read-%s' % volume_id,
+                              external=True, lock_path=self.dir)
+
+    def _load(self, volume_id):
+        path = self._path(volume_id)
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            if not (isinstance(state, dict) and 'attachment_id' in state and
+                    isinstance(state.get('readers'), dict)):
+                raise ValueError('not a read share state')
+            return state
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as e:
+            aside = '%s.corrupt-%d' % (path, time.time())
+            os.replace(path, aside)
+            LOG.error('Read share of volume %s: unreadable state (%s), moved '
+                      'to %s; its attachment, if any, is not released by '
+                      'this store', volume_id, e, aside)
+            return None
+
+    def _save(self, volume_id, state):
+        path = self._path(volume_id)
+        if state is None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        tmp = '%s.%d.tmp' % (path, os.getpid())
+        with open(tmp, 'w') as f:
+            json.dump(state, f)
+        os.replace(tmp, path)  # readers never see half a file
+
+    def _reclaim(self, volume_id, state):
+        """Drop the counts of processes that are gone."""
+        for pid, holder in list(state['readers'].items()):
+            if not _alive(int(pid), holder['start']):
+                LOG.warning('Read share of volume %s: reclaiming %d '
+                            'reference(s) of dead process %s', volume_id,
+                            holder['count'], pid)
+                del state['readers'][pid]
+
+    def release_unless_read(self, api, volume_id):
+        """Before a delete: the number of live readers on this host.
+
+        When there are none, a share left by dead readers is released
+        (disconnected, then its attachment deleted) so that Cinder can
+        delete the volume.
+        """
+        os.makedirs(self.dir, exist_ok=True)
+        with self._lock(volume_id):
+            state = self._load(volume_id)
+            if state is None:
+                return 0
+            self._reclaim(volume_id, state)
+            readers = sum(h['count'] for h in state['readers'].values())
+            if readers:
+                self._save(volume_id, state)
+            else:
+                self._detach(api, volume_id, state)
+            return readers
+
+    # -- uploads ---------------------------------------------------------
+
+    def _upload_marker(self, volume_id):
+        return os.path.join(self.dir, '%s.upload' % volume_id)
+
+    def uploading(self, volume_id):
+        """Mark ``volume_id`` as being written by this process.
+
+        Readers on this host then fail at once instead of waiting for an
+        attachment Cinder would refuse until the upload ends.
+        """
+        os.makedirs(self.dir, exist_ok=True)
+        pid, start = self._identity()
+        with open(self._upload_marker(volume_id), 'w') as f:
+            json.dump({'pid': pid, 'start': start}, f)
+
+    def uploaded(self, volume_id):
+        try:
+            os.unlink(self._upload_marker(volume_id))
+        except FileNotFoundError:
+            pass
+
+    def _check_not_uploading(self, volume_id):
+        try:
+            with open(self._upload_marker(volume_id)) as f:
+                writer = json.load(f)
+        except (OSError, ValueError):
+            return
+        if _alive(writer.get('pid', 0), writer.get('start')):
+            raise exceptions.BackendException(
+                'Volume %s is still being written by an upload on this host '
+                '(process %s)' % (volume_id, writer['pid']))
+
+    # -- joining and leaving ----------------------------------------------
+
+    def acquire(self, api, volume_id):
+        """Join (or make) the share of ``volume_id``; returns a Lease."""
+        os.makedirs(self.dir, exist_ok=True)
+        if not self._swept:
+            self._swept = True
+            self.sweep(api)
+        self._check_not_uploading(volume_id)
+        with self._lock(volume_id):
+            state = self._load(volume_id)
+            if state is not None:
+                self._reclaim(volume_id, state)
+            if state is None:
+                state = self._attach(api, volume_id)
+                handle_info = state.pop('_handle_info', None)
+                device = state.pop('_device')
+            else:
+                device, handle_info = self._join(volume_id, state)
+            pid, start = self._identity()
+            holder = state['readers'].setdefault(
+                str(pid), {'start': start, 'count': 0})
+            holder['count'] += 1
+            try:
+                self._save(volume_id, state)
+            except BaseException:
+                device.close()
+                if state['readers'] == {str(pid): holder} and \
+                        holder['count'] == 1:
+                    self._detach(api, volume_id, state)
+                raise
+        return Lease(self, api, volume_id, device,
+                     (state['connection_info'], state['props']), handle_info)
+
+    def _attach(self, api, volume_id):
+        """A new attachment; retried while another host holds the volume."""
+        for attempt in range(self.retries):
+            attachment = attachments.Attachment(api, self.host, volume_id,
+                                                'ro')
+            try:
+                device = attachment.open()
+                break
+            except exceptions.BackendException as e:
+                busy = 'status must be available' in str(e)
+                if busy and api.get(volume_id).status not in (
+                        'in-use', 'attaching', 'reserved', 'available'):
+                    raise exceptions.NotFound(
+                        message='Volume %s cannot be read: %s'
+                                % (volume_id, e))
+                if not busy or attempt == self.retries - 1:
+                    if busy:
+                        raise exceptions.BackendException(
+                            'Volume %s is attached elsewhere (another host '
+                            'or an upload still running) and its type is '
+                            'not multiattach; gave up after %d attempts. '
+                            'Use a multiattach volume type for images read '
+                            'from several hosts at once. Cinder said: %s'
+                            % (volume_id, self.retries, e))
+                    raise
+                delay = min(2 ** attempt, 10)
+                LOG.info('Volume %s is attached elsewhere; attempt %d of %d, '
+                         'retrying in %ds', volume_id, attempt + 1,
+                         self.retries, delay)
+                self._sleep(delay)
+        shared = isinstance(attachment.device_info['path'], str)
+        state = {'attachment_id': attachment.attachment_id,
+                 'connection_info': attachment.connection_info,
+                 'props': attachment.props,
+                 'host_connection': (attachment.device_info if shared
+                                     else None),
+                 'readers': {}, '_device': device}
+        if not shared:
+            state['_handle_info'] = attachment.device_info
+        LOG.info('Volume %s attached read-only for reading (attachment %s)',
+                 volume_id, attachment.attachment_id)
+        return state
+
+    def _join(self, volume_id, state):
+        """The device of an existing share, for one more reader."""
+        if state['host_connection'] is not None:
+            path = state['host_connection']['path']
+            return devices.open_device(path, False, volume_id), None
+        # A file-like handle (RBD) is per process: connect our own.
+        connector = self.host.connector(state['connection_info'])
+        try:
+            info = connector.connect_volume(state['props'])
+        except Exception as e:
+            raise exceptions.BackendException(
+                'Connecting volume %s to this host failed: %s'
+                % (volume_id, e))
+        return devices.open_device(info['path'], False, volume_id), info
+
+    def leave(self, api, volume_id):
+        with self._lock(volume_id):
+            state = self._load(volume_id)
+            if state is None:
+                return
+            pid = str(self._identity()[0])
+            holder = state['readers'].get(pid)
+            if holder is not None:
+                holder['count'] -= 1
+                if holder['count'] <= 0:
+                    del state['readers'][pid]
+            self._reclaim(volume_id, state)
+            if state['readers']:
+                self._save(volume_id, state)
+                return
+            self._detach(api, volume_id, state)
+
+    def disconnect(self, connection, device_info, force=False):
+        """Disconnect; ``connection`` is (connection_info, props)."""
+        connection_info, props = connection
+        try:
+            connector = self.host.connector(connection_info)
+            connector.disconnect_volume(props, device_info, force=force)
+        except Exception as e:
+            LOG.error('Disconnecting volume from this host failed: %s', e)
+
+    def _detach(self, api, volume_id, state):
+        """The last reader left: disconnect, delete the attachment."""
+        if state['host_connection'] is not None:
+            self.disconnect((state['connection_info'], state['props']),
+                            state['host_connection'], force=True)
+        try:
+            api.attachment_delete(state['attachment_id'], volume_id)
+        except exceptions.NotFound:
+            pass  # released elsewhere (reconcile, an operator)
+        except Exception as e:
+            LOG.error('Deleting read attachment %s of volume %s failed: %s',
+                      state['attachment_id'], volume_id, e)
+        self._save(volume_id, None)
+        LOG.info('Volume %s: last reader on this host left; read-only '
+                 'attachment %s released', volume_id, state['attachment_id'])
+
+    def sweep(self, api):
+        """Release the shares that no live process holds."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.endswith('.json'):
+                volume_id = name[:-5]
+                with self._lock(volume_id):
+                    state = self._load(volume_id)
+                    if state is None:
+                        continue
+                    self._reclaim(volume_id, state)
+                    if not state['readers']:
+                        self._detach(api, volume_id, state)
+                    else:
+                        self._save(volume_id, state)

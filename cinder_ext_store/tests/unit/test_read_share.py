@@ -1,0 +1,210 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The shared read attachment: threads, processes, crashes, refusals."""
+
+from concurrent import futures
+import json
+import os
+import threading
+
+from glance_store import exceptions
+
+from cinder_ext_store import read_share
+from cinder_ext_store.tests.unit import base
+from cinder_ext_store.tests.unit import fakes
+
+
+class ShareTestCase(base.StoreTestCase):
+
+    def setUp(self):
+        super(ShareTestCase, self).setUp()
+        self.data = base.payload(2 * 1024 * 1024 + 5)
+        self.uri = self.add(self.data)[0]
+        self.vid = self.volume_id(self.uri)
+        del self.cloud.calls[:]
+        del self.host.calls[:]
+        self.state_file = os.path.join(self.store.shares.dir,
+                                       '%s.json' % self.vid)
+
+    def reader(self):
+        it, length = self.store.get(self.location(self.uri),
+                                    context=self.context)
+        self.assertEqual(len(self.data), length)
+        return it
+
+    def state(self):
+        with open(self.state_file) as f:
+            return json.load(f)
+
+    def write_state(self, state):
+        with open(self.state_file, 'w') as f:
+            json.dump(state, f)
+
+    def assertReleased(self):
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertFalse(os.path.exists(self.state_file))
+        self.assertEqual('available', self.cloud.volumes[self.vid]['status'])
+
+
+class TestSharing(ShareTestCase):
+
+    def test_concurrent_threads_share_one_attachment(self):
+        opened = threading.Barrier(8)
+
+        def read():
+            it = self.reader()
+            opened.wait(5)  # all eight hold the volume at once
+            return b''.join(it)
+
+        with futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: read(), range(8)))
+        self.assertEqual([self.data] * 8, results)
+        self.assertEqual(1, self.cloud.count('attachment_create'))
+        self.assertEqual(1, self.host.calls.count('connect'))
+        self.assertReleased()
+
+    def test_slow_reader_does_not_block_others(self):
+        stalled = self.reader()
+        next(stalled)  # a client that stopped reading
+        for _ in range(3):
+            self.assertEqual(self.data, b''.join(self.reader()))
+        self.assertEqual(1, self.cloud.count('attachment_create'))
+        self.assertEqual(1, len(self.cloud.attachments))
+        stalled.close()
+        self.assertReleased()
+
+    def test_released_before_the_last_chunk_of_the_last_reader(self):
+        a, b = self.reader(), self.reader()
+        b''.join(a)
+        self.assertEqual(1, len(self.cloud.attachments))
+        chunks = list(b)
+        self.assertEqual(self.data, b''.join(chunks))
+        self.assertReleased()
+
+    def test_multiattach_volume_shares_too(self):
+        self.cloud.volumes[self.vid]['multiattach'] = True
+        readers = [self.reader() for _ in range(3)]
+        self.assertEqual(1, self.cloud.count('attachment_create'))
+        for it in readers:
+            self.assertEqual(self.data, b''.join(it))
+        self.assertReleased()
+
+    def test_file_like_handles_are_per_reader(self):
+        self.host.handles = True
+        a, b = self.reader(), self.reader()
+        self.assertEqual(1, self.cloud.count('attachment_create'))
+        self.assertEqual(2, self.host.calls.count('connect'))
+        self.assertEqual(self.data, b''.join(a))
+        self.assertEqual(1, len(self.cloud.attachments))
+        self.assertEqual(self.data, b''.join(b))
+        self.assertReleased()
+
+
+class TestProcesses(ShareTestCase):
+
+    def test_another_live_process_keeps_the_attachment(self):
+        it = self.reader()
+        next(it)
+        state = self.state()
+        parent = os.getppid()
+        state['readers'][str(parent)] = {
+            'start': read_share.process_start(parent), 'count': 1}
+        self.write_state(state)
+        it.close()
+        self.assertEqual(1, len(self.cloud.attachments))
+        self.assertEqual({str(parent): 1},
+                         {p: h['count'] for p, h in
+                          self.state()['readers'].items()})
+        # The other process leaves: the share goes with it.
+        state = self.state()
+        state['readers'][str(parent)]['start'] = -1  # pid reused: dead
+        self.write_state(state)
+        self.store.shares.sweep(self.store.cinder.api())
+        self.assertReleased()
+
+    def test_dead_process_reference_is_reclaimed_by_the_next_reader(self):
+        it = self.reader()
+        next(it)
+        state = self.state()
+        state['readers']['999999999'] = {'start': 1, 'count': 3}
+        self.write_state(state)
+        self.assertEqual(self.data, b''.join(self.reader()))
+        self.assertIn('reclaiming 3 reference(s) of dead process 999999999',
+                      self.log.output)
+        self.assertNotIn('999999999', self.state()['readers'])
+        it.close()
+        self.assertReleased()
+
+    def test_share_nobody_holds_is_released_at_the_next_start(self):
+        it = self.reader()
+        next(it)
+        state = self.state()
+        state['readers'] = {'999999999': {'start': 1, 'count': 1}}
+        self.write_state(state)
+        it._lease = None  # its process died without releasing
+        # A new worker process: its first read sweeps the lock path.
+        other = self.add(b'other image', image_id='other')[0]
+        store = self.make_store()
+        self.assertEqual(b'other image', b''.join(store.get(
+            self.location(other), context=self.context)[0]))
+        self.assertReleased()
+
+    def test_corrupt_state_file(self):
+        it = self.reader()
+        next(it)
+        with open(self.state_file, 'w') as f:
+            f.write('{"readers": ')
+        self.store.shares.retries = 1
+        e = self.assertRaises(exceptions.BackendException, self.reader)
+        self.assertIn('multiattach', str(e))
+        self.assertIn('unreadable state', self.log.output)
+        self.assertEqual(1, len([n for n in os.listdir(self.store.shares.dir)
+                                 if '.corrupt-' in n]))
+
+
+class TestRefusals(ShareTestCase):
+
+    def test_other_host_holds_it_bounded_retry_then_clear_error(self):
+        other = self.cloud.attachment_create(
+            fakes.api_versions.APIVersion('3.54'), self.vid,
+            {'host': 'compute-7'}, 'ro')
+        self.cloud.attachment_complete(
+            fakes.api_versions.APIVersion('3.54'), other['id'])
+        slept = []
+        self.store.shares._sleep = slept.append
+        self.store.shares.retries = 4
+        e = self.assertRaises(exceptions.BackendException, self.reader)
+        self.assertIn('not multiattach; gave up after 4 attempts', str(e))
+        self.assertEqual([1, 2, 4], slept)
+        # The other host's attachment, then our four attempts.
+        self.assertEqual(5, self.cloud.count('attachment_create'))
+        self.assertEqual([other['id']], list(self.cloud.attachments))
+
+    def test_reader_of_a_running_upload_fails_at_once(self):
+        self.store.shares.uploading(self.vid)
+        e = self.assertRaises(exceptions.BackendException, self.reader)
+        self.assertIn('still being written', str(e))
+        self.assertEqual(0, self.cloud.count('attachment_create'))
+        self.store.shares.uploaded(self.vid)
+        self.assertEqual(self.data, b''.join(self.reader()))
+
+    def test_reader_of_a_volume_being_deleted_fails_at_once(self):
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.assertRaises(exceptions.NotFound, self.reader)
+        self.assertEqual(0, self.cloud.count('attachment_create'))
+
+    def test_retry_option_is_honoured(self):
+        store = self.make_store(self.make_conf(
+            cinder_attachment_retry_attempts=7))
+        self.assertEqual(7, store.shares.retries)
