@@ -349,7 +349,10 @@ class Store(glance_store.driver.Store):
         if volume.status == 'deleting':
             raise exceptions.NotFound(
                 message='Image volume %s is being deleted' % volume.id)
-        if volume.status not in ('available', 'in-use'):
+        # Attaching and detaching: another reader on this host (whose
+        # share the lock serialises) or elsewhere (retried).
+        if volume.status not in ('available', 'in-use', 'reserved',
+                                 'attaching', 'detaching'):
             raise exceptions.BackendException(
                 'Image volume %s cannot be read in status %r'
                 % (volume.id, volume.status))

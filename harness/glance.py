@@ -66,8 +66,9 @@ class GlanceUser(object):
 def store_reports(store_cloud, image_id):
     """The store's stats of ``image_id`` from glance-api's log.
 
-    :class:`~cinder_ext_store.stats.TransferStats`, oldest first; None
-    where the log is out of reach (not the local stack).
+    :class:`~cinder_ext_store.stats.TransferStats`, oldest first, each
+    with the ``pid`` of the worker that logged it; None where the log is
+    out of reach (not the local stack).
     """
     from cinder_ext_store import stats
     path = store_cloud.setting('glance_log')
@@ -78,5 +79,9 @@ def store_reports(store_cloud, image_id):
         for line in f:
             parsed = stats.TransferStats.parse(line)
             if parsed is not None and parsed.image_id == image_id:
+                # oslo.log's default format: date, time, pid, level, ...
+                fields = line.split(None, 3)
+                parsed.pid = (int(fields[2]) if len(fields) > 2 and
+                              fields[2].isdigit() else None)
                 found.append(parsed)
     return found

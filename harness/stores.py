@@ -24,6 +24,7 @@ Backend = collections.namedtuple('Backend',
                                  'store_type volume_type extend_attached')
 
 _LOADED = {}
+LOCK_PATH = os.path.join(tempfile.gettempdir(), 'cinder-ext-store-lock')
 
 
 def load(cloud, backends, default):
@@ -50,8 +51,11 @@ def load(cloud, backends, default):
                       {k: b.store_type for k, b in backends.items()})
     multi_backend.register_store_opts(conf)
     conf.set_override('default_backend', default, group='glance_store')
-    conf.set_override('lock_path', tempfile.mkdtemp(prefix='ces-lock-'),
-                      group='oslo_concurrency')
+    # One lock path per host, as Glance has: readers of one volume in
+    # several processes share their attachment through it.
+    lock_path = os.environ.get('CINDER_EXT_LOCK_PATH', LOCK_PATH)
+    os.makedirs(lock_path, exist_ok=True)
+    conf.set_override('lock_path', lock_path, group='oslo_concurrency')
     for backend, spec in backends.items():
         for name, value in cloud.store_options().items():
             conf.set_override(name, value, group=backend)

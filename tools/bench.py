@@ -30,6 +30,7 @@ import logging
 import mmap
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -171,12 +172,49 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def glance_worker_pid(cloud):
+def glance_workers_cpu(cloud):
+    """CPU seconds of every glance-api worker (the uWSGI master's children)."""
     with open(cloud.setting('glance_pidfile')) as f:
         master = int(f.read())
     with open('/proc/%d/task/%d/children' % (master, master)) as f:
-        children = f.read().split()
-    return int(children[0]) if children else master
+        children = [int(p) for p in f.read().split()] or [master]
+    return sum(cpu_seconds(pid) for pid in children)
+
+
+# One reader in a process of its own: loads the stores, says 'ready',
+# reads the image when told 'go' and prints what it measured.
+READER = """
+import json, sys
+from harness import clouds, stores
+import bench
+who, uri = sys.argv[1], sys.argv[2]
+cloud = clouds.load()
+conf = stores.load(cloud, bench.backends(cloud), 'ours')
+loc = stores.location(conf, uri, who)
+print('ready', flush=True)
+sys.stdin.readline()
+print(json.dumps(bench.read_once(stores.get(who), loc)), flush=True)
+"""
+
+
+def read_once(store, loc, ctx=None):
+    """Read an image once: time to first byte, seconds, bytes, success."""
+    ctx = ctx or oslo_context.RequestContext(user_id='bench',
+                                             project_id='bench')
+    t0 = time.monotonic()
+    first, total = None, 0
+    try:
+        it, _length = store.get(loc, context=ctx)
+        for chunk in it:
+            if first is None:
+                first = time.monotonic() - t0
+            total += len(chunk)
+        ok = True
+    except Exception as e:
+        print('reader failed: %s' % e, file=sys.stderr)
+        ok = False
+    return {'ttfb': first, 'seconds': time.monotonic() - t0,
+            'bytes': total, 'ok': ok}
 
 
 class Bench(object):
@@ -345,12 +383,75 @@ class Bench(object):
         store.delete(loc, context=self.ctx)
         return result
 
+    # -- concurrent readers ----------------------------------------------
+
+    READERS = ((1, 't'), (4, 't'), (8, 't'), (4, 'p'), (8, 'p'))
+
+    def readers(self, who):
+        """1, 4 and 8 simultaneous readers of one image (threads, processes).
+
+        Each entry's ``seconds`` is the wall time over the readers, so its
+        MiB/s is the aggregate rate.
+        """
+        store = self.store(who)
+        uri = store.add('bench-readers-%s' % who, pattern(self.size, seed=9),
+                        self.size, 'sha512', context=self.ctx)[0]
+        loc = stores.location(self.conf, uri, who)
+        out = {}
+        try:
+            for n, mode in self.READERS:
+                drop_caches()
+                run = self._threads if mode == 't' else self._processes
+                wall, results = run(who, uri, loc, n)
+                ok = [r['ok'] and r['bytes'] == self.size for r in results]
+                ttfbs = [r['ttfb'] for r in results if r['ttfb'] is not None]
+                out['readers_%d%s_%s' % (n, mode, who)] = {
+                    'seconds': wall / n, 'readers': n, 'mode': mode,
+                    'ok': sum(ok), 'ttfb_max': max(ttfbs) if ttfbs else None,
+                    'ttfb_median': (statistics.median(ttfbs) if ttfbs
+                                    else None)}
+        finally:
+            store.delete(loc, context=self.ctx)
+        return out
+
+    def _threads(self, who, uri, loc, n):
+        store = self.store(who)
+        with futures.ThreadPoolExecutor(n) as pool:
+            t0 = time.monotonic()
+            results = list(pool.map(lambda _: read_once(store, loc),
+                                    range(n)))
+            return time.monotonic() - t0, results
+
+    def _processes(self, who, uri, loc, n):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            (os.path.dirname(os.path.abspath(__file__)),
+             os.environ.get('PYTHONPATH', ''))))
+        children = [subprocess.Popen(
+            [sys.executable, '-c', READER, who, uri], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(n)]
+        try:
+            for child in children:
+                if child.stdout.readline() != 'ready\n':
+                    raise RuntimeError('a reader process did not start')
+            t0 = time.monotonic()
+            for child in children:
+                child.stdin.write('go\n')
+                child.stdin.flush()
+            results = [json.loads(child.stdout.readline() or
+                                  '{"ok": false, "bytes": 0, "ttfb": null}')
+                       for child in children]
+            return time.monotonic() - t0, results
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
+
     # -- through the Glance API -------------------------------------------
 
     def glance(self, backend, who):
         user = glance_harness.GlanceUser(self.cloud.user())
         glance = user.client
-        worker = glance_worker_pid(self.cloud)
         out = {}
         for label, size in (('glance_known', self.size),
                             ('glance_chunked', None)):
@@ -358,20 +459,20 @@ class Bench(object):
                                          container_format='bare')
             # glanceclient sends 64 KiB chunks, as a client would.
             src = images.Unsized(pattern(self.size, read_size=64 * 1024))
-            cpu0, t0 = cpu_seconds(worker), time.monotonic()
+            cpu0, t0 = glance_workers_cpu(self.cloud), time.monotonic()
             glance.images.upload(image.id, src, image_size=size,
                                  backend=backend)
             out['%s_%s' % (label, who)] = {
                 'seconds': time.monotonic() - t0,
-                'cpu': cpu_seconds(worker) - cpu0}
+                'cpu': glance_workers_cpu(self.cloud) - cpu0}
             assert glance.images.get(image.id).status == 'active'
             if size:
                 drop_caches()
-                cpu0, t0 = cpu_seconds(worker), time.monotonic()
+                cpu0, t0 = glance_workers_cpu(self.cloud), time.monotonic()
                 user.download(image.id)
                 out['glance_download_%s' % who] = {
                     'seconds': time.monotonic() - t0,
-                    'cpu': cpu_seconds(worker) - cpu0}
+                    'cpu': glance_workers_cpu(self.cloud) - cpu0}
             glance.images.delete(image.id)
         return out
 
@@ -385,6 +486,9 @@ class Bench(object):
                 w, 'add_online_%s' % w, False)
             yield 'store', lambda w=who: self.add_and_get(
                 w + '_off', 'add_offline_%s' % w, False)
+        if not self.args.no_readers:
+            for who in ('ours', 'intree'):
+                yield 'readers', lambda w=who: self.readers(w)
         if not self.args.no_glance:
             for backend, who in (('images', 'ours'), ('intree', 'intree')):
                 yield 'glance', lambda b=backend, w=who: self.glance(b, w)
@@ -454,6 +558,16 @@ RATIOS = [
     ('get: ours / raw read of O_DIRECT data', 'get_ours',
      'raw_read_of_direct'),
     ('get streaming: ours / raw read', 'get_ours:streaming', 'raw_read'),
+    ('1 reader: ours / in-tree', 'readers_1t_ours', 'readers_1t_intree'),
+    ('8 readers (threads): ours / in-tree', 'readers_8t_ours',
+     'readers_8t_intree'),
+    ('8 readers (processes): ours / in-tree', 'readers_8p_ours',
+     'readers_8p_intree'),
+    ('8 readers (threads): ours / raw read', 'readers_8t_ours', 'raw_read'),
+    ('8 readers (processes): ours / raw read', 'readers_8p_ours',
+     'raw_read'),
+    ('8 readers (threads) / 1 reader, ours', 'readers_8t_ours',
+     'readers_1t_ours'),
     ('Glance known: ours / in-tree', 'glance_known_ours',
      'glance_known_intree'),
     ('Glance chunked: ours / in-tree', 'glance_chunked_ours',
@@ -505,6 +619,28 @@ def report(size, reps):
         lines.append('%-20s %6.2f' % (name, wall) + ''.join(cells) +
                      '%10.2f%10.2f' % (host, host / wall))
 
+    readers = [n for n in names if 'readers' in reps[0][n]]
+    if readers:
+        lines.append('')
+        lines.append('Concurrent readers of one image (medians): aggregate '
+                     'MiB/s, time to first byte, readers that got every '
+                     'byte')
+        lines.append('%-20s %8s %10s %10s %10s %6s' % (
+            'case', 'readers', 'MiB/s', 'ttfb med', 'ttfb max', 'ok'))
+        for name in readers:
+            first = reps[0][name]
+            rates = [mibs(size, r[name]) for r in reps if name in r]
+            ttfb = _median(reps, name, 'ttfb_median')
+            ttfb_max = _median(reps, name, 'ttfb_max')
+            lines.append('%-20s %8s %10.0f %10s %10s %6s' % (
+                name, '%d %s' % (first['readers'], {
+                    't': 'thr', 'p': 'proc'}[first['mode']]),
+                statistics.median(rates),
+                '%.2f' % ttfb if ttfb is not None else '-',
+                '%.2f' % ttfb_max if ttfb_max is not None else '-',
+                '%d/%d' % (min(r[name]['ok'] for r in reps if name in r),
+                           first['readers'])))
+
     gets = [n for n in names if _median(reps, n, 'first_chunk') is not None]
     if gets:
         lines.append('')
@@ -540,6 +676,8 @@ def main():
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--json', default='bench.json')
     parser.add_argument('--no-glance', action='store_true')
+    parser.add_argument('--no-readers', action='store_true',
+                        help='leave out the concurrent-readers cases')
     args = parser.parse_args()
     cloud = clouds.load()
     if not cloud.keystone or not cloud.setting('glance_pidfile'):

@@ -37,6 +37,8 @@ class Glance(service.UwsgiService):
     name = 'glance-api'
     venv_name = 'glance'
     module = 'glance.wsgi.api:application'
+    #: Several worker processes, as production runs glance-api.
+    workers = 2
 
     def __init__(self, settings, keystone):
         super(Glance, self).__init__(settings)

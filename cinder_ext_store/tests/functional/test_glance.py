@@ -17,6 +17,7 @@ glance-api (uWSGI, Keystone) stores into the cinder_ext backends ``images``
 detach-extend-reattach) of the local stack.
 """
 
+from concurrent import futures
 import hashlib
 import socket
 import time
@@ -185,3 +186,85 @@ class TestGlanceDisconnect(GlanceTestCase):
         if found is not None:
             self.assertFalse(found[-1].succeeded)
             self.assertLess(found[-1].bytes, base.GiB)
+
+
+class TestGlanceReaders(GlanceTestCase):
+    """Many readers at once, through glance-api's worker processes."""
+
+    SIZE = 96 * base.MiB + 5
+
+    def upload(self, name, seed):
+        image = self.create(name)
+        src = images.ImageSource(self.SIZE, seed=seed,
+                                 digests=('sha256', 'md5', 'sha512'))
+        self.glance.images.upload(image.id, images.Unsized(src),
+                                  image_size=self.SIZE)
+        return image, src
+
+    def test_eight_simultaneous_downloads(self):
+        image, src = self.upload('eight-readers', seed=21)
+        with futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: self.user.download(image.id),
+                                    range(8)))
+        self.assertEqual([(200, src.hexdigest(), self.SIZE)] * 8, results)
+        reads = glance.store_reports(self.cloud, image.id)
+        if reads is not None:
+            gets = [r for r in reads if r.operation == 'get']
+            self.assertEqual(8, len(gets))
+            self.assertTrue(all(r.succeeded for r in gets), gets)
+            # Eight at once need both workers (four threads each).
+            self.assertEqual(2, len({r.pid for r in gets}))
+        self.glance.images.delete(image.id)
+        self.assertNoLeftovers()
+
+    def test_upload_download_delete_race(self):
+        image, src = self.upload('race', seed=22)
+        with futures.ThreadPoolExecutor(6) as pool:
+            downloads = [pool.submit(self.user.download, image.id)
+                         for _ in range(5)]
+            time.sleep(0.3)  # some downloads are under way
+            deleted = pool.submit(self._delete_status, image.id)
+            outcomes = [d.result() for d in downloads]
+            status = deleted.result()
+        # A download is complete and exact, or it failed: never a short or
+        # corrupt image reported as success.
+        for code, sha256, nbytes in outcomes:
+            if code == 200 and nbytes == self.SIZE:
+                self.assertEqual(src.hexdigest(), sha256)
+            else:
+                self.assertNotEqual((200, self.SIZE), (code, nbytes))
+        # Glance answers 409 while this host reads the image.
+        self.assertIn(status, (204, 409))
+        deadline = time.monotonic() + 60
+        while self._delete_status(image.id) not in (204, 404):
+            self.assertLess(time.monotonic(), deadline, 'delete refused')
+            time.sleep(0.5)
+        self.assertNoLeftovers()
+
+    def _delete_status(self, image_id):
+        resp = self.user.session.delete(
+            '%s/v2/images/%s' % (self.user.url, image_id), raise_exc=False)
+        return resp.status_code
+
+    def test_stalled_download_blocks_no_reader_and_refuses_delete(self):
+        image, src = self.upload('stalled', seed=23)
+        stalled = self.user.session.get(
+            '%s/v2/images/%s/file' % (self.user.url, image.id), stream=True)
+        first = next(stalled.iter_content(base.MiB))
+        self.assertEqual(src.expected(0, len(first)), first)
+        try:
+            # Others join the attachment the stalled reader holds.
+            for _ in range(2):
+                self.assertEqual((200, src.hexdigest(), self.SIZE),
+                                 self.user.download(image.id))
+            # Deleting under a reader: 409, and the image stays.
+            self.assertEqual(409, self._delete_status(image.id))
+            self.assertEqual('active',
+                             self.glance.images.get(image.id).status)
+        finally:
+            stalled.close()
+        deadline = time.monotonic() + 60
+        while self._delete_status(image.id) != 204:
+            self.assertLess(time.monotonic(), deadline, 'delete refused')
+            time.sleep(0.5)
+        self.assertNoLeftovers()

@@ -11,11 +11,15 @@
 # under the License.
 
 import hashlib
+import signal
+import subprocess
+import sys
 
 from glance_store import exceptions
 
 from cinder_ext_store.tests.functional import base
 from harness import images
+from harness.stack import service
 
 KNOWN = 300 * base.MiB + 123
 # Unknown size: 1 -> 2 -> 3 GiB, two extensions.
@@ -144,4 +148,54 @@ class TestDropIn(base.FunctionalTestCase):
         self.assertEqual(self.SIZE, self.store('intree').get_size(
             self.location(uri, 'intree'), context=self.context))
         self.delete(uri, 'intree')
+        self.assertNoLeftovers()
+
+
+# A reader in another process: loads the stores as the tests do, starts
+# reading, says so, and waits to be killed.
+_READER = '''
+import sys, time
+from cinder_ext_store.tests.functional import base
+from harness import stores
+uri = sys.argv[1]
+conf = stores.load(base.cloud(), base.backends(base.cloud()), 'online')
+store = stores.get('online')
+it, _ = store.get(stores.location(conf, uri, 'online'),
+                  context=base.Context(user_id='glance'))
+next(it)
+print('reading', flush=True)
+time.sleep(600)
+'''
+
+
+class TestReaderCrash(base.FunctionalTestCase):
+
+    def test_killed_reader_process_does_not_pin_the_attachment(self):
+        size = 64 * base.MiB + 3
+        src = images.ImageSource(size, seed=8)
+        uri = self.add('online', src, size)[0]
+        volume_id = uri.rsplit('/', 1)[1]
+        child = subprocess.Popen([sys.executable, '-c', _READER, uri],
+                                 stdout=subprocess.PIPE, text=True,
+                                 cwd=service.REPO)
+        self.addCleanup(child.kill)
+        self.assertEqual('reading\n', child.stdout.readline())
+        held = self.inspect.attachments() - self.before['attachments']
+        self.assertEqual(1, len(held))
+        # Another reader joins the dead-to-be reader's attachment.
+        self.assertEqual(src.hexdigest(), self.read_sha256(uri, 'online'))
+        self.assertEqual(held, self.inspect.attachments() -
+                         self.before['attachments'])
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        # The next reader reclaims the dead process's reference and, as
+        # the last one, releases the attachment.
+        self.assertEqual(src.hexdigest(), self.read_sha256(uri, 'online'))
+        self.assertIn('reclaiming 1 reference(s) of dead process %d'
+                      % child.pid, self.log.output)
+        self.assertEqual(set(), self.inspect.attachments() -
+                         self.before['attachments'])
+        self.assertEqual('available',
+                         self.inspect.volumes()[volume_id].status)
+        self.delete(uri, 'online')
         self.assertNoLeftovers()
