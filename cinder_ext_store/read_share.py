@@ -93,12 +93,15 @@ class ReadShares(object):
     :param host: the :class:`~cinder_ext_store.brick_host.BrickHost`
     :param retries: attachment attempts while another host holds a
         non-multiattach volume (``cinder_attachment_retry_attempts``)
+    :param direct: read with O_DIRECT where the device allows it
     """
 
-    def __init__(self, state_dir, host, retries=5, sleep=time.sleep):
+    def __init__(self, state_dir, host, retries=5, direct=False,
+                 sleep=time.sleep):
         self.dir = os.path.join(state_dir, SUBDIR)
         self.host = host
         self.retries = retries
+        self.direct = direct
         self._sleep = sleep
         self._swept = False
         self._me = (None, None)
@@ -255,7 +258,7 @@ class ReadShares(object):
         """A new attachment; retried while another host holds the volume."""
         for attempt in range(self.retries):
             attachment = attachments.Attachment(api, self.host, volume_id,
-                                                'ro')
+                                                'ro', direct=self.direct)
             try:
                 device = attachment.open()
                 break
@@ -298,7 +301,8 @@ class ReadShares(object):
         """The device of an existing share, for one more reader."""
         if state['host_connection'] is not None:
             path = state['host_connection']['path']
-            return devices.open_device(path, False, volume_id), None
+            return devices.open_device(path, False, volume_id,
+                                       direct=self.direct), None
         # A file-like handle (RBD) is per process: connect our own.
         connector = self.host.connector(state['connection_info'])
         try:

@@ -13,25 +13,54 @@
 """Reading an image: the iterator :meth:`Store.get
 <cinder_ext_store.store.Store.get>` returns, and the range loop under it."""
 
+import collections
+from concurrent import futures
+
 from glance_store import exceptions
 
+#: Chunks read in advance, where the device allows concurrent reads.
+READ_AHEAD = 2
 
-def read_range(device, offset, length, chunk_size):
+
+def read_range(device, offset, length, chunk_size, ahead=READ_AHEAD):
     """Yield ``length`` bytes of ``device`` from ``offset``.
+
+    Devices that allow concurrent reads get ``ahead`` chunks requested in
+    advance by worker threads, so the device is busy while the consumer
+    (Glance, a socket) takes the current chunk.
 
     :raises BackendException: the device ends early (a short image is never
         presented as complete)
     """
     end = offset + length
-    while offset < end:
-        want = min(chunk_size, end - offset)
-        chunk = device.read_at(offset, want)
-        if not chunk:
-            raise exceptions.BackendException(
-                'Volume %s ended at byte %d, expected %d bytes'
-                % (device.volume_id, offset, end))
-        offset += len(chunk)
-        yield chunk
+    spans = [(at, min(chunk_size, end - at))
+             for at in range(offset, end, chunk_size)]
+    if not device.concurrent_reads or ahead < 1 or len(spans) < 2:
+        for at, want in spans:
+            yield _checked(device, at, want, end)
+        return
+    pool = futures.ThreadPoolExecutor(
+        ahead, thread_name_prefix='cinder-ext-read')
+    try:
+        pending = collections.deque()
+        for at, want in spans:
+            pending.append(pool.submit(_checked, device, at, want, end))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        # Early close or an error: drop what was not started.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _checked(device, at, want, end):
+    chunk = device.read_at(at, want)
+    if len(chunk) < want:
+        raise exceptions.BackendException(
+            'Volume %s ended at byte %d, expected %d bytes'
+            % (device.volume_id, at + len(chunk), end))
+    return chunk
 
 
 class ImageReader(object):

@@ -185,7 +185,8 @@ class Store(glance_store.driver.Store):
             if self._shares is None:
                 self._shares = read_share.ReadShares(
                     self._lock_path(), self.host,
-                    retries=self.store_conf.cinder_attachment_retry_attempts)
+                    retries=self.store_conf.cinder_attachment_retry_attempts,
+                    direct=self.store_conf.cinder_ext_direct_io)
             return self._shares
 
     def _lock_path(self):

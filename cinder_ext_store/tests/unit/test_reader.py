@@ -10,6 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import threading
+
 from glance_store import exceptions
 import testtools
 
@@ -26,9 +28,35 @@ class TestReadRange(testtools.TestCase):
 
     def test_read_range_short_device(self):
         dev = devices.open_device(self.path, False, 'v')
-        chunks = reader.read_range(dev, (1 << 20) - 10, 20, 8)
-        self.assertEqual(8, len(next(chunks)))
-        self.assertEqual(2, len(next(chunks)))
-        e = self.assertRaises(exceptions.BackendException, next, chunks)
-        self.assertIn('ended at byte %d' % (1 << 20), str(e))
+        for ahead in (0, 2):
+            chunks = reader.read_range(dev, (1 << 20) - 10, 20, 8,
+                                       ahead=ahead)
+            self.assertEqual(8, len(next(chunks)))
+            # The short chunk is not handed out: the error comes instead.
+            e = self.assertRaises(exceptions.BackendException, next, chunks)
+            self.assertIn('ended at byte %d' % (1 << 20), str(e))
+        dev.close()
+
+    def test_read_ahead_keeps_order_and_bounds(self):
+        with open(self.path, 'r+b') as f:
+            f.write(bytes(range(256)) * 4096)
+        for direct in (False, True):
+            dev = devices.open_device(self.path, False, 'v', direct=direct)
+            self.assertEqual(direct, dev.direct_fd is not None)
+            for offset, length, chunk in ((0, 1 << 20, 4096),
+                                          (4095, 70001, 9999), (1, 1, 7)):
+                got = b''.join(reader.read_range(dev, offset, length, chunk,
+                                                 ahead=3))
+                with open(self.path, 'rb') as f:
+                    f.seek(offset)
+                    self.assertEqual(f.read(length), got)
+            dev.close()
+
+    def test_early_close_stops_the_read_ahead(self):
+        dev = devices.open_device(self.path, False, 'v')
+        chunks = reader.read_range(dev, 0, 1 << 20, 4096, ahead=2)
+        next(chunks)
+        chunks.close()
+        self.assertEqual([], [t for t in threading.enumerate()
+                              if t.name.startswith('cinder-ext-read')])
         dev.close()
