@@ -192,9 +192,14 @@ who, uri = sys.argv[1], sys.argv[2]
 cloud = clouds.load()
 conf = stores.load(cloud, bench.backends(cloud), 'ours')
 loc = stores.location(conf, uri, who)
+# Warm, like a long-lived glance-api worker: a Keystone token and (ours)
+# os-brick's connector properties in hand.
+store = stores.get(who)
+store.get_size(loc)
+getattr(store, 'host', None) and store.host.connector_properties()
 print('ready', flush=True)
 sys.stdin.readline()
-print(json.dumps(bench.read_once(stores.get(who), loc)), flush=True)
+print(json.dumps(bench.read_once(store, loc)), flush=True)
 """
 
 
