@@ -233,7 +233,8 @@ class ReadShares(object):
             state = self._load(volume_id)
             if state is not None:
                 self._reclaim(volume_id, state)
-            if state is None:
+            created = state is None
+            if created:
                 state = self._attach(api, volume_id)
                 handle_info = state.pop('_handle_info', None)
                 device = state.pop('_device')
@@ -246,9 +247,9 @@ class ReadShares(object):
             try:
                 self._save(volume_id, state)
             except BaseException:
+                # Unrecorded, so nobody else would release it.
                 device.close()
-                if state['readers'] == {str(pid): holder} and \
-                        holder['count'] == 1:
+                if created:
                     self._detach(api, volume_id, state)
                 raise
         return Lease(self, api, volume_id, device,

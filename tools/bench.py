@@ -196,7 +196,8 @@ loc = stores.location(conf, uri, who)
 # os-brick's connector properties in hand.
 store = stores.get(who)
 store.get_size(loc)
-getattr(store, 'host', None) and store.host.connector_properties()
+if hasattr(store, 'host'):  # ours: the os-brick host wrapper
+    store.host.connector_properties()
 print('ready', flush=True)
 sys.stdin.readline()
 print(json.dumps(bench.read_once(store, loc)), flush=True)

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 
+import fixtures
 from glance_store import exceptions
 
 from cinder_ext_store import read_share
@@ -208,3 +209,19 @@ class TestRefusals(ShareTestCase):
         store = self.make_store(self.make_conf(
             cinder_attachment_retry_attempts=7))
         self.assertEqual(7, store.shares.retries)
+
+    def test_state_that_cannot_be_written_releases_the_attachment(self):
+        real = read_share.ReadShares._save
+        calls = []
+
+        def full_disk(shares, volume_id, state):
+            calls.append(state)
+            if len(calls) == 1:
+                raise OSError(28, 'No space left on device')
+            return real(shares, volume_id, state)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.read_share.ReadShares._save', full_disk))
+        self.assertRaises(OSError, self.reader)
+        self.assertReleased()
+        self.assertEqual(self.data, b''.join(self.reader()))
