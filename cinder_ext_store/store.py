@@ -212,10 +212,15 @@ class Store(glance_store.driver.Store):
 
     @staticmethod
     def _image_size(volume):
-        recorded = (volume.metadata or {}).get('image_size')
-        if recorded and int(recorded) > 0:
-            return int(recorded)
-        return volume.size * growth.GIB
+        """The image's bytes: ``image_size`` metadata, 0 included.
+
+        Volumes without it (made by Cinder's upload-to-image, or by older
+        tools) hold the image in the whole volume.
+        """
+        try:
+            return int((volume.metadata or {})['image_size'])
+        except (KeyError, TypeError, ValueError):
+            return volume.size * growth.GIB
 
     @staticmethod
     def _check_belongs(volume, location):

@@ -525,6 +525,21 @@ class TestRead(base.StoreTestCase):
         self.cloud.volumes[self.vid]['metadata'].pop('image_size')
         self.assertEqual(4 * base.TEST_GIB, self.store.get_size(
             self.location(self.uri), context=self.context))
+        self.cloud.volumes[self.vid]['metadata']['image_size'] = 'junk'
+        self.assertEqual(4 * base.TEST_GIB, self.store.get_size(
+            self.location(self.uri), context=self.context))
+
+    def test_empty_image_reads_back_empty(self):
+        # Glance passes 0 for a chunked upload too: the volume grows from
+        # its minimum, nothing is written.
+        uri, written = self.add(b'', size=0)[:2]
+        self.assertEqual(0, written)
+        self.assertEqual('0', self.cloud.volumes[self.volume_id(uri)][
+            'metadata']['image_size'])
+        self.assertEqual(0, self.store.get_size(self.location(uri),
+                                                context=self.context))
+        it, length = self.store.get(self.location(uri), context=self.context)
+        self.assertEqual((0, b''), (length, b''.join(it)))
 
     def test_delete(self):
         self.store.delete(self.location(self.uri), context=self.context)
