@@ -24,7 +24,7 @@ demo and benchmark read it like any OpenStack client:
   ``cinder-ext-store``);
 * ``CINDER_EXT_USER_CLOUD`` - the ordinary user of end-to-end tests;
 * ``CINDER_EXT_VOLUME_TYPE`` / ``CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND``
-  - volume types to test on.
+  / ``CINDER_EXT_VOLUME_TYPE_MULTIATTACH`` - volume types to test on.
 
 Those settings may also stand in the store cloud's ``cinder_ext_store``
 key, where the stack writes them (with the paths of its own files).
@@ -123,7 +123,7 @@ class Cloud(object):
         self.path = path
         self.extras = dict(entry.get(EXTRAS) or {})
         for key in ('volume_type', 'volume_type_no_online_extend',
-                    'user_cloud'):
+                    'volume_type_multiattach', 'user_cloud'):
             value = os.environ.get('CINDER_EXT_%s' % key.upper())
             if value:
                 self.extras[key] = value

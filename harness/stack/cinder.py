@@ -29,6 +29,9 @@ from harness.stack import service
 
 #: volume type -> whether its pool reports online_extend_support
 VOLUME_TYPES = {'loop': True, 'loop-offline': False}
+#: More volume types on those pools: name -> extra specs
+EXTRA_TYPES = {'loop-multiattach': {'volume_backend_name': 'loop',
+                                    'multiattach': '<is> True'}}
 HOST = 'teststack'
 
 
@@ -146,6 +149,8 @@ backend_url = file://%(dir)s/coord
                          lambda: pools <= admin.pools())
         for vtype in VOLUME_TYPES:
             admin.ensure_type(vtype, {'volume_backend_name': vtype})
+        for vtype, specs in EXTRA_TYPES.items():
+            admin.ensure_type(vtype, specs)
 
     def healthy(self):
         return all(self.alive(n) for n in self.PROCESSES)
@@ -171,4 +176,5 @@ backend_url = file://%(dir)s/coord
                 % (self.s.cinder_base, self.s.mode, ', '.join(
                     '%s (%s)' % (t, 'online extend' if online else
                                  'no online extend')
-                    for t, online in VOLUME_TYPES.items())))
+                    for t, online in VOLUME_TYPES.items()) + ', ' +
+                    ', '.join(EXTRA_TYPES)))

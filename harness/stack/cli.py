@@ -125,6 +125,7 @@ class Stack(object):
         s = self.s
         extras = dict(stack_dir=s.state, volume_type='loop',
                       volume_type_no_online_extend='loop-offline',
+                      volume_type_multiattach='loop-multiattach',
                       user_cloud=clouds.USER_CLOUD,
                       volume_dir=self.cinder.volume_dir)
         if s.keystone:

@@ -128,4 +128,6 @@ class LoopDriver(driver.BaseVD):
             'max_over_subscription_ratio': 20.0,
             'online_extend_support':
                 self.configuration.loop_online_extend_support,
+            # One loop device per volume file, whoever attaches it.
+            'multiattach': True,
         }

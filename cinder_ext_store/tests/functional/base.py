@@ -69,6 +69,8 @@ def backends(cloud):
         'nofeature': stores.Backend(
             'cinder_ext', cloud.setting('volume_type_no_online_extend'),
             True),
+        'multiattach': stores.Backend(
+            'cinder_ext', cloud.setting('volume_type_multiattach'), True),
         # No volume type: the in-tree driver crashes at start-up when it
         # has a type to check and no service credentials. Cinder's default
         # type applies.

@@ -10,11 +10,14 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+from concurrent import futures
 import hashlib
 import signal
 import subprocess
 import sys
+import threading
 
+import ddt
 from glance_store import exceptions
 
 from cinder_ext_store.tests.functional import base
@@ -148,6 +151,39 @@ class TestDropIn(base.FunctionalTestCase):
         self.assertEqual(self.SIZE, self.store('intree').get_size(
             self.location(uri, 'intree'), context=self.context))
         self.delete(uri, 'intree')
+        self.assertNoLeftovers()
+
+
+@ddt.ddt
+class TestConcurrentReaders(base.FunctionalTestCase):
+
+    @ddt.data('online', 'multiattach')
+    def test_readers_share_one_attachment(self, backend):
+        if backend == 'multiattach' and not self.cloud.setting(
+                'volume_type_multiattach'):
+            self.skipTest('this cloud names no multiattach volume type')
+        size = 100 * base.MiB + 9
+        src = images.ImageSource(size, seed=9)
+        uri = self.add(backend, src, size)[0]
+        volume = self.inspect.volumes()[uri.rsplit('/', 1)[1]]
+        self.assertEqual(backend == 'multiattach', volume.multiattach)
+        opened = threading.Barrier(6)
+        held = []
+
+        def read():
+            it, _ = self.store(backend).get(self.location(uri, backend),
+                                            context=self.context)
+            if opened.wait(30) == 0:
+                held.append(self.inspect.attachments() -
+                            self.before['attachments'])
+            opened.wait(30)
+            return hashlib.sha256(b''.join(it)).hexdigest()
+
+        with futures.ThreadPoolExecutor(6) as pool:
+            digests = list(pool.map(lambda _: read(), range(6)))
+        self.assertEqual([src.hexdigest()] * 6, digests)
+        self.assertEqual(1, len(held[0]))  # six readers, one attachment
+        self.delete(uri, backend)
         self.assertNoLeftovers()
 
 
