@@ -39,6 +39,7 @@ from harness.stack import service
 
 STORE_CLOUD = 'cinder-ext-store'
 USER_CLOUD = 'cinder-ext-demo'
+ALT_CLOUD = 'cinder-ext-alt'
 ADMIN_CLOUD = 'cinder-ext-admin'
 EXTRAS = 'cinder_ext_store'
 STACK_FILE = os.path.join(

@@ -63,8 +63,8 @@ class GlanceUser(object):
         return resp.status_code, digest.hexdigest(), total
 
 
-def store_reports(store_cloud, image_id):
-    """The store's stats of ``image_id`` from glance-api's log.
+def store_reports(store_cloud, image_id, volume_id=None):
+    """The store's stats of ``image_id`` (or its volume) from the log.
 
     :class:`~cinder_ext_store.stats.TransferStats`, oldest first, each
     with the ``pid`` of the worker that logged it; None where the log is
@@ -78,7 +78,10 @@ def store_reports(store_cloud, image_id):
     with open(path) as f:
         for line in f:
             parsed = stats.TransferStats.parse(line)
-            if parsed is not None and parsed.image_id == image_id:
+            # A read before the volume names its image (Glance's hash
+            # pass over a volume Cinder registered) is known by volume.
+            if parsed is not None and (parsed.image_id == image_id or (
+                    volume_id and parsed.volume_id == volume_id)):
                 # oslo.log's default format: date, time, pid, level, ...
                 fields = line.split(None, 3)
                 parsed.pid = (int(fields[2]) if len(fields) > 2 and

@@ -28,10 +28,13 @@ class Inspector(object):
         self.cinder = cloud.cinder()
 
     def volumes(self):
-        return {v.id: v for v in self.cinder.volumes.list()}
+        """Every project's volumes where the credentials allow it."""
+        return {v.id: v for v in self.cinder.volumes.list(
+            search_opts={'all_tenants': 1})}
 
     def attachments(self):
-        return {a.id for a in self.cinder.attachments.list()}
+        return {a.id for a in self.cinder.attachments.list(
+            search_opts={'all_tenants': 1})}
 
     def loops(self):
         """Loop devices backing the local stack's volume files."""

@@ -29,6 +29,12 @@ from harness.stack import service
 
 #: volume type -> whether its pool reports online_extend_support
 VOLUME_TYPES = {'loop': True, 'loop-offline': False}
+# No 'image_service:store_id' extra spec: Cinder 29 sends it to Glance 33's
+# add-location call as validation data, which Glance refuses (HTTP 400,
+# "'store' was unexpected"), and upload-to-image falls back to copying the
+# data through glance-api. Without it Cinder registers cinder://<volume id>
+# and Glance asks each cinder store whether the volume is its own
+# (Store.is_image_associated_with_store: the volume type).
 #: More volume types on those pools: name -> extra specs
 EXTRA_TYPES = {'loop-multiattach': {'volume_backend_name': 'loop',
                                     'multiattach': '<is> True'}}
@@ -59,6 +65,9 @@ class Cinder(service.Service):
         return self.s.path('volumes')
 
     def install(self):
+        # Volume from image by download converts with qemu-img.
+        if not service.have_command('qemu-img'):
+            service.apt_install(['qemu-utils'])
         service.make_venv(self.venv, 'cinder-volume',
                           [self.s.pins['cinder'], 'python-cinderclient',
                            'psycopg2-binary'], self.s.path('pip.log'))
@@ -70,12 +79,17 @@ class Cinder(service.Service):
         etc = os.path.join(self.venv, 'etc', 'cinder')
         for name in ('api-paste.ini', 'resource_filters.json'):
             shutil.copy(os.path.join(etc, name), self.s.path('cinder'))
+        # image_upload_use_cinder_backend: upload-to-image clones the volume
+        # into an image volume and registers it with Glance's store.
         backends = ''.join(
             '\n[%s]\nvolume_driver = harness.stack.loop_driver.LoopDriver\n'
             'volume_backend_name = %s\nloop_volume_dir = %s\n'
             'loop_online_extend_support = %s\n'
+            'image_upload_use_cinder_backend = True\n'
             % (name, name, self.volume_dir, online)
             for name, online in VOLUME_TYPES.items())
+        helper = '%s --config-file %s --privsep_context' % (
+            os.path.join(self.venv, 'bin', 'privsep-helper'), self.conf)
         with open(self.conf, 'w') as f:
             f.write("""[DEFAULT]
 auth_strategy = %(mode)s
@@ -92,6 +106,8 @@ osapi_volume_listen_port = %(port)d
 osapi_volume_workers = 1
 enabled_backends = %(backends)s
 default_volume_type = loop
+# Volume from image: clone the image's volume when Glance keeps it here.
+allowed_direct_url_schemes = cinder
 quota_volumes = -1
 quota_gigabytes = -1
 quota_snapshots = -1
@@ -105,14 +121,38 @@ lock_path = %(dir)s/lock
 
 [coordination]
 backend_url = file://%(dir)s/coord
+
+# Root without sudo: start the privsep helpers directly.
+[cinder_sys_admin]
+helper_command = %(helper)s cinder.privsep.sys_admin_pctxt
+[privsep_osbrick]
+helper_command = %(helper)s os_brick.privileged.default
 %(backend_sections)s
-%(authtoken)s""" % dict(
+%(authtoken)s
+%(glance)s""" % dict(
+                helper=helper,
+                glance=self._glance_section(),
                 mode=self.s.mode, rabbit=self.rabbit.url, host=HOST,
                 dir=self.s.path('cinder'), etc=etc, port=self.s.cinder_port,
                 backends=','.join(VOLUME_TYPES),
                 db=self.postgres.url('cinder'), backend_sections=backends,
                 authtoken=(self.keystone.authtoken('cinder')
                            if self.keystone else '')))
+
+    def _glance_section(self):
+        """How Cinder reads image locations (and registers image volumes).
+
+        Clones of image volumes need Glance's locations: Glance shows them
+        through its location API to the ``service`` role only, so Cinder
+        calls it as its own service user - not through
+        ``show_multiple_locations`` for everyone (OSSN-0065, OSSN-0090).
+        """
+        if not self.keystone:
+            return ''
+        return ('[glance]\nauth_type = password\nauth_url = %s\n'
+                'username = cinder\npassword = %s\nproject_name = service\n'
+                'user_domain_name = Default\nproject_domain_name = Default\n'
+                % (self.s.auth_url, self.s.SERVICE_PASSWORD))
 
     def admin(self):
         """A :class:`~harness.stack.rest.CinderAdmin` of the stack."""

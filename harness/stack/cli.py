@@ -124,12 +124,15 @@ class Stack(object):
     def write_clouds(self):
         s = self.s
         extras = dict(stack_dir=s.state, volume_type='loop',
+                      alt_cloud=clouds.ALT_CLOUD,
                       volume_type_no_online_extend='loop-offline',
                       volume_type_multiattach='loop-multiattach',
                       user_cloud=clouds.USER_CLOUD,
                       volume_dir=self.cinder.volume_dir)
         if s.keystone:
             extras.update(glance_log=self.glance.log_file,
+                          cinder_volume_log=self.s.path(
+                              'cinder', 'log', 'cinder-volume.log'),
                           glance_pidfile=self.glance.pidfile())
             entries = {
                 clouds.STORE_CLOUD: clouds.password_cloud(
@@ -137,6 +140,8 @@ class Stack(object):
                     **extras),
                 clouds.USER_CLOUD: clouds.password_cloud(
                     s.auth_url, 'demo', s.DEMO_PASSWORD, 'demo'),
+                clouds.ALT_CLOUD: clouds.password_cloud(
+                    s.auth_url, 'alt_demo', s.DEMO_PASSWORD, 'alt_demo'),
                 clouds.ADMIN_CLOUD: clouds.password_cloud(
                     s.auth_url, 'admin', s.ADMIN_PASSWORD, 'admin'),
             }

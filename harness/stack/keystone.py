@@ -12,8 +12,9 @@
 
 """Keystone 30 under uWSGI (sqlite, fernet), laid out as DevStack does.
 
-Project service with users glance and cinder, user demo in
-project demo, catalog entries for volumev3 and image.
+Project ``service`` with users ``glance`` and ``cinder``, users ``demo``
+and ``alt_demo`` in projects of their names, catalog entries for
+``volumev3`` and ``image``.
 """
 
 import os
@@ -91,6 +92,9 @@ class Keystone(service.UwsgiService):
             ident.user(name, self.s.SERVICE_PASSWORD, service_project,
                        ('admin', 'service'))
         ident.user('demo', self.s.DEMO_PASSWORD, demo, ('member', 'reader'))
+        # A user of another project, as DevStack's alt_demo.
+        ident.user('alt_demo', self.s.DEMO_PASSWORD,
+                   ident.project('alt_demo'), ('member', 'reader'))
         ident.service('volumev3', 'cinderv3',
                       self.s.cinder_base + '/$(project_id)s')
         ident.service('image', 'glance', self.s.glance_url)

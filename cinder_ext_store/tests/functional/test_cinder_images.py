@@ -1,0 +1,179 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Cinder using what the store writes: volumes from images, images from
+volumes (upload-to-image with the cinder backend)."""
+
+import hashlib
+import time
+
+from cinder_ext_store.tests.functional import base
+from cinder_ext_store.tests.functional import test_glance
+from harness import clouds
+from harness import glance
+from harness import images
+
+SIZE = 64 * base.MiB + 11
+
+
+class CinderImagesTestCase(test_glance.GlanceTestCase):
+
+    def setUp(self):
+        super(CinderImagesTestCase, self).setUp()
+        self.user_cinder = self.cloud.user().cinder()
+        # Runs last: after every volume and image below is deleted.
+        self.addCleanup(self.assertNoLeftovers)
+
+    def upload(self, name, seed, backend='images', uploader=None):
+        uploader = uploader or self.user
+        image = uploader.create(name, owner=self.user.project_id)
+        self.addCleanup(self.user.delete_quietly, image.id)
+        src = images.ImageSource(SIZE, seed=seed)
+        uploader.client.images.upload(image.id, images.Unsized(src),
+                                      image_size=SIZE, backend=backend)
+        return image, src
+
+    def volume_from(self, image_id, cinder=None):
+        cinder = cinder or self.user_cinder
+        volume = cinder.volumes.create(1, imageRef=image_id,
+                                       name='from-%s' % image_id)
+        self.addCleanup(self._delete_volume, cinder, volume.id)
+        deadline = time.monotonic() + 120
+        while True:
+            volume = cinder.volumes.get(volume.id)
+            if volume.status not in ('creating', 'downloading'):
+                break
+            self.assertLess(time.monotonic(), deadline, volume.status)
+            time.sleep(0.3)
+        self.assertEqual('available', volume.status)
+        return volume
+
+    def _delete_volume(self, cinder, volume_id):
+        try:
+            cinder.volumes.delete(volume_id)
+        except Exception:
+            pass
+
+    def cinder_cloned(self, image_volume_id):
+        """Cinder's own account: it cloned this image volume (local)."""
+        path = self.cloud.setting('cinder_volume_log')
+        if not path:
+            return None
+        with open(path) as f:
+            return ('Will clone a volume from the image volume %s'
+                    % image_volume_id) in f.read()
+
+    def reads_of(self, image_id, volume_id=None):
+        found = glance.store_reports(self.cloud, image_id, volume_id)
+        return None if found is None else [
+            r for r in found if r.operation == 'get']
+
+    def to_image(self, volume, cinder, user):
+        """Upload-to-image; returns the active image once Glance hashed it."""
+        reply = cinder.volumes.upload_to_image(
+            volume, False, 'of-%s' % volume.id, 'bare', 'raw', 'private',
+            False)
+        image_id = reply[1]['os-volume_upload_image']['image_id']
+        self.addCleanup(user.delete_quietly, image_id)
+        deadline = time.monotonic() + 180
+        while True:
+            image = user.client.images.get(image_id)
+            # Glance's location import hashes the data after activating.
+            if image.status == 'active' and image.get('os_hash_value'):
+                return image
+            self.assertNotIn(image.status, ('killed', 'deleted'))
+            self.assertLess(time.monotonic(), deadline, image.status)
+            time.sleep(0.5)
+
+    def assertHolds(self, volume, src, cinder=None, user=None):
+        """The volume holds the image, then zeros.
+
+        Read back through an image of the volume: upload-to-image, Glance's
+        hash pass over this store, a download.
+        """
+        cinder, user = cinder or self.user_cinder, user or self.user
+        image = self.to_image(volume, cinder, user)
+        want_sha256, want_md5 = hashlib.sha256(), hashlib.md5()
+        for data in (src.expected(), bytes(base.GiB - SIZE)):
+            want_sha256.update(data)
+            want_md5.update(data)
+        self.assertEqual(base.GiB, image.size)
+        self.assertEqual(want_md5.hexdigest(), image.checksum)
+        self.assertEqual((200, want_sha256.hexdigest(), base.GiB),
+                         user.download(image.id))
+        return image
+
+
+class TestVolumeFromImage(CinderImagesTestCase):
+
+    def test_ours_is_cloned(self):
+        image, src = self.upload('clone-ours', seed=31)
+        image_volume = self.volume_of(image.id)
+        self.volume_from(image.id)
+        self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
+        # No image download reached glance-api for the clone.
+        self.assertIn(self.reads_of(image.id), ([], None))
+
+    def test_intree_is_cloned(self):
+        image, src = self.upload('clone-intree', seed=32, backend='intree')
+        image_volume = self.volume_of(image.id)
+        volume = self.volume_from(image.id)
+        self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
+        self.assertHolds(volume, src)
+
+    def test_download_path_when_cinder_refuses_the_clone(self):
+        # An admin uploads the data of the demo project's public image, so
+        # the image volume's image_owner is the admin's project; a user of
+        # a third project then fails Cinder's owner check.
+        admin = glance.GlanceUser(clouds.load(clouds.ADMIN_CLOUD))
+        image, src = self.upload('clone-refused', seed=33, uploader=admin)
+        admin.client.images.update(image.id, visibility='public')
+        alt_cloud = clouds.load(self.cloud.setting('alt_cloud',
+                                                   clouds.ALT_CLOUD))
+        alt_cinder = alt_cloud.cinder()
+        volume = self.volume_from(image.id, cinder=alt_cinder)
+        self.assertIn(self.cinder_cloned(self.volume_of(image.id).id),
+                      (False, None))
+        reads = self.reads_of(image.id)
+        if reads is not None:  # Cinder read the image through Glance
+            self.assertEqual([SIZE], [r.bytes for r in reads])
+        self.assertHolds(volume, src, alt_cinder,
+                         glance.GlanceUser(alt_cloud))
+
+
+class TestUploadToImage(CinderImagesTestCase):
+
+    def test_image_volume_registered_with_the_store(self):
+        image, src = self.upload('to-image-src', seed=34)
+        volume = self.volume_from(image.id)
+        new = self.assertHolds(volume, src)
+        self.assertEqual('images', new.stores)
+        image_volume = self.volume_of(new.id)
+        # Cinder registered a clone: no image_size, the volume's size.
+        self.assertNotIn('image_size', image_volume.metadata)
+        self.assertEqual(new.id, image_volume.metadata['glance_image_id'])
+        reads = self.reads_of(new.id, image_volume.id)
+        if reads is not None:  # the hash pass and the download
+            self.assertEqual([base.GiB, base.GiB], [r.bytes for r in reads])
+        deadline = time.monotonic() + 60
+        while self._delete_status(new.id) != 204:
+            self.assertLess(time.monotonic(), deadline, 'delete refused')
+            time.sleep(0.5)
+        # Deleting the image deleted its volume (Cinder does so async).
+        while image_volume.id in self.inspect.volumes():
+            self.assertLess(time.monotonic(), deadline, 'volume left')
+            time.sleep(0.5)
+
+    def _delete_status(self, image_id):
+        resp = self.user.session.delete(
+            '%s/v2/images/%s' % (self.user.url, image_id), raise_exc=False)
+        return resp.status_code
