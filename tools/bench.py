@@ -303,6 +303,22 @@ class Bench(object):
                 pass
             return time.monotonic() - t0
 
+    def _raw_read_dd(self, volume_id):
+        """Read a volume with ``dd iflag=direct bs=4M``; returns seconds.
+
+        A limit measured by a tool outside this project: O_DIRECT reads of
+        the device, one request at a time.
+        """
+        with attachments.attached(self.api, self.ours.host, volume_id,
+                                  'ro') as att:
+            drop_caches()
+            t0 = time.monotonic()
+            subprocess.run(['dd', 'if=%s' % att.device.path, 'of=/dev/null',
+                            'bs=4M', 'iflag=direct',
+                            'count=%d' % (self.size // CHUNK)],
+                           check=True, capture_output=True)
+            return time.monotonic() - t0
+
     def raw(self):
         """Raw synced writes (buffered, O_DIRECT), each read back.
 
@@ -320,6 +336,9 @@ class Bench(object):
             try:
                 out[write] = {'seconds': seconds}
                 out[read] = {'seconds': self._raw_read(vol.id)}
+                if direct:
+                    out['raw_read_dd_direct'] = {
+                        'seconds': self._raw_read_dd(vol.id)}
             finally:
                 self.api.delete_quietly(vol.id)
         return out
@@ -584,6 +603,7 @@ RATIOS = [
     ('get: ours / raw read of O_DIRECT data', 'get_ours',
      'raw_read_of_direct'),
     ('get streaming: ours / raw read', 'get_ours:streaming', 'raw_read'),
+    ('get: ours / dd iflag=direct', 'get_ours', 'raw_read_dd_direct'),
     ('1 reader: ours / in-tree', 'readers_1t_ours', 'readers_1t_intree'),
     ('8 readers (threads): ours / in-tree', 'readers_8t_ours',
      'readers_8t_intree'),
