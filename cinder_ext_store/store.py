@@ -154,6 +154,7 @@ class Store(glance_store.driver.Store):
         if reason:
             raise exceptions.BadStoreConfiguration(store_name=self._name,
                                                    reason=reason)
+        self._lock_path()  # readers need it: refuse a store without one now
         self._load_growth_settings()
         self._check_volume_type()
 

@@ -28,6 +28,7 @@ from glance_store import backend
 from glance_store import exceptions
 from glance_store import location
 from glance_store import multi_backend
+from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from oslo_utils import units
@@ -81,6 +82,18 @@ class TestConfigureAdd(base.StoreTestCase):
         e = self.assertRaises(exceptions.BadStoreConfiguration,
                               store.configure_add)
         self.assertIn('service credentials are incomplete', str(e))
+
+    def test_no_lock_path_is_refused_at_start(self):
+        conf = self.make_conf()
+        conf.clear_override('lock_path', group='oslo_concurrency')
+        store = store_mod.Store(conf, backend=base.BACKEND)
+        e = self.assertRaises(exceptions.BadStoreConfiguration,
+                              store.configure_add)
+        self.assertIn('[oslo_concurrency] lock_path', str(e))
+        conf.register_opt(cfg.StrOpt('lock_path'), group='os_brick')
+        conf.set_override('lock_path', self.tmp, group='os_brick')
+        store.configure_add()  # os-brick's lock path serves too
+        self.assertEqual(self.tmp, store.shares.dir.rsplit('/', 1)[0])
 
     def test_unknown_volume_type_warns(self):
         self.configured(cinder_volume_type='nope', **CREDS).configure_add()
@@ -158,6 +171,14 @@ class TestMultiStore(LoadingTestCase):
                                        group=group)
         self.conf.set_override('cinder_do_extend_attached', True,
                                group='fast')
+        # As Glance's config has it (readers share state there).
+        for group, opts in concurrency_opts.list_opts():
+            try:
+                self.conf.register_opts(opts, group=group)
+            except cfg.DuplicateOptError:
+                pass
+        self.conf.set_override('lock_path', self.useFixture(
+            fixtures.TempDir()).path, group='oslo_concurrency')
 
     def test_create_and_verify(self):
         # Two schemes each for ours, one for the in-tree store.
