@@ -119,6 +119,8 @@ class ImageReader(object):
                 'reader closed after %d bytes, %d left'
                 % (self._stats.bytes, self._left))
         with self._stats.phase('detach'):
+            # Stop the read-ahead first: its threads read the device.
+            self._chunks.close()
             lease.release()
         self._on_release(self._stats, error)
 

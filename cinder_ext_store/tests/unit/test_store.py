@@ -19,6 +19,7 @@ from importlib import metadata
 import io
 import json
 import os
+import threading
 
 from cinderclient import exceptions as cinder_exc
 import ddt
@@ -511,6 +512,9 @@ class TestRead(base.StoreTestCase):
         it.close()
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)
+        # The read-ahead stopped before the device was closed.
+        self.assertEqual([], [t.name for t in threading.enumerate()
+                              if t.name.startswith('cinder-ext-read')])
 
     def test_garbage_collection_releases(self):
         it, _ = self.store.get(self.location(self.uri), context=self.context)
