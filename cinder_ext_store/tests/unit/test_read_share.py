@@ -154,6 +154,7 @@ class TestProcesses(ShareTestCase):
         state['readers'] = {'999999999': {'start': 1, 'count': 1}}
         self.write_state(state)
         it._lease = None  # its process died without releasing
+        it._chunks.close()  # no threads of it stay here
         # A new worker process: its first read sweeps the lock path.
         other = self.add(b'other image', image_id='other')[0]
         store = self.make_store()
