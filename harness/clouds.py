@@ -13,9 +13,10 @@
 """``clouds.yaml``: the one description of the cloud everything talks to.
 
 The stack writes a standard ``clouds.yaml`` (the openstacksdk /
-os-client-config format) with three clouds: ``cinder-ext-store`` (the
+os-client-config format) with four clouds: ``cinder-ext-store`` (the
 credentials the store uses, as Glance's ``cinder_store_*`` options would),
-``cinder-ext-demo`` (an ordinary user) and ``cinder-ext-admin``. Tests,
+``cinder-ext-demo`` and ``cinder-ext-alt`` (ordinary users of two projects)
+and ``cinder-ext-admin``. Tests,
 demo and benchmark read it like any OpenStack client:
 
 * ``OS_CLIENT_CONFIG_FILE`` - the file (default: the stack's, else the

@@ -112,9 +112,10 @@ class Stack(object):
                 line = svc.describe()
                 if line:
                     print('  ' + line)
-            print('  clouds:    %s (OS_CLOUD=%s; users: %s, %s)'
+            print('  clouds:    %s (OS_CLOUD=%s; users: %s, %s, %s)'
                   % (self.s.path('clouds.yaml'), clouds.STORE_CLOUD,
-                     clouds.USER_CLOUD, clouds.ADMIN_CLOUD))
+                     clouds.USER_CLOUD, clouds.ALT_CLOUD,
+                     clouds.ADMIN_CLOUD))
             if self.s.keystone:
                 print('  use it:    source %s; openstack image list'
                       % self.s.path('openrc'))
