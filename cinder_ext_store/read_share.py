@@ -167,6 +167,19 @@ class ReadShares(object):
                             holder['count'], pid)
                 del state['readers'][pid]
 
+    def _settle(self, api, volume_id, state):
+        """Drop dead readers; keep the share, or release it if nobody reads.
+
+        :returns: the number of live readers
+        """
+        self._reclaim(volume_id, state)
+        readers = sum(h['count'] for h in state['readers'].values())
+        if readers:
+            self._save(volume_id, state)
+        else:
+            self._detach(api, volume_id, state)
+        return readers
+
     def release_unless_read(self, api, volume_id):
         """Before a delete: the number of live readers on this host.
 
@@ -177,15 +190,8 @@ class ReadShares(object):
         os.makedirs(self.dir, exist_ok=True)
         with self._lock(volume_id):
             state = self._load(volume_id)
-            if state is None:
-                return 0
-            self._reclaim(volume_id, state)
-            readers = sum(h['count'] for h in state['readers'].values())
-            if readers:
-                self._save(volume_id, state)
-            else:
-                self._detach(api, volume_id, state)
-            return readers
+            return 0 if state is None else self._settle(api, volume_id,
+                                                        state)
 
     # -- uploads ---------------------------------------------------------
 
@@ -235,9 +241,7 @@ class ReadShares(object):
                 self._reclaim(volume_id, state)
             created = state is None
             if created:
-                state = self._attach(api, volume_id)
-                handle_info = state.pop('_handle_info', None)
-                device = state.pop('_device')
+                state, device, handle_info = self._attach(api, volume_id)
             else:
                 device, handle_info = self._join(volume_id, state)
             pid, start = self._identity()
@@ -256,7 +260,10 @@ class ReadShares(object):
                      (state['connection_info'], state['props']), handle_info)
 
     def _attach(self, api, volume_id):
-        """A new attachment; retried while another host holds the volume."""
+        """A new attachment; retried while another host holds the volume.
+
+        :returns: (state, device, this reader's own handle info or None)
+        """
         for attempt in range(self.retries):
             attachment = attachments.Attachment(api, self.host, volume_id,
                                                 'ro', direct=self.direct)
@@ -291,12 +298,10 @@ class ReadShares(object):
                  'props': attachment.props,
                  'host_connection': (attachment.device_info if shared
                                      else None),
-                 'readers': {}, '_device': device}
-        if not shared:
-            state['_handle_info'] = attachment.device_info
+                 'readers': {}}
         LOG.info('Volume %s attached read-only for reading (attachment %s)',
                  volume_id, attachment.attachment_id)
-        return state
+        return state, device, (None if shared else attachment.device_info)
 
     def _join(self, volume_id, state):
         """The device of an existing share, for one more reader."""
@@ -325,11 +330,7 @@ class ReadShares(object):
                 holder['count'] -= 1
                 if holder['count'] <= 0:
                     del state['readers'][pid]
-            self._reclaim(volume_id, state)
-            if state['readers']:
-                self._save(volume_id, state)
-                return
-            self._detach(api, volume_id, state)
+            self._settle(api, volume_id, state)
 
     def disconnect(self, connection, device_info, force=False):
         """Disconnect; ``connection`` is (connection_info, props)."""
@@ -367,10 +368,5 @@ class ReadShares(object):
                 volume_id = name[:-5]
                 with self._lock(volume_id):
                     state = self._load(volume_id)
-                    if state is None:
-                        continue
-                    self._reclaim(volume_id, state)
-                    if not state['readers']:
-                        self._detach(api, volume_id, state)
-                    else:
-                        self._save(volume_id, state)
+                    if state is not None:
+                        self._settle(api, volume_id, state)
