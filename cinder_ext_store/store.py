@@ -44,6 +44,7 @@ from cinder_ext_store import cinder_api
 from cinder_ext_store import growth
 from cinder_ext_store import hashing
 from cinder_ext_store import options
+from cinder_ext_store import ownership
 from cinder_ext_store import pipeline
 from cinder_ext_store import read_share
 from cinder_ext_store import reader
@@ -224,17 +225,10 @@ class Store(glance_store.driver.Store):
             return volume.size * growth.GIB
 
     @staticmethod
-    def _check_belongs(volume, location):
-        """Refuse a volume that holds another image's data."""
-        owner = (volume.metadata or {}).get('glance_image_id')
-        if location.image_id and owner and owner != location.image_id:
-            raise exceptions.NotFound(
-                message='Volume %s holds image %s, not image %s'
-                        % (volume.id, owner, location.image_id))
-
-    def _volume_for(self, api, location):
+    def _volume_for(api, location):
+        """The location's volume, refused unless it is an image volume."""
         volume = api.get(location.store_location.volume_id)
-        self._check_belongs(volume, location)
+        ownership.check_image_volume(volume, location.image_id)
         return volume
 
     # -- the store API -----------------------------------------------------
@@ -264,8 +258,10 @@ class Store(glance_store.driver.Store):
                     else self.policy.initial_gib)
         metadata = {'glance_image_id': image_id,
                     'image_size': str(image_size)}
-        if context is not None and context.project_id:
-            metadata['image_owner'] = context.project_id
+        # What Cinder's clone check compares with the image's owner.
+        owner = ownership.owner_for_upload(context, image_id)
+        if owner:
+            metadata['image_owner'] = owner
         LOG.info('Storing image %s (%s) in a %d GiB volume of store %s',
                  image_id, '%d bytes' % image_size if known else
                  'size unknown', size_gib, self._name)
@@ -347,7 +343,9 @@ class Store(glance_store.driver.Store):
         return it, length
 
     def get_size(self, location, context=None):
+        """The image's size; Glance asks it of every location it adds."""
         volume = self._volume_for(self._api(context), location)
+        ownership.check_may_register(volume, context)
         return self._image_size(volume)
 
     @staticmethod
@@ -370,9 +368,11 @@ class Store(glance_store.driver.Store):
 
         :raises InUseByStore: readers on this host still read it, or
             Cinder holds it attached elsewhere (Glance answers 409)
+        :raises Forbidden: it holds another project's image (403)
         """
         api = self._api(context)
         volume = self._volume_for(api, location)
+        ownership.check_may_delete(volume, context)
         readers = self.shares.release_unless_read(api, volume.id)
         if readers:
             raise exceptions.InUseByStore(

@@ -24,12 +24,13 @@ MiB = 1024 * 1024
 class GlanceUser(object):
     """An ordinary user of a cloud's Glance."""
 
-    def __init__(self, cloud):
+    def __init__(self, cloud, url=None):
+        """:param url: another glance-api than the catalog's"""
         from glanceclient import client
         self.cloud = cloud
         self.session = cloud.session()
-        self.url = self.session.get_endpoint(service_type='image',
-                                             interface='public').rstrip('/')
+        self.url = (url or self.session.get_endpoint(
+            service_type='image', interface='public')).rstrip('/')
         self.client = client.Client('2', session=self.session,
                                     endpoint=self.url)
 

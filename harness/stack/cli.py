@@ -55,13 +55,18 @@ class Stack(object):
             else None
         self.cinder = cinder.Cinder(settings, self.postgres, self.rabbit,
                                     self.keystone)
-        self.glance = glance.Glance(settings, self.keystone) \
-            if settings.keystone else None
+        self.glance = self.glance_locations = None
+        if settings.keystone:
+            self.glance = glance.Glance(settings, self.keystone,
+                                        self.postgres)
+            self.glance_locations = glance.GlanceLocations(
+                settings, self.keystone, self.postgres)
 
     @property
     def services(self):
         return [svc for svc in (self.postgres, self.rabbit, self.keystone,
-                                self.cinder, self.glance) if svc]
+                                self.cinder, self.glance,
+                                self.glance_locations) if svc]
 
     # -- commands ------------------------------------------------------
 
@@ -106,7 +111,7 @@ class Stack(object):
                 pid = svc.pid(name)
                 state = ('running, pid %d' % pid if svc.alive(name)
                          else 'stopped')
-                print('  %-17s %s' % (name, state))
+                print('  %-21s %s' % (name, state))
         if os.path.exists(self.s.path('clouds.yaml')):
             for svc in self.services:
                 line = svc.describe()
@@ -134,7 +139,9 @@ class Stack(object):
             extras.update(glance_log=self.glance.log_file,
                           cinder_volume_log=self.s.path(
                               'cinder', 'log', 'cinder-volume.log'),
-                          glance_pidfile=self.glance.pidfile())
+                          glance_pidfile=self.glance.pidfile(),
+                          glance_locations_url='http://127.0.0.1:%d'
+                          % self.glance_locations.port)
             entries = {
                 clouds.STORE_CLOUD: clouds.password_cloud(
                     s.auth_url, 'glance', s.SERVICE_PASSWORD, 'service',

@@ -16,6 +16,11 @@ Backends: ``images`` (default; cinder_ext on type ``loop``, extends attached
 volumes), ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
 re-attach) and ``intree`` (glance_store's own cinder driver, for
 comparison). The stores use service credentials, as production does.
+
+A second glance-api, ``glance-api-locations``, serves the same database and
+stores with ``show_multiple_locations = True``: the setting OSSN-0065 warns
+about, under which users may add locations. The tests run the attacks it
+allows there; the default instance keeps Glance's defaults.
 """
 
 import os
@@ -40,9 +45,21 @@ class Glance(service.UwsgiService):
     #: Several worker processes, as production runs glance-api.
     workers = 2
 
-    def __init__(self, settings, keystone):
+    #: Extra [DEFAULT] settings of this instance.
+    extra_defaults = ''
+
+    def __init__(self, settings, keystone, postgres):
         super(Glance, self).__init__(settings)
         self.keystone = keystone
+        self.postgres = postgres
+
+    @property
+    def port(self):
+        return self.s.glance_port
+
+    @property
+    def etc(self):
+        return os.path.join(self.dir, 'etc')
 
     @property
     def dir(self):
@@ -56,7 +73,8 @@ class Glance(service.UwsgiService):
         venv = self.s.venv('glance')
         service.make_venv(venv, 'uwsgi', [
             self.s.pins['glance'], 'uwsgi', 'python-glanceclient',
-            'python-openstackclient'], self.s.path('pip.log'))
+            'python-openstackclient', 'psycopg2-binary'],
+            self.s.path('pip.log'))
         # The store under test, from this checkout (every time: cheap, and
         # picks up new entry points).
         service.pip_install(venv, [
@@ -64,12 +82,12 @@ class Glance(service.UwsgiService):
             '-e', service.REPO], self.s.path('pip.log'))
 
     def url(self):
-        return self.s.glance_url + '/versions'
+        return 'http://127.0.0.1:%d/versions' % self.port
 
     def uwsgi_options(self):
         # Chunked uploads: uWSGI must accept chunked bodies above 1 MiB.
-        return ['--env', 'OS_GLANCE_CONFIG_DIR=%s' % os.path.join(
-            self.dir, 'etc'), '--http-auto-chunked', '--http-chunked-input',
+        return ['--env', 'OS_GLANCE_CONFIG_DIR=%s' % self.etc,
+                '--http-auto-chunked', '--http-chunked-input',
             '--http-raw-body', '--chunked-input-limit', '16777216']
 
     def _backend(self, name, vtype, extend, description):
@@ -86,7 +104,7 @@ class Glance(service.UwsgiService):
                    self.s.SERVICE_PASSWORD, vtype, extend))
 
     def _write_config(self):
-        etc = os.path.join(self.dir, 'etc')
+        etc = self.etc
         lock = os.path.join(self.dir, 'lock')
         for sub in (etc, lock, os.path.join(self.dir, 'staging'),
                     os.path.join(self.dir, 'tasks')):
@@ -101,8 +119,9 @@ class Glance(service.UwsgiService):
 enabled_backends = %(backends)s
 log_file = %(log)s
 debug = True
+%(extra)s
 [database]
-connection = sqlite:///%(dir)s/glance.db
+connection = %(db)s
 [glance_store]
 default_backend = %(default)s
 [os_glance_staging_store]
@@ -125,17 +144,21 @@ helper_command = %(venv)s/bin/privsep-helper
                 backends=','.join('%s:%s' % (name, spec[0])
                                   for name, spec in BACKENDS.items()),
                 log=self.log_file, dir=self.dir, default=DEFAULT_BACKEND,
+                extra=self.extra_defaults, db=self.postgres.url('glance'),
                 sections=sections,
                 authtoken=self.keystone.authtoken('glance'),
                 lock=lock, venv=self.s.venv('glance')))
 
     def start(self):
         self._write_config()
+        self.sync_db()
+        self.spawn_uwsgi(self.port)
+        service.wait_for(60, 'glance-api', self.healthy)
+
+    def sync_db(self):
         service.run([os.path.join(self.s.venv('glance'), 'bin',
                                   'glance-manage'), '--config-dir',
-                     os.path.join(self.dir, 'etc'), 'db_sync'])
-        self.spawn_uwsgi(self.s.glance_port)
-        service.wait_for(60, 'glance-api', self.healthy)
+                     self.etc, 'db_sync'])
 
     def worker_pids(self):
         """The uWSGI workers' pids (the master's children)."""
@@ -149,3 +172,34 @@ helper_command = %(venv)s/bin/privsep-helper
     def describe(self):
         return ('glance:    %s (backends %s; default %s)'
                 % (self.s.glance_url, ', '.join(BACKENDS), DEFAULT_BACKEND))
+
+
+class GlanceLocations(Glance):
+    """The same Glance with users allowed to add locations (OSSN-0065)."""
+
+    name = 'glance-api-locations'
+    workers = 1
+    extra_defaults = 'show_multiple_locations = True'
+
+    @property
+    def port(self):
+        return self.s.glance_port + 1
+
+    @property
+    def etc(self):
+        return os.path.join(self.dir, 'etc-locations')
+
+    @property
+    def log_file(self):
+        return os.path.join(self.s.logs, 'glance-api-locations.log')
+
+    def install(self):
+        pass  # the venv of glance-api
+
+    def sync_db(self):
+        pass  # glance-api's database, synced by it
+
+    def describe(self):
+        return ('glance:    http://127.0.0.1:%d (same images and stores, '
+                'show_multiple_locations = True; for the location tests)'
+                % self.port)

@@ -10,7 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""PostgreSQL: a private cluster on its own port for Cinder's database.
+"""PostgreSQL: a private cluster on its own port for Cinder's and Glance's
+databases.
 
 Not SQLite: with SQLite Cinder's three services hit "database is locked"
 and its quota usage drifts.
@@ -30,7 +31,7 @@ def _bindir():
 
 class PostgreSQL(service.Service):
     name = 'postgres'
-    databases = ('cinder',)
+    databases = ('cinder', 'glance')
 
     def install(self):
         if _bindir() is None:

@@ -63,14 +63,24 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
         except Exception:
             pass
 
-    def cinder_cloned(self, image_volume_id):
-        """Cinder's own account: it cloned this image volume (local)."""
+    def _cinder_logged(self, message):
+        """Whether cinder-volume logged ``message``; None if out of reach."""
         path = self.cloud.setting('cinder_volume_log')
         if not path:
             return None
         with open(path) as f:
-            return ('Will clone a volume from the image volume %s'
-                    % image_volume_id) in f.read()
+            return message in f.read()
+
+    def cinder_cloned(self, image_volume_id):
+        """Cinder's own account: it cloned this image volume (local)."""
+        return self._cinder_logged(
+            'Will clone a volume from the image volume %s' % image_volume_id)
+
+    def cinder_skipped(self, image_volume_id):
+        """Cinder's owner check refused this image volume (local)."""
+        return self._cinder_logged(
+            'Skipping image volume %s because it is not accessible by '
+            'current Tenant' % image_volume_id)
 
     def reads_of(self, image_id, volume_id=None):
         found = glance.store_reports(self.cloud, image_id, volume_id)
@@ -130,24 +140,46 @@ class TestVolumeFromImage(CinderImagesTestCase):
         self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
         self.assertHolds(volume, src)
 
-    def test_download_path_when_cinder_refuses_the_clone(self):
-        # An admin uploads the data of the demo project's public image, so
-        # the image volume's image_owner is the admin's project; a user of
-        # a third project then fails Cinder's owner check.
+    def test_admin_upload_records_the_images_owner(self):
+        # An admin uploads the data of demo's image: the image volume's
+        # image_owner is demo's project (the image's owner, read from
+        # Glance), so Cinder clones it for a user of a third project once
+        # the image is public.
         admin = glance.GlanceUser(clouds.load(clouds.ADMIN_CLOUD))
-        image, src = self.upload('clone-refused', seed=33, uploader=admin)
+        image, src = self.upload('admin-upload', seed=33, uploader=admin)
+        image_volume = self.volume_of(image.id)
+        self.assertEqual(self.user.project_id,
+                         image_volume.metadata['image_owner'])
         admin.client.images.update(image.id, visibility='public')
-        alt_cloud = clouds.load(self.cloud.setting('alt_cloud',
-                                                   clouds.ALT_CLOUD))
-        alt_cinder = alt_cloud.cinder()
-        volume = self.volume_from(image.id, cinder=alt_cinder)
-        self.assertIn(self.cinder_cloned(self.volume_of(image.id).id),
-                      (False, None))
+        alt_cloud = self.alt_cloud()
+        volume = self.volume_from(image.id, cinder=alt_cloud.cinder())
+        self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
+        self.assertIn(self.reads_of(image.id), ([], None))
+        self.assertHolds(volume, src, alt_cloud.cinder(),
+                         glance.GlanceUser(alt_cloud))
+
+    def test_download_path_when_cinder_refuses_the_clone(self):
+        # The image changes hands after upload and is made public: its
+        # volume's image_owner names the old owner, so Cinder's owner check
+        # (requester or image_owner must own the image) skips the volume
+        # for a third project, and copies the data through glance-api.
+        admin = glance.GlanceUser(clouds.load(clouds.ADMIN_CLOUD))
+        alt = glance.GlanceUser(self.alt_cloud())
+        image, src = self.upload('clone-refused', seed=35)
+        admin.client.images.update(image.id, owner=alt.project_id,
+                                   visibility='public')
+        self.addCleanup(alt.delete_quietly, image.id)
+        volume = self.volume_from(image.id)  # by demo, no longer the owner
+        image_volume = self.volume_of(image.id)
+        self.assertIn(self.cinder_skipped(image_volume.id), (True, None))
+        self.assertIn(self.cinder_cloned(image_volume.id), (False, None))
         reads = self.reads_of(image.id)
         if reads is not None:  # Cinder read the image through Glance
             self.assertEqual([SIZE], [r.bytes for r in reads])
-        self.assertHolds(volume, src, alt_cinder,
-                         glance.GlanceUser(alt_cloud))
+        self.assertHolds(volume, src)
+
+    def alt_cloud(self):
+        return clouds.load(self.cloud.setting('alt_cloud', clouds.ALT_CLOUD))
 
 
 class TestUploadToImage(CinderImagesTestCase):

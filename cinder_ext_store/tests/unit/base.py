@@ -51,8 +51,10 @@ def device_file(test, size=1 << 20, head=b'old-bytes-kept'):
 
 
 class Context(object):
-    def __init__(self, project_id='c0ffee00c0ffee00c0ffee00c0ffee00'):
+    def __init__(self, project_id='c0ffee00c0ffee00c0ffee00c0ffee00',
+                 is_admin=False):
         self.project_id = project_id
+        self.is_admin = is_admin
         self.user_id = 'user'
         self.auth_token = None
         self.service_catalog = None

@@ -35,6 +35,7 @@ from oslo_config import fixture as config_fixture
 from oslo_utils import units
 import testtools
 
+from cinder_ext_store import ownership
 from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import fakes
@@ -268,6 +269,20 @@ class TestAdd(base.StoreTestCase):
         self.assertEqual(self.context.project_id,
                          vol['metadata']['image_owner'])
         self.assertEqual(0, self.cloud.count('extend'))
+
+    def test_admin_upload_records_the_images_owner(self):
+        # An admin uploading into another project's image: Cinder's clone
+        # check wants the image's owner, not the admin's project.
+        seen = []
+
+        def image_owner(context, image_id):
+            seen.append(image_id)
+            return 'owner-project'
+        self.patch(ownership, '_glance_owner', image_owner)
+        self.context = base.Context('admin-project', is_admin=True)
+        vol = self.assertStored(self.add(b'x' * 100)[0], b'x' * 100)
+        self.assertEqual('owner-project', vol['metadata']['image_owner'])
+        self.assertEqual(['9f1c7b0e-image'], seen)
 
     def test_attachment_uses_microversion_and_mode(self):
         self.add(base.payload(1000))
@@ -543,6 +558,56 @@ class TestRead(base.StoreTestCase):
         self.assertRaises(exceptions.NotFound, self.store.delete, loc,
                           context=self.context)
         self.assertIn(self.vid, self.cloud.volumes)
+
+    def test_another_projects_volume_is_not_registered(self):
+        # Glance asks get_size of every location it adds: a user pointing
+        # an image at another project's image volume gets "invalid
+        # location" (HTTP 400); an admin may.
+        loc = self.location(self.uri)
+        self.assertRaises(exceptions.NotFound, self.store.get_size, loc,
+                          context=base.Context('another-project'))
+        self.assertEqual(len(self.data), self.store.get_size(
+            loc, context=base.Context('another-project', is_admin=True)))
+        # Reading is not limited by owner: public images are read by all.
+        self.assertEqual(self.data, b''.join(self.store.get(
+            loc, context=base.Context('another-project'))[0]))
+
+    def test_another_projects_volume_is_not_deleted(self):
+        loc = self.location(self.uri)
+        self.assertRaises(exceptions.Forbidden, self.store.delete, loc,
+                          context=base.Context('another-project'))
+        self.assertEqual('available', self.cloud.volumes[self.vid]['status'])
+        self.store.delete(loc, context=base.Context('another-project',
+                                                    is_admin=True))
+        self.assertEqual('deleting', self.cloud.volumes[self.vid]['status'])
+
+    def _cinder_volume(self, name, metadata):
+        """A volume made outside the store, holding self.data."""
+        api = self.store.cinder.api()
+        vid = api.create(4, name, metadata).id
+        with open(self.cloud.path(vid), 'r+b') as f:
+            f.write(self.data)
+        return 'cinder://images/%s' % vid
+
+    def test_volume_registered_by_cinder_is_read_whole(self):
+        # Cinder's upload-to-image: image_owner, no image_size, and the
+        # location is registered before glance_image_id is written.
+        uri = self._cinder_volume('image-from-cinder',
+                                  {'image_owner': self.context.project_id})
+        self.assertEqual(4 * base.TEST_GIB, self.store.get_size(
+            self.location(uri), context=self.context))
+        data = self.read_all(uri)
+        self.assertEqual(self.data, data[:len(self.data)])
+        self.assertEqual(bytes(4 * base.TEST_GIB - len(self.data)),
+                         data[len(self.data):])
+
+    def test_volume_that_is_no_image_volume_is_refused(self):
+        uri = self._cinder_volume('someones-data', {})
+        vid = self.volume_id(uri)
+        for call in (self.store.get, self.store.get_size, self.store.delete):
+            self.assertRaises(exceptions.NotFound, call, self.location(uri),
+                              context=base.Context(is_admin=True))
+        self.assertEqual('available', self.cloud.volumes[vid]['status'])
 
     def test_get_size(self):
         self.assertEqual(len(self.data), self.store.get_size(
