@@ -88,7 +88,7 @@ class Glance(service.UwsgiService):
         # Chunked uploads: uWSGI must accept chunked bodies above 1 MiB.
         return ['--env', 'OS_GLANCE_CONFIG_DIR=%s' % self.etc,
                 '--http-auto-chunked', '--http-chunked-input',
-            '--http-raw-body', '--chunked-input-limit', '16777216']
+                '--http-raw-body', '--chunked-input-limit', '16777216']
 
     def _backend(self, name, vtype, extend, description):
         return ('[%s]\nstore_description = Cinder volumes of type %s (%s)\n'
