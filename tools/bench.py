@@ -19,7 +19,7 @@ computed pair by pair within a repetition. Absolute figures on shared
 machines are noise; ratios are what to read.
 
     tools/bench.sh [--size-gib 2] [--reps 3] [--json bench.json]
-                   [--no-glance]
+                   [--no-glance] [--no-readers] [--only KIND,...]
 """
 
 import argparse
@@ -521,6 +521,41 @@ class Bench(object):
         finally:
             user.delete_quietly(image.id)
 
+    def volume_from_image(self):
+        """Cinder's two ways from one of our images to a volume.
+
+        A clone of the image volume (volume type on the image volume's
+        backend) and, for a type on the other backend, where Cinder cannot
+        clone, its copy of the data through glance-api.
+        """
+        user = glance_harness.GlanceUser(self.cloud.user())
+        cinder = self.cloud.user().cinder()
+        image = user.create('bench-volume-from-image')
+        out = {}
+        try:
+            user.client.images.upload(
+                image.id, images.Unsized(pattern(self.size)),
+                image_size=self.size, backend='images')
+            for label, vtype in (
+                    ('volume_from_image_clone',
+                     self.cloud.setting('volume_type')),
+                    ('volume_from_image_download',
+                     self.cloud.setting('volume_type_no_online_extend'))):
+                self.wait_idle()
+                t0 = time.monotonic()
+                volume = cinder.volumes.create(
+                    -(-self.size // GiB), imageRef=image.id,
+                    volume_type=vtype, name='bench-from-image')
+                while volume.status in ('creating', 'downloading'):
+                    time.sleep(0.1)
+                    volume = cinder.volumes.get(volume.id)
+                out[label] = {'seconds': time.monotonic() - t0}
+                cinder.volumes.delete(volume.id)
+                assert volume.status == 'available', volume.status
+        finally:
+            user.delete_quietly(image.id)
+        return out
+
     def cases(self):
         yield 'limits', self.hashing
         yield 'limits', self.raw
@@ -537,6 +572,7 @@ class Bench(object):
         if not self.args.no_glance:
             for backend, who in (('images', 'ours'), ('intree', 'intree')):
                 yield 'glance', lambda b=backend, w=who: self.glance(b, w)
+            yield 'cinder', self.volume_from_image
 
     def wait_idle(self, timeout=300):
         """Wait until Cinder has deleted what earlier cases deleted.
@@ -553,7 +589,9 @@ class Bench(object):
         reps = []
         for rep in range(self.args.reps):
             results = {}
-            for _kind, case in self.cases():
+            for kind, case in self.cases():
+                if self.args.only and kind not in self.args.only:
+                    continue
                 self.wait_idle()
                 results.update(case())
             reps.append(results)
@@ -620,6 +658,8 @@ RATIOS = [
      'glance_chunked_intree'),
     ('Glance download: ours / in-tree', 'glance_download_ours',
      'glance_download_intree'),
+    ('volume from image: clone / download', 'volume_from_image_clone',
+     'volume_from_image_download'),
 ]
 
 STAGES = ('reader', 'md5', 'multihash', 'writer', 'other')
@@ -687,6 +727,16 @@ def report(size, reps):
                 '%d/%d' % (min(r[name]['ok'] for r in reps if name in r),
                            first['readers'])))
 
+    made = [n for n in names if n.startswith('volume_from_image')]
+    if made:
+        lines.append('')
+        lines.append('Volume from image (seconds from create to available, '
+                     'median and range)')
+        for name in made:
+            secs = [r[name]['seconds'] for r in reps if name in r]
+            lines.append('%-28s %6.1f  (%.1f-%.1f)' % (
+                name, statistics.median(secs), min(secs), max(secs)))
+
     gets = [n for n in names if _median(reps, n, 'first_chunk') is not None]
     if gets:
         lines.append('')
@@ -724,6 +774,9 @@ def main():
     parser.add_argument('--no-glance', action='store_true')
     parser.add_argument('--no-readers', action='store_true',
                         help='leave out the concurrent-readers cases')
+    parser.add_argument('--only', type=lambda v: v.split(','),
+                        help='comma-separated kinds of cases to run: '
+                             'limits, store, readers, glance, cinder')
     args = parser.parse_args()
     cloud = clouds.load()
     if not cloud.keystone or not cloud.setting('glance_pidfile'):
