@@ -25,7 +25,11 @@ demo and benchmark read it like any OpenStack client:
   ``cinder-ext-store``);
 * ``CINDER_EXT_USER_CLOUD`` - the ordinary user of end-to-end tests;
 * ``CINDER_EXT_VOLUME_TYPE`` / ``CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND``
-  / ``CINDER_EXT_VOLUME_TYPE_MULTIATTACH`` - volume types to test on.
+  / ``CINDER_EXT_VOLUME_TYPE_MULTIATTACH`` - volume types to test on;
+* ``CINDER_EXT_STORAGE`` - the storage the suites run on: ``loop``
+  (default) or ``rbd``; a setting ``<key>_<storage>`` then stands in for
+  ``<key>`` (the stack writes ``volume_type_rbd``, ``glance_backend_rbd``
+  and so on), so the same tests run on either.
 
 Those settings may also stand in the store cloud's ``cinder_ext_store``
 key, where the stack writes them (with the paths of its own files).
@@ -143,7 +147,16 @@ class Cloud(object):
         """The local stack (its files are on this host)."""
         return bool(self.extras.get('stack_dir'))
 
+    @property
+    def storage(self):
+        """``loop`` or ``rbd``: what the suites run on."""
+        return os.environ.get('CINDER_EXT_STORAGE', 'loop')
+
     def setting(self, key, default=None):
+        if self.storage != 'loop':
+            value = self.extras.get('%s_%s' % (key, self.storage))
+            if value is not None:
+                return value
         return self.extras.get(key, default)
 
     def session(self):

@@ -13,9 +13,12 @@
 """What Cinder and this host hold, seen from outside the store.
 
 Volumes, attachments and (on the local stack) the loop devices of its
-volumes.
+volumes; with Ceph, the RBD images of its pools and the temporary ceph
+configurations os-brick writes for each RBD connection (they hold a key).
 """
 
+import glob
+import json
 import subprocess
 import time
 
@@ -46,10 +49,30 @@ class Inspector(object):
         return {line.split(':', 1)[0] for line in out.splitlines()
                 if vdir in line}
 
+    def rbd_images(self):
+        """RBD images of the local stack's pools (``pool/name``)."""
+        conf = self.cloud.setting('ceph_conf')
+        if not conf:
+            return set()
+        found = set()
+        for pool in ('volumes', 'images'):
+            out = subprocess.run(
+                ['rbd', '-c', conf, '--id', 'admin', 'ls', pool, '--format',
+                 'json'], capture_output=True, text=True).stdout
+            found.update('%s/%s' % (pool, name)
+                         for name in json.loads(out or '[]'))
+        return found
+
+    @staticmethod
+    def brick_rbd_confs():
+        """os-brick's per-connection ceph configurations (with a key)."""
+        return set(glob.glob('/tmp/brickrbd_*'))
+
     def snapshot(self):
         return {'volumes': set(self.volumes()),
                 'attachments': self.attachments(), 'loop devices':
-                self.loops()}
+                self.loops(), 'RBD images': self.rbd_images(),
+                'os-brick RBD configurations': self.brick_rbd_confs()}
 
     def wait_until(self, before, timeout=60):
         """Wait until the cloud is as ``before``; returns the last snapshot.

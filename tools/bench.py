@@ -688,14 +688,14 @@ def report(size, reps):
             '%.0f' % (rss / MiB) if rss is not None else '',
             '%.1f' % cpu if cpu is not None else ''))
 
-    lines.append('')
-    lines.append('CPU seconds during each store add (medians): per pipeline '
-                 'stage (thread), whole process, whole host')
-    lines.append('%-20s %6s' % ('case', 'wall') + ''.join(
-        '%10s' % k for k in STAGES + ('process', 'host', 'cores')))
-    for name in names:
-        if _median(reps, name, 'cpu_host') is None:
-            continue
+    staged = [n for n in names if _median(reps, n, 'cpu_host') is not None]
+    if staged:
+        lines.append('')
+        lines.append('CPU seconds during each store add (medians): per '
+                     'pipeline stage (thread), whole process, whole host')
+        lines.append('%-20s %6s' % ('case', 'wall') + ''.join(
+            '%10s' % k for k in STAGES + ('process', 'host', 'cores')))
+    for name in staged:
         wall = _median(reps, name, 'seconds')
         host = _median(reps, name, 'cpu_host')
         cells = []

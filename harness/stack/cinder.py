@@ -38,6 +38,9 @@ VOLUME_TYPES = {'loop': True, 'loop-offline': False}
 #: More volume types on those pools: name -> extra specs
 EXTRA_TYPES = {'loop-multiattach': {'volume_backend_name': 'loop',
                                     'multiattach': '<is> True'}}
+#: With Ceph: more types on the rbd backend
+RBD_TYPES = {'rbd-multiattach': {'volume_backend_name': 'rbd',
+                                 'multiattach': '<is> True'}}
 HOST = 'teststack'
 
 
@@ -46,11 +49,18 @@ class Cinder(service.Service):
     #: Started in this order, stopped in the reverse.
     PROCESSES = ('cinder-volume', 'cinder-scheduler', 'cinder-api')
 
-    def __init__(self, settings, postgres, rabbit, keystone=None):
+    def __init__(self, settings, postgres, rabbit, keystone=None,
+                 ceph=None):
         super(Cinder, self).__init__(settings)
         self.postgres = postgres
         self.rabbit = rabbit
         self.keystone = keystone
+        self.ceph = ceph
+
+    @property
+    def backends(self):
+        """Cinder's backends: the loop ones, and rbd with Ceph."""
+        return list(VOLUME_TYPES) + (['rbd'] if self.ceph else [])
 
     @property
     def venv(self):
@@ -71,6 +81,8 @@ class Cinder(service.Service):
         service.make_venv(self.venv, 'cinder-volume',
                           [self.s.pins['cinder'], 'python-cinderclient',
                            'psycopg2-binary'], self.s.path('pip.log'))
+        if self.ceph:
+            self.ceph.add_to_venv(self.venv)
 
     def _write_config(self):
         for sub in ('log', 'lock', 'state', 'coord'):
@@ -88,6 +100,15 @@ class Cinder(service.Service):
             'image_upload_use_cinder_backend = True\n'
             % (name, name, self.volume_dir, online)
             for name, online in VOLUME_TYPES.items())
+        if self.ceph:
+            # Cinder's own RBD driver, as most clouds run it.
+            backends += (
+                '\n[rbd]\n'
+                'volume_driver = cinder.volume.drivers.rbd.RBDDriver\n'
+                'volume_backend_name = rbd\nrbd_pool = volumes\n'
+                'rbd_user = cinder\nrbd_ceph_conf = %s\n'
+                'rbd_cluster_name = ceph\n'
+                'image_upload_use_cinder_backend = True\n' % self.ceph.conf)
         helper = '%s --config-file %s --privsep_context' % (
             os.path.join(self.venv, 'bin', 'privsep-helper'), self.conf)
         with open(self.conf, 'w') as f:
@@ -134,7 +155,7 @@ helper_command = %(helper)s os_brick.privileged.default
                 glance=self._glance_section(),
                 mode=self.s.mode, rabbit=self.rabbit.url, host=HOST,
                 dir=self.s.path('cinder'), etc=etc, port=self.s.cinder_port,
-                backends=','.join(VOLUME_TYPES),
+                backends=','.join(self.backends),
                 db=self.postgres.url('cinder'), backend_sections=backends,
                 authtoken=(self.keystone.authtoken('cinder')
                            if self.keystone else '')))
@@ -184,12 +205,14 @@ helper_command = %(helper)s os_brick.privileged.default
         self._spawn('cinder-api')
         service.wait_for(60, 'cinder-api', lambda: self.admin().ping())
         admin = self.admin()
-        pools = {'%s@%s#%s' % (HOST, t, t) for t in VOLUME_TYPES}
-        service.wait_for(120, 'both pools in the scheduler',
-                         lambda: pools <= admin.pools())
-        for vtype in VOLUME_TYPES:
+        hosts = {'%s@%s#' % (HOST, b) for b in self.backends}
+        service.wait_for(120, 'every backend\'s pool in the scheduler',
+                         lambda: hosts <= {p.split('#')[0] + '#'
+                                           for p in admin.pools()})
+        for vtype in self.backends:
             admin.ensure_type(vtype, {'volume_backend_name': vtype})
-        for vtype, specs in EXTRA_TYPES.items():
+        extra = dict(EXTRA_TYPES, **(RBD_TYPES if self.ceph else {}))
+        for vtype, specs in extra.items():
             admin.ensure_type(vtype, specs)
 
     def healthy(self):
@@ -217,4 +240,6 @@ helper_command = %(helper)s os_brick.privileged.default
                     '%s (%s)' % (t, 'online extend' if online else
                                  'no online extend')
                     for t, online in VOLUME_TYPES.items()) + ', ' +
-                    ', '.join(EXTRA_TYPES)))
+                    ', '.join(list(EXTRA_TYPES) + (
+                        ['rbd (Ceph)'] + list(RBD_TYPES) if self.ceph
+                        else []))))

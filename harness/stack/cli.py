@@ -15,6 +15,7 @@
     tools/stack up           install what is missing, start, wait, print:
                              Keystone, Cinder and glance-api with the
                              cinder_ext store as its default backend
+    tools/stack up --no-ceph the same without Ceph (loop devices only)
     tools/stack up --noauth  the light stack: Cinder alone, noauth
     tools/stack down         stop what `up` started (by pid), detach loops
     tools/stack status       what runs, where
@@ -36,6 +37,7 @@ import sys
 import time
 
 from harness import clouds
+from harness.stack import ceph
 from harness.stack import cinder
 from harness.stack import glance
 from harness.stack import keystone
@@ -53,19 +55,20 @@ class Stack(object):
         self.rabbit = rabbitmq.RabbitMQ(settings)
         self.keystone = keystone.Keystone(settings) if settings.keystone \
             else None
+        self.ceph = ceph.Ceph(settings) if settings.ceph else None
         self.cinder = cinder.Cinder(settings, self.postgres, self.rabbit,
-                                    self.keystone)
+                                    self.keystone, self.ceph)
         self.glance = self.glance_locations = None
         if settings.keystone:
             self.glance = glance.Glance(settings, self.keystone,
-                                        self.postgres)
+                                        self.postgres, self.ceph)
             self.glance_locations = glance.GlanceLocations(
-                settings, self.keystone, self.postgres)
+                settings, self.keystone, self.postgres, self.ceph)
 
     @property
     def services(self):
         return [svc for svc in (self.postgres, self.rabbit, self.keystone,
-                                self.cinder, self.glance,
+                                self.ceph, self.cinder, self.glance,
                                 self.glance_locations) if svc]
 
     # -- commands ------------------------------------------------------
@@ -82,7 +85,7 @@ class Stack(object):
             raise service.StackError('the stack runs in %s mode: run down '
                                      'first' % running)
         with open(self.s.path('mode'), 'w') as f:
-            f.write(self.s.mode)
+            f.write(self.s.mode + (' ceph' if self.s.ceph else ''))
         for svc in self.services:
             svc.install()
         for svc in self.services:
@@ -140,8 +143,24 @@ class Stack(object):
                           cinder_volume_log=self.s.path(
                               'cinder', 'log', 'cinder-volume.log'),
                           glance_pidfile=self.glance.pidfile(),
+                          glance_backend='images',
+                          glance_backend_offline='offline',
+                          glance_backend_intree='intree',
+                          volume_type_glance_offline='loop-offline',
                           glance_locations_url='http://127.0.0.1:%d'
                           % self.glance_locations.port)
+            if self.ceph:
+                # What CINDER_EXT_STORAGE=rbd runs the suites on.
+                extras.update(
+                    volume_type_rbd='rbd', volume_type_intree_rbd='rbd',
+                    volume_type_multiattach_rbd='rbd-multiattach',
+                    glance_backend_rbd='rbd',
+                    glance_backend_offline_rbd='rbd-offline',
+                    glance_backend_intree_rbd='rbd-intree',
+                    volume_type_glance_offline_rbd='rbd',
+                    glance_rbd_store='rbd-glance',
+                    ceph_conf=self.ceph.conf,
+                    ceph_python_path=self.ceph.python_path)
             entries = {
                 clouds.STORE_CLOUD: clouds.password_cloud(
                     s.auth_url, 'glance', s.SERVICE_PASSWORD, 'service',
@@ -202,11 +221,16 @@ class Stack(object):
 
 
 def read_mode(state):
+    """The mode the stack was started in, or None."""
+    return (_read_state(state) or [None])[0]
+
+
+def _read_state(state):
     try:
         with open(os.path.join(state, 'mode')) as f:
-            return f.read().strip() or None
+            return f.read().split()
     except FileNotFoundError:
-        return None
+        return []
 
 
 def main(argv):
@@ -218,9 +242,12 @@ def main(argv):
     state = service.Settings().state
     if command == 'up':
         mode = 'noauth' if '--noauth' in argv[1:] else 'keystone'
-    elif read_mode(state) == 'noauth':
-        mode = 'noauth'
-    stack = Stack(service.Settings(mode, state))
+        with_ceph = '--no-ceph' not in argv[1:]
+    else:
+        if read_mode(state) == 'noauth':
+            mode = 'noauth'
+        with_ceph = 'ceph' in _read_state(state)
+    stack = Stack(service.Settings(mode, state, with_ceph))
     try:
         getattr(stack, command)()
     except service.StackError as e:

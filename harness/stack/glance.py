@@ -35,6 +35,15 @@ BACKENDS = {
     'intree': ('cinder', 'loop', True,
                'in-tree cinder driver, for comparison'),
 }
+#: With Ceph: the same three on Cinder's rbd backend, and glance_store's
+#: own rbd store (what an operator would pick instead of a Cinder store).
+RBD_BACKENDS = {
+    'rbd': ('cinder_ext', 'rbd', True, 'cinder_ext on Ceph'),
+    'rbd-offline': ('cinder_ext', 'rbd', False, 'cinder_ext on Ceph'),
+    'rbd-intree': ('cinder', 'rbd', True,
+                   'in-tree cinder driver on Ceph, for comparison'),
+    'rbd-glance': ('rbd', None, None, "glance_store's rbd store"),
+}
 DEFAULT_BACKEND = 'images'
 
 
@@ -48,10 +57,15 @@ class Glance(service.UwsgiService):
     #: Extra [DEFAULT] settings of this instance.
     extra_defaults = ''
 
-    def __init__(self, settings, keystone, postgres):
+    def __init__(self, settings, keystone, postgres, ceph=None):
         super(Glance, self).__init__(settings)
         self.keystone = keystone
         self.postgres = postgres
+        self.ceph = ceph
+
+    @property
+    def backends(self):
+        return dict(BACKENDS, **(RBD_BACKENDS if self.ceph else {}))
 
     @property
     def port(self):
@@ -80,6 +94,8 @@ class Glance(service.UwsgiService):
         service.pip_install(venv, [
             '-c', os.path.join(service.REPO, 'tools', 'constraints.txt'),
             '-e', service.REPO], self.s.path('pip.log'))
+        if self.ceph:
+            self.ceph.add_to_venv(venv)
 
     def url(self):
         return 'http://127.0.0.1:%d/versions' % self.port
@@ -90,7 +106,12 @@ class Glance(service.UwsgiService):
                 '--http-auto-chunked', '--http-chunked-input',
                 '--http-raw-body', '--chunked-input-limit', '16777216']
 
-    def _backend(self, name, vtype, extend, description):
+    def _backend(self, name, store, vtype, extend, description):
+        if store == 'rbd':
+            return ('[%s]\nstore_description = Ceph pool images (%s)\n'
+                    'rbd_store_pool = images\nrbd_store_user = glance\n'
+                    'rbd_store_ceph_conf = %s\n'
+                    % (name, description, self.ceph.conf))
         return ('[%s]\nstore_description = Cinder volumes of type %s (%s)\n'
                 'cinder_store_auth_address = %s\n'
                 'cinder_store_user_name = glance\n'
@@ -111,9 +132,9 @@ class Glance(service.UwsgiService):
             os.makedirs(sub, exist_ok=True)
         shutil.copy(os.path.join(self.s.venv('glance'), 'etc', 'glance',
                                  'glance-api-paste.ini'), etc)
-        sections = ''.join(self._backend(name, vtype, extend, what)
-                           for name, (_t, vtype, extend, what)
-                           in BACKENDS.items())
+        sections = ''.join(self._backend(name, store, vtype, extend, what)
+                           for name, (store, vtype, extend, what)
+                           in self.backends.items())
         with open(os.path.join(etc, 'glance-api.conf'), 'w') as f:
             f.write("""[DEFAULT]
 enabled_backends = %(backends)s
@@ -142,7 +163,7 @@ lock_path = %(lock)s
 helper_command = %(venv)s/bin/privsep-helper
 """ % dict(
                 backends=','.join('%s:%s' % (name, spec[0])
-                                  for name, spec in BACKENDS.items()),
+                                  for name, spec in self.backends.items()),
                 log=self.log_file, dir=self.dir, default=DEFAULT_BACKEND,
                 extra=self.extra_defaults, db=self.postgres.url('glance'),
                 sections=sections,
@@ -171,7 +192,8 @@ helper_command = %(venv)s/bin/privsep-helper
 
     def describe(self):
         return ('glance:    %s (backends %s; default %s)'
-                % (self.s.glance_url, ', '.join(BACKENDS), DEFAULT_BACKEND))
+                % (self.s.glance_url, ', '.join(self.backends),
+                   DEFAULT_BACKEND))
 
 
 class GlanceLocations(Glance):

@@ -78,9 +78,11 @@ class Settings(object):
     SERVICE_PASSWORD = 'service-secret'
     DEMO_PASSWORD = 'demo-secret'
 
-    def __init__(self, mode='keystone', state=None):
+    def __init__(self, mode='keystone', state=None, ceph=True):
         env = os.environ
         self.mode = mode
+        #: Ceph RBD (a Cinder backend, Glance stores on it); keystone mode
+        self.ceph = ceph and mode == 'keystone'
         self.state = os.path.abspath(state or env.get(
             'CINDER_EXT_STACK_DIR', os.path.join(REPO, '.stack')))
         self.pids = os.path.join(self.state, 'pids')

@@ -71,10 +71,11 @@ def backends(cloud):
             True),
         'multiattach': stores.Backend(
             'cinder_ext', cloud.setting('volume_type_multiattach'), True),
-        # No volume type: the in-tree driver crashes at start-up when it
-        # has a type to check and no service credentials. Cinder's default
-        # type applies.
-        'intree': stores.Backend('cinder', None, True),
+        # No volume type on loop: the in-tree driver crashes at start-up
+        # when it has a type to check and no service credentials (the
+        # noauth stack); Cinder's default type applies.
+        'intree': stores.Backend(
+            'cinder', cloud.setting('volume_type_intree'), True),
     }
 
 

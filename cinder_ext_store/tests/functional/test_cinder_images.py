@@ -33,7 +33,8 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
         # Runs last: after every volume and image below is deleted.
         self.addCleanup(self.assertNoLeftovers)
 
-    def upload(self, name, seed, backend='images', uploader=None):
+    def upload(self, name, seed, backend=None, uploader=None):
+        backend = backend or self.backend
         uploader = uploader or self.user
         image = uploader.create(name, owner=self.user.project_id)
         self.addCleanup(self.user.delete_quietly, image.id)
@@ -44,8 +45,10 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
 
     def volume_from(self, image_id, cinder=None):
         cinder = cinder or self.user_cinder
-        volume = cinder.volumes.create(1, imageRef=image_id,
-                                       name='from-%s' % image_id)
+        # On the image volume's backend: Cinder clones only there.
+        volume = cinder.volumes.create(
+            1, imageRef=image_id, name='from-%s' % image_id,
+            volume_type=self.cloud.setting('volume_type'))
         self.addCleanup(self._delete_volume, cinder, volume.id)
         deadline = time.monotonic() + 120
         while True:
@@ -134,7 +137,8 @@ class TestVolumeFromImage(CinderImagesTestCase):
         self.assertIn(self.reads_of(image.id), ([], None))
 
     def test_intree_is_cloned(self):
-        image, src = self.upload('clone-intree', seed=32, backend='intree')
+        image, src = self.upload('clone-intree', seed=32,
+                                 backend=self.backend_intree)
         image_volume = self.volume_of(image.id)
         volume = self.volume_from(image.id)
         self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
@@ -188,7 +192,7 @@ class TestUploadToImage(CinderImagesTestCase):
         image, src = self.upload('to-image-src', seed=34)
         volume = self.volume_from(image.id)
         new = self.assertHolds(volume, src)
-        self.assertEqual('images', new.stores)
+        self.assertEqual(self.backend, new.stores)
         image_volume = self.volume_of(new.id)
         # Cinder registered a clone: no image_size, the volume's size.
         self.assertNotIn('image_size', image_volume.metadata)

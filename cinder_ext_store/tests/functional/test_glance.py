@@ -39,6 +39,12 @@ class GlanceTestCase(base.FunctionalTestCase):
             self.skipTest('the stack runs without Glance (up --noauth)')
         self.user = glance.GlanceUser(self.cloud.user())
         self.glance = self.user.client
+        #: This run's Glance backends (CINDER_EXT_STORAGE picks them)
+        self.backend = self.cloud.setting('glance_backend', 'images')
+        self.backend_offline = self.cloud.setting('glance_backend_offline',
+                                                  'offline')
+        self.backend_intree = self.cloud.setting('glance_backend_intree',
+                                                 'intree')
 
     def create(self, name):
         image = self.user.create(name)
@@ -96,8 +102,8 @@ class TestGlanceUploads(GlanceTestCase):
         src = images.ImageSource(KNOWN, seed=11,
                                  digests=('sha256', 'md5', 'sha512'))
         self.glance.images.upload(image.id, images.Unsized(src),
-                                  image_size=KNOWN)
-        self.assertImage(image.id, src, KNOWN, 'images')
+                                  image_size=KNOWN, backend=self.backend)
+        self.assertImage(image.id, src, KNOWN, self.backend)
         self.assertReport(image.id, 0, 1, [])
 
         for start, end in ((0, 99), (base.MiB - 3, 5 * base.MiB),
@@ -129,14 +135,15 @@ class TestGlanceUploads(GlanceTestCase):
         return image, volume
 
     def test_chunked_unknown_size_extends_attached(self):
-        image, _volume = self.chunked_upload('images', seed=12)
+        image, _volume = self.chunked_upload(self.backend, seed=12)
         # The store saw no size and grew the volume while attached.
         self.assertReport(image.id, 1, 1, ['online'])
 
     def test_chunked_to_second_backend_offline(self):
-        image, volume = self.chunked_upload('offline', seed=13)
+        image, volume = self.chunked_upload(self.backend_offline, seed=13)
         self.assertReport(image.id, 1, 2, ['offline'])
-        self.assertEqual(self.cloud.setting('volume_type_no_online_extend'),
+        self.assertEqual(self.cloud.setting('volume_type_glance_offline',
+                                            'loop-offline'),
                          volume.volume_type)
 
     def test_glance_direct_import(self):
@@ -145,12 +152,13 @@ class TestGlanceUploads(GlanceTestCase):
         src = images.ImageSource(size, seed=14,
                                  digests=('sha256', 'md5', 'sha512'))
         self.glance.images.stage(image.id, images.Unsized(src))
-        self.glance.images.image_import(image.id, method='glance-direct')
+        self.glance.images.image_import(image.id, method='glance-direct',
+                                        stores=[self.backend])
         deadline = time.monotonic() + 120
         while self.glance.images.get(image.id).status != 'active':
             self.assertLess(time.monotonic(), deadline, 'import timed out')
             time.sleep(0.5)
-        self.assertImage(image.id, src, size, 'images')
+        self.assertImage(image.id, src, size, self.backend)
         self.glance.images.delete(image.id)
         self.assertNoLeftovers()
 
@@ -198,7 +206,7 @@ class TestGlanceReaders(GlanceTestCase):
         src = images.ImageSource(self.SIZE, seed=seed,
                                  digests=('sha256', 'md5', 'sha512'))
         self.glance.images.upload(image.id, images.Unsized(src),
-                                  image_size=self.SIZE)
+                                  image_size=self.SIZE, backend=self.backend)
         return image, src
 
     def test_eight_simultaneous_downloads(self):

@@ -40,9 +40,10 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         self.victim = self.create('victim')
         self.src = images.ImageSource(SIZE, seed=51)
         self.glance.images.upload(self.victim.id, images.Unsized(self.src),
-                                  image_size=SIZE)
+                                  image_size=SIZE, backend=self.backend)
         self.victim_volume = self.volume_of(self.victim.id)
-        self.victim_uri = 'cinder://images/%s' % self.victim_volume.id
+        self.victim_uri = 'cinder://%s/%s' % (self.backend,
+                                              self.victim_volume.id)
 
     def attackers_image(self, user=None):
         user = user or self.attacker
@@ -54,7 +55,8 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         return user.session.patch(
             '%s/v2/images/%s' % (user.url, image_id),
             json=[{'op': 'add', 'path': '/locations/-',
-                   'value': {'url': uri, 'metadata': {'store': 'images'}}}],
+                   'value': {'url': uri,
+                             'metadata': {'store': self.backend}}}],
             headers={'Content-Type':
                      'application/openstack-images-v2.1-json-patch'},
             raise_exc=False)
@@ -103,7 +105,8 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         self.addCleanup(self._delete_when_available, cinder, volume.id)
         image = self.attackers_image(attacker)
         resp = self.patch_add_location(attacker, image.id,
-                                       'cinder://images/%s' % volume.id)
+                                       'cinder://%s/%s' % (self.backend,
+                                                           volume.id))
         self.assertEqual(400, resp.status_code, resp.text)
 
     def _delete_when_available(self, cinder, volume_id):
