@@ -37,6 +37,7 @@ that nobody alive holds.
 import json
 import logging
 import os
+import tempfile
 import time
 
 from glance_store import exceptions
@@ -83,7 +84,32 @@ class Lease(object):
         self.device.close()
         if self._handle_info is not None:
             self._shares.disconnect(self._connection, self._handle_info)
-        self._shares.leave(self._api, self.volume_id)
+        self._shares.leave(self._api, self.volume_id,
+                           rbd_conf(self._handle_info))
+
+
+def rbd_conf(handle_info):
+    """The temporary ceph configuration behind an RBD handle, or None.
+
+    os-brick's RBD connector writes one per connection (``brickrbd_*`` in
+    the temporary directory, holding the user's key) and removes it on
+    disconnect; a reader killed before that leaves it behind, so the share
+    records it for whoever reclaims the dead reader.
+    ``RBDVolumeIOWrapper.rbd_conf`` names it.
+    """
+    path = getattr((handle_info or {}).get('path'), 'rbd_conf', None)
+    if _is_brick_rbd_conf(path):
+        return path
+    return None
+
+
+def _is_brick_rbd_conf(path):
+    # The state file is only as trusted as the lock path: never unlink
+    # anything but a plain os-brick temporary file.
+    return (isinstance(path, str) and os.path.isabs(path) and
+            os.path.basename(path).startswith('brickrbd_') and
+            os.path.dirname(path) == tempfile.gettempdir() and
+            not os.path.islink(path))
 
 
 class ReadShares(object):
@@ -159,12 +185,18 @@ class ReadShares(object):
         os.replace(tmp, path)  # readers never see half a file
 
     def _reclaim(self, volume_id, state):
-        """Drop the counts of processes that are gone."""
+        """Drop the counts of processes that are gone, and their files."""
         for pid, holder in list(state['readers'].items()):
             if not _alive(int(pid), holder['start']):
                 LOG.warning('Read share of volume %s: reclaiming %d '
                             'reference(s) of dead process %s', volume_id,
                             holder['count'], pid)
+                for conf in holder.get('rbd_confs', ()):
+                    if _is_brick_rbd_conf(conf):
+                        try:
+                            os.unlink(conf)
+                        except FileNotFoundError:
+                            pass
                 del state['readers'][pid]
 
     def _settle(self, api, volume_id, state):
@@ -248,6 +280,9 @@ class ReadShares(object):
             holder = state['readers'].setdefault(
                 str(pid), {'start': start, 'count': 0})
             holder['count'] += 1
+            conf = rbd_conf(handle_info)
+            if conf:
+                holder.setdefault('rbd_confs', []).append(conf)
             try:
                 self._save(volume_id, state)
             except BaseException:
@@ -319,7 +354,8 @@ class ReadShares(object):
                 % (volume_id, e))
         return devices.open_device(info['path'], False, volume_id), info
 
-    def leave(self, api, volume_id):
+    def leave(self, api, volume_id, conf=None):
+        """One reader of this process left (``conf``: its RBD handle's)."""
         with self._lock(volume_id):
             state = self._load(volume_id)
             if state is None:
@@ -327,6 +363,8 @@ class ReadShares(object):
             pid = str(self._identity()[0])
             holder = state['readers'].get(pid)
             if holder is not None:
+                if conf in holder.get('rbd_confs', ()):
+                    holder['rbd_confs'].remove(conf)
                 holder['count'] -= 1
                 if holder['count'] <= 0:
                     del state['readers'][pid]

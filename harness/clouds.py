@@ -55,6 +55,19 @@ SEARCH_PATH = ('clouds.yaml',
                '/etc/openstack/clouds.yaml')
 
 
+def add_ceph_bindings():
+    """Make rados and rbd importable from the local stack's Ceph, if any.
+
+    The stack links Debian's two binding modules into one directory (see
+    :mod:`harness.stack.ceph`); adding it does not expose the rest of
+    Debian's site-packages.
+    """
+    import sys
+    path = os.path.join(os.path.dirname(STACK_FILE), 'ceph', 'pyceph')
+    if os.path.isdir(path) and path not in sys.path:
+        sys.path.append(path)
+
+
 # -- writing (the stack) ------------------------------------------------
 
 def _yaml(value, indent=0):

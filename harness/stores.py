@@ -36,10 +36,6 @@ def load(cloud, backends, default):
     """
     from glance_store import multi_backend
     from oslo_config import cfg
-    # os-brick's RBD connector imports rados and rbd: Debian's bindings.
-    ceph_path = cloud.setting('ceph_python_path')
-    if ceph_path and ceph_path not in sys.path:
-        sys.path.append(ceph_path)
     key = (cloud.name, tuple(sorted(backends.items())), default)
     if _LOADED:
         if key not in _LOADED:

@@ -25,6 +25,7 @@ one microversion. :class:`FakeHost` plays os-brick over those files.
 import itertools
 import os
 import socket
+import tempfile
 import threading
 import uuid
 
@@ -364,11 +365,17 @@ class FakeSession(object):
 
 
 class FileHandle(object):
-    """Like os-brick's RBDVolumeIOWrapper: file-like, write returns None."""
+    """Like os-brick's RBDVolumeIOWrapper: file-like, write returns None.
+
+    Like its connector, it keeps a temporary ``brickrbd_*`` file
+    (``rbd_conf``) that only a disconnect removes.
+    """
 
     def __init__(self, path, host):
         self._f = open(path, 'r+b')
         self._host = host
+        fd, self.rbd_conf = tempfile.mkstemp(prefix='brickrbd_')
+        os.close(fd)
 
     def seek(self, offset, whence=0):
         self._f.seek(offset, whence)
@@ -414,6 +421,7 @@ class FakeConnector(object):
             del self.host.connected[path]
         if not isinstance(device_info['path'], str):
             device_info['path'].close()
+            os.unlink(device_info['path'].rbd_conf)
 
     def extend_volume(self, props):
         self.host._call('extend_volume')

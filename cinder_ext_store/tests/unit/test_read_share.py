@@ -15,6 +15,7 @@
 from concurrent import futures
 import json
 import os
+import tempfile
 import threading
 
 import fixtures
@@ -145,6 +146,38 @@ class TestProcesses(ShareTestCase):
                       self.log.output)
         self.assertNotIn('999999999', self.state()['readers'])
         it.close()
+        self.assertReleased()
+
+    def test_dead_rbd_readers_connection_file_is_removed(self):
+        # A reader killed while it held its own RBD handle leaves os-brick's
+        # temporary ceph configuration (with the key): reclaiming the dead
+        # reader removes it, and nothing that is not such a file.
+        self.host.handles = True
+        it = self.reader()
+        next(it)
+        fd, left = tempfile.mkstemp(prefix='brickrbd_')
+        os.close(fd)
+        outside = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                               'brickrbd_keep')
+        open(outside, 'w').close()
+        link = os.path.join(tempfile.gettempdir(),
+                            'brickrbd_link_%d' % os.getpid())
+        os.symlink(outside, link)
+        self.addCleanup(os.unlink, link)
+        state = self.state()
+        mine = state['readers'][str(os.getpid())]['rbd_confs']
+        self.assertEqual(1, len(mine))
+        state['readers']['999999999'] = {
+            'start': 1, 'count': 1,
+            'rbd_confs': [left, outside, link, '/etc/passwd']}
+        self.write_state(state)
+        self.assertEqual(self.data, b''.join(self.reader()))
+        self.assertFalse(os.path.exists(left))
+        self.assertTrue(os.path.exists(outside))
+        self.assertTrue(os.path.islink(link))
+        self.assertTrue(os.path.exists('/etc/passwd'))
+        it.close()
+        self.assertFalse(os.path.exists(mine[0]))
         self.assertReleased()
 
     def test_share_nobody_holds_is_released_at_the_next_start(self):
