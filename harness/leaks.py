@@ -50,7 +50,15 @@ class Inspector(object):
                 if vdir in line}
 
     def rbd_images(self):
-        """RBD images of the local stack's pools (``pool/name``)."""
+        """RBD images of the local stack's pools (``pool/name``).
+
+        Leaves out ``<volume>.deleted``: Cinder's RBD driver keeps a deleted
+        volume that still has clone snapshots under that name, and Cinder
+        29 never removes the snapshot of a clone it deletes by its fast
+        path (``_delete_volume`` returns before cleaning parent
+        references), so after any clone chain such images stay. They are
+        Cinder's, not the store's (the store never clones).
+        """
         conf = self.cloud.setting('ceph_conf')
         if not conf:
             return set()
@@ -60,7 +68,8 @@ class Inspector(object):
                 ['rbd', '-c', conf, '--id', 'admin', 'ls', pool, '--format',
                  'json'], capture_output=True, text=True).stdout
             found.update('%s/%s' % (pool, name)
-                         for name in json.loads(out or '[]'))
+                         for name in json.loads(out or '[]')
+                         if not name.endswith('.deleted'))
         return found
 
     @staticmethod

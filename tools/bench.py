@@ -18,6 +18,10 @@ the same volume type; the table shows medians with min-max, and ratios are
 computed pair by pair within a repetition. Absolute figures on shared
 machines are noise; ratios are what to read.
 
+With ``CINDER_EXT_STORAGE=rbd`` every case runs on the stack's Ceph: the
+raw limit is ``rbd bench`` (16 requests in flight, and one), and the
+Glance cases add glance_store's own ``rbd`` store.
+
     tools/bench.sh [--size-gib 2] [--reps 3] [--json bench.json]
                    [--no-glance] [--no-readers] [--only KIND,...]
 """
@@ -343,6 +347,34 @@ class Bench(object):
                 self.api.delete_quietly(vol.id)
         return out
 
+    def rbd_raw(self):
+        """``rbd bench``: sequential 4 MiB writes, then reads, of one image.
+
+        With 16 requests in flight (what librbd can serve) and with one.
+        """
+        conf = self.cloud.setting('ceph_conf')
+        out = {}
+        for threads in (16, 1):
+            image = 'volumes/bench-raw-%d' % os.getpid()
+            rbd = ['rbd', '-c', conf, '--id', 'admin']
+            subprocess.run(rbd + ['create', '--size', '%dM' % (
+                -(-self.size // MiB)), image], check=True)
+            try:
+                for io in ('write', 'read'):
+                    drop_caches()
+                    t0 = time.monotonic()
+                    subprocess.run(rbd + [
+                        'bench', '--io-type', io, '--io-size', '4M',
+                        '--io-threads', str(threads), '--io-total',
+                        str(self.size), '--io-pattern', 'seq', image],
+                        check=True, capture_output=True)
+                    out['rbd_bench_%s_%d' % (io, threads)] = {
+                        'seconds': time.monotonic() - t0}
+            finally:
+                subprocess.run(rbd + ['rm', '--no-progress', image],
+                               check=False, capture_output=True)
+        return out
+
     def hashing(self):
         out = {}
         src = pattern(self.size)
@@ -535,7 +567,8 @@ class Bench(object):
         try:
             user.client.images.upload(
                 image.id, images.Unsized(pattern(self.size)),
-                image_size=self.size, backend='images')
+                image_size=self.size,
+                backend=self.cloud.setting('glance_backend', 'images'))
             for label, vtype in (
                     ('volume_from_image_clone',
                      self.cloud.setting('volume_type')),
@@ -558,7 +591,8 @@ class Bench(object):
 
     def cases(self):
         yield 'limits', self.hashing
-        yield 'limits', self.raw
+        yield 'limits', (self.rbd_raw if self.cloud.storage == 'rbd'
+                         else self.raw)
         for who in ('ours', 'intree'):
             yield 'store', lambda w=who: self.add_and_get(
                 w, 'add_known_%s' % w, True)
@@ -570,7 +604,14 @@ class Bench(object):
             for who in ('ours', 'intree'):
                 yield 'readers', lambda w=who: self.readers(w)
         if not self.args.no_glance:
-            for backend, who in (('images', 'ours'), ('intree', 'intree')):
+            glance_backends = [
+                (self.cloud.setting('glance_backend', 'images'), 'ours'),
+                (self.cloud.setting('glance_backend_intree', 'intree'),
+                 'intree')]
+            if self.cloud.storage == 'rbd':
+                glance_backends.append((self.cloud.setting(
+                    'glance_rbd_store'), 'glance_rbd'))
+            for backend, who in glance_backends:
                 yield 'glance', lambda b=backend, w=who: self.glance(b, w)
             yield 'cinder', self.volume_from_image
 
@@ -658,6 +699,19 @@ RATIOS = [
      'glance_chunked_intree'),
     ('Glance download: ours / in-tree', 'glance_download_ours',
      'glance_download_intree'),
+    ('Glance known: ours / glance rbd', 'glance_known_ours',
+     'glance_known_glance_rbd'),
+    ('Glance chunked: ours / glance rbd', 'glance_chunked_ours',
+     'glance_chunked_glance_rbd'),
+    ('Glance download: ours / glance rbd', 'glance_download_ours',
+     'glance_download_glance_rbd'),
+    ('known add: ours / rbd bench write 16', 'add_known_ours',
+     'rbd_bench_write_16'),
+    ('get: ours / rbd bench read 16', 'get_ours', 'rbd_bench_read_16'),
+    ('Glance known: ours / rbd bench write 16', 'glance_known_ours',
+     'rbd_bench_write_16'),
+    ('Glance download: ours / rbd bench read 16', 'glance_download_ours',
+     'rbd_bench_read_16'),
     ('volume from image: clone / download', 'volume_from_image_clone',
      'volume_from_image_download'),
 ]

@@ -15,7 +15,7 @@ if [ ! -x .tools/bin/tox ]; then
     .tools/bin/pip install -q -c tools/constraints.txt tox
 fi
 
-envs=(-e pep8,py3,cover,releasenotes,functional)
+envs=(-e pep8,py3,cover,releasenotes,functional,functional-rbd)
 everything=1
 if [ $# -gt 0 ]; then envs=("$@"); everything=; fi
 
@@ -53,7 +53,7 @@ counts() {  # counts [stestr options]: "passed failed" of the last run
 if [ -x .tox/py3/bin/stestr ]; then
     read -r up uf <<< "$(counts) "
     fp=0 ff=0
-    for repo in .stestr-functional .stestr-noauth; do
+    for repo in .stestr-functional .stestr-rbd .stestr-noauth; do
         [ -d "$repo/.stestr" ] || continue
         read -r p f <<< "$(counts --repo-url "$repo") "
         fp=$((fp + ${p:-0})) ff=$((ff + ${f:-0}))
