@@ -92,6 +92,12 @@ class FunctionalTestCase(testtools.TestCase):
     def setUp(self):
         super(FunctionalTestCase, self).setUp()
         self.cloud = cloud()
+        if (self.cloud.storage == 'rbd' and
+                self.cloud.setting('volume_type_rbd') is None):
+            # Not a silent run on loop devices under the rbd name.
+            self.fail('CINDER_EXT_STORAGE=rbd but the cloud has no RBD '
+                      'settings: start the stack with Ceph (tools/stack up, '
+                      'without --no-ceph)')
         self.backends = backends(self.cloud)
         self.conf = stores.load(self.cloud, self.backends, 'online')
         self.inspect = leaks.Inspector(self.cloud)
