@@ -127,3 +127,139 @@ class TestContract(testtools.TestCase):
         self.assertIsInstance(dev, devices.HandleDevice)
         self.assertEqual(b'bc', dev.read_at(1, 5))
         self.assertEqual(3, dev.size())
+
+
+class FakeCompletion(object):
+    def __init__(self, value):
+        self.value = value
+
+    def get_return_value(self):
+        return self.value
+
+
+class FakeRbdImage(object):
+    """librbd's Image as the store uses it: aio_write completes later."""
+
+    def __init__(self, size):
+        self.data = bytearray(size)
+        self.pending = []
+        self.fail_at = {}  # offset -> negative errno
+        self.flushes = 0
+        self.most_in_flight = 0
+
+    def size(self):
+        return len(self.data)
+
+    def aio_write(self, data, offset, oncomplete):
+        if offset + len(data) > len(self.data):
+            raise ValueError('InvalidArgument: write past the end')
+        self.pending.append((data, offset, oncomplete))
+        self.most_in_flight = max(self.most_in_flight, len(self.pending))
+        if len(self.pending) >= 3:
+            self.complete(1)
+
+    def complete(self, n=None):
+        """Finish the ``n`` oldest writes (all by default)."""
+        done, self.pending = (self.pending[:n], self.pending[n:]) \
+            if n else (self.pending, [])
+        for data, offset, oncomplete in done:
+            result = self.fail_at.get(offset, 0)
+            if not result:
+                self.data[offset:offset + len(data)] = data
+            oncomplete(FakeCompletion(result))
+
+    def flush(self):
+        self.flushes += 1
+        self.complete()
+
+    def read(self, offset, length):
+        return bytes(self.data[offset:offset + length])
+
+
+class TestRbdDevice(testtools.TestCase):
+
+    def device(self, image, in_flight=4):
+        dev = devices.RbdDevice(image, 'vol', in_flight=in_flight)
+        # Writes complete when the device waits for them (here: at once).
+        real_acquire = dev._slots.acquire
+
+        def acquire(*a, **kw):
+            while not real_acquire(blocking=False):
+                image.complete(1)
+            return True
+        dev._slots.acquire = acquire
+        self.addCleanup(setattr, dev._slots, 'acquire', real_acquire)
+        return dev
+
+    def test_writes_stay_in_flight_and_sync_waits_for_all(self):
+        image = FakeRbdImage(64)
+        dev = self.device(image)
+        for i in range(8):
+            dev.write_at(i * 8, bytes([i + 1]) * 8)
+        self.assertGreater(image.most_in_flight, 1)
+        self.assertLessEqual(image.most_in_flight, 4)
+        dev.sync()
+        self.assertEqual([], image.pending)
+        self.assertEqual(1, image.flushes)
+        self.assertEqual(b''.join(bytes([i + 1]) * 8 for i in range(8)),
+                         bytes(image.data))
+
+    def test_failed_write_is_raised_by_sync(self):
+        image = FakeRbdImage(64)
+        image.fail_at[8] = -errno.ENOSPC
+        dev = self.device(image)
+        dev.write_at(0, b'a' * 8)
+        dev.write_at(8, b'b' * 8)
+        self.assertRaises(exceptions.StorageFull, dev.sync)
+        self.assertEqual(0, image.flushes)
+
+    def test_failed_write_is_raised_by_the_next_write(self):
+        image = FakeRbdImage(64)
+        image.fail_at[0] = -errno.EIO
+        dev = self.device(image)
+        dev.write_at(0, b'a' * 8)
+        image.complete()
+        self.assertRaises(exceptions.BackendException, dev.write_at, 8,
+                          b'b' * 8)
+
+    def test_write_refused_at_submission_frees_its_slot(self):
+        image = FakeRbdImage(16)
+        dev = self.device(image, in_flight=1)
+        self.assertRaises(exceptions.BackendException, dev.write_at, 12,
+                          b'x' * 8)
+        dev.write_at(0, b'y' * 8)
+        dev.sync()
+        self.assertEqual(b'y' * 8, bytes(image.data[:8]))
+
+    def test_reads_are_positional_and_stop_at_the_end(self):
+        image = FakeRbdImage(10)
+        image.data[:] = b'0123456789'
+        dev = self.device(image)
+        self.assertTrue(dev.concurrent_reads)
+        self.assertEqual(b'345', dev.read_at(3, 3))
+        self.assertEqual(b'89', dev.read_at(8, 5))
+        self.assertEqual(b'', dev.read_at(10, 5))
+
+    def test_close_waits_for_writes_in_flight(self):
+        image = FakeRbdImage(64)
+        dev = self.device(image)
+        dev.write_at(0, b'a' * 8)
+        self.assertEqual(1, len(image.pending))
+        dev.close()
+        self.assertEqual([], image.pending)
+
+    def test_from_handle(self):
+        image = FakeRbdImage(8)
+
+        class Volume(object):  # os-brick's RBDVolume proxies its image
+            def __init__(self, image):
+                self.image = image
+
+        class Wrapper(object):  # RBDVolumeIOWrapper
+            rbd_image = Volume(image)
+        dev = devices.open_device(Wrapper(), True, 'vol')
+        self.assertIsInstance(dev, devices.RbdDevice)
+        self.assertIs(image, dev.image)
+        # A file-like handle without a librbd image behind it.
+        dev = devices.open_device(io.BytesIO(b'x'), True, 'vol')
+        self.assertIsInstance(dev, devices.HandleDevice)
