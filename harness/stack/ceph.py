@@ -116,7 +116,8 @@ class Ceph(service.Service):
     def install(self):
         missing = [p for p in PACKAGES if not _installed(p)]
         if missing:
-            service.apt_install(missing)
+            # The recommends would add an MDS, a radosgw and more.
+            service.apt_install(missing, recommends=False)
         os.makedirs(self.python_path, exist_ok=True)
         for so in glob.glob('/usr/lib/python3/dist-packages/'
                             'r[ab][db]*.cpython-311-*.so'):

@@ -158,14 +158,17 @@ def pip_install(directory, requirements, pip_log):
                          % (' '.join(requirements), pip_log))
 
 
-def apt_install(packages):
+def apt_install(packages, recommends=True):
     """Install the Debian packages of ``packages`` that are missing."""
     if not packages:
         return
     log('installing Debian packages: %s' % ' '.join(packages))
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
     run(['apt-get', 'update', '-qq'], env=None)
-    proc = subprocess.run(['apt-get', 'install', '-y', '-qq'] + packages,
+    options = [] if recommends else ['--no-install-recommends']
+    # Waits for a dpkg lock another apt run holds instead of failing.
+    proc = subprocess.run(['apt-get', '-o', 'DPkg::Lock::Timeout=900',
+                           'install', '-y', '-qq'] + options + packages,
                           env=env, stdout=subprocess.DEVNULL)
     if proc.returncode:
         raise StackError('apt-get install %s failed' % ' '.join(packages))
