@@ -154,7 +154,15 @@ class Ceph(service.Service):
                     self._spawn(daemon, ident)
         service.wait_for(120, 'Ceph HEALTH_OK with every PG active',
                          self.healthy, interval=1)
-        if not os.path.lexists(KEYRING_LINK):
+        if os.path.realpath(KEYRING_LINK) != os.path.realpath(
+                self.keyring('cinder')):
+            # Ours, or a link an earlier stack (another state dir) left.
+            if os.path.islink(KEYRING_LINK):
+                os.unlink(KEYRING_LINK)
+            if os.path.exists(KEYRING_LINK):
+                raise service.StackError(
+                    '%s exists and is not the stack\'s: move it away'
+                    % KEYRING_LINK)
             os.makedirs(os.path.dirname(KEYRING_LINK), exist_ok=True)
             os.symlink(self.keyring('cinder'), KEYRING_LINK)
 
