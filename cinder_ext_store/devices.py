@@ -198,6 +198,19 @@ class PathDevice(Device):
                 setattr(self, name, None)
 
 
+def _translated(action, volume_id, func, *args):
+    """``func(*args)``, its errors as glance_store exceptions."""
+    try:
+        return func(*args)
+    except OSError as e:
+        raise os_error(e, action, volume_id)
+    except exceptions.GlanceStoreException:
+        raise
+    except Exception as e:
+        raise exceptions.BackendException(
+            '%s volume %s failed: %s' % (action, volume_id, e))
+
+
 class HandleDevice(Device):
     """A file-like handle os-brick opened.
 
@@ -212,15 +225,7 @@ class HandleDevice(Device):
         self.handle = handle
 
     def _call(self, action, func, *args):
-        try:
-            return func(*args)
-        except OSError as e:
-            raise os_error(e, action, self.volume_id)
-        except exceptions.GlanceStoreException:
-            raise
-        except Exception as e:
-            raise exceptions.BackendException(
-                '%s volume %s failed: %s' % (action, self.volume_id, e))
+        return _translated(action, self.volume_id, func, *args)
 
     def _measure(self):
         self._call('sizing', self.handle.seek, 0, os.SEEK_END)
@@ -280,13 +285,7 @@ class RbdDevice(Device):
         return cls(image, volume_id)
 
     def _call(self, action, func, *args):
-        try:
-            return func(*args)
-        except OSError as e:
-            raise os_error(e, action, self.volume_id)
-        except Exception as e:
-            raise exceptions.BackendException(
-                '%s volume %s failed: %s' % (action, self.volume_id, e))
+        return _translated(action, self.volume_id, func, *args)
 
     def _measure(self):
         return self._call('sizing', self.image.size)
@@ -312,12 +311,10 @@ class RbdDevice(Device):
                                 os.strerror(-result), offset))
             self._slots.release()
         try:
-            self.image.aio_write(chunk, offset, done)
-        except BaseException as e:
-            self._slots.release()
-            if isinstance(e, Exception):
-                raise exceptions.BackendException(
-                    'writing to volume %s failed: %s' % (self.volume_id, e))
+            self._call('writing to', self.image.aio_write, chunk, offset,
+                       done)
+        except BaseException:
+            self._slots.release()  # never submitted
             raise
 
     def _drain(self):

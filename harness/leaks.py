@@ -95,6 +95,15 @@ class Inspector(object):
                 return now
             time.sleep(0.5)
 
+    def wait_gone(self, volume_id, timeout=120):
+        """Wait until Cinder no longer lists the volume; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while volume_id in self.volumes():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True
+
     def wait_idle(self, timeout=300):
         """Wait until no volume is being deleted; False on timeout."""
         deadline = time.monotonic() + timeout

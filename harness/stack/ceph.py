@@ -244,15 +244,6 @@ class Ceph(service.Service):
         for daemon in reversed(self.daemons):
             self.kill_recorded(daemon, grace=15)
 
-    def rbd_images(self, pool):
-        """The RBD images in ``pool`` (for leak checks)."""
-        out = service.run(['rbd', '-c', self.conf, 'ls', pool, '--format',
-                           'json'], check=False)
-        try:
-            return json.loads(out)
-        except ValueError:
-            return []
-
     def describe(self):
         return ('ceph:      %s (pools volumes, images; users cinder, '
                 'glance)' % self.conf)

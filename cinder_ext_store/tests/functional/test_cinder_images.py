@@ -70,21 +70,14 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
             cinder.volumes.delete(volume_id)
         except Exception:
             pass
-        self._wait_gone(volume_id)
+        self.inspect.wait_gone(volume_id)
 
     def _delete_image(self, user, image_id):
         volumes = [v.id for v in self.inspect.volumes().values()
                    if v.name == 'image-%s' % image_id]
         user.delete_quietly(image_id)
         for volume_id in volumes:
-            self._wait_gone(volume_id)
-
-    def _wait_gone(self, volume_id, timeout=120):
-        deadline = time.monotonic() + timeout
-        while volume_id in self.inspect.volumes():
-            if time.monotonic() > deadline:
-                return  # the leak check names it
-            time.sleep(0.3)
+            self.inspect.wait_gone(volume_id)
 
     def _cinder_logged(self, message):
         """Whether cinder-volume logged ``message``; None if out of reach."""
@@ -225,9 +218,8 @@ class TestUploadToImage(CinderImagesTestCase):
             self.assertLess(time.monotonic(), deadline, 'delete refused')
             time.sleep(0.5)
         # Deleting the image deleted its volume (Cinder does so async).
-        while image_volume.id in self.inspect.volumes():
-            self.assertLess(time.monotonic(), deadline, 'volume left')
-            time.sleep(0.5)
+        self.assertTrue(self.inspect.wait_gone(image_volume.id, 60),
+                        'volume left')
 
     def _delete_status(self, image_id):
         resp = self.user.session.delete(

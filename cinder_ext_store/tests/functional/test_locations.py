@@ -115,9 +115,7 @@ class TestForeignLocations(test_glance.GlanceTestCase):
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.2)
         cinder.volumes.delete(volume_id)
-        while volume_id in self.inspect.volumes():
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.2)
+        self.inspect.wait_gone(volume_id, 60)
 
     def test_deleting_an_image_spares_another_projects_volume(self):
         # An admin (whom the store trusts) registers the victim's volume as
@@ -136,8 +134,5 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         # Once the victim deletes its image (and so the volume), the
         # attacker's image, pointing at nothing, can go.
         self.glance.images.delete(self.victim.id)
-        deadline = time.monotonic() + 60
-        while self.victim_volume.id in self.inspect.volumes():
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.2)
+        self.assertTrue(self.inspect.wait_gone(self.victim_volume.id, 60))
         self.attacker.client.images.delete(image.id)
