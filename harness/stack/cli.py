@@ -159,8 +159,7 @@ class Stack(object):
                     glance_backend_intree_rbd='rbd-intree',
                     volume_type_glance_offline_rbd='rbd',
                     glance_rbd_store='rbd-glance',
-                    ceph_conf=self.ceph.conf,
-                    ceph_python_path=self.ceph.python_path)
+                    ceph_conf=self.ceph.conf)
             entries = {
                 clouds.STORE_CLOUD: clouds.password_cloud(
                     s.auth_url, 'glance', s.SERVICE_PASSWORD, 'service',
