@@ -114,21 +114,23 @@ def _is_service(context):
     return 'service' in roles
 
 
+def _ask_glance(context, image_id, lookup=None):
+    """The image's owner as Glance sees it, or None if it cannot say."""
+    try:
+        return (lookup or _glance_owner)(context, image_id) or None
+    except GlanceUnavailable:
+        return None
+    except Exception as e:
+        LOG.warning('Cannot read the owner of image %s from Glance: %s',
+                    image_id, e)
+        return None
+
+
 def owner_of(volume, context, lookup=None):
     """The project whose image the volume holds, or None if unknown."""
     image_id = image_of(volume)
-    if image_id:
-        try:
-            owner = (lookup or _glance_owner)(context, image_id)
-        except GlanceUnavailable:
-            owner = None
-        except Exception as e:
-            LOG.warning('Cannot read the owner of image %s from Glance: %s',
-                        image_id, e)
-            owner = None
-        if owner:
-            return owner
-    return _metadata(volume).get('image_owner')
+    owner = _ask_glance(context, image_id, lookup) if image_id else None
+    return owner or _metadata(volume).get('image_owner')
 
 
 def check_may_register(volume, context, lookup=None):
@@ -183,12 +185,10 @@ def owner_for_upload(context, image_id, lookup=None):
         return None
     if not _is_admin(context):
         return context.project_id
-    try:
-        owner = (lookup or _glance_owner)(context, image_id)
-    except Exception as e:
-        LOG.warning('Cannot read the owner of image %s from Glance (%s); '
-                    'the image volume gets no image_owner, so Cinder clones '
-                    'it only for the project that owns the image', image_id,
-                    e)
-        return None
-    return owner or None
+    owner = _ask_glance(context, image_id, lookup)
+    if owner is None:
+        LOG.warning('Owner of image %s unknown (not inside glance-api, or '
+                    'Glance did not answer); the image volume gets no '
+                    'image_owner, so Cinder clones it only for the project '
+                    'that owns the image', image_id)
+    return owner
