@@ -20,6 +20,7 @@ Cinder errors into glance_store exceptions that name the volume.
 """
 
 import contextlib
+import datetime
 import logging
 import time
 
@@ -49,10 +50,55 @@ MV_EXTEND_ATTACHED = '3.42'
 POLL_FIRST = 0.02
 POLL_FACTOR = 1.5
 POLL_MAX = 0.5
+#: Seconds between the log lines of a status wait that goes on.
+WAIT_REPORT = 10.0
+
+# Retries of a failed Cinder request (cinder_http_retries of them) wait
+# RETRY_FIRST seconds, doubling up to RETRY_MAX: a restarting cinder-api or
+# a load balancer that lost its backend answers again within seconds.
+RETRY_FIRST = 0.5
+RETRY_MAX = 4.0
+#: HTTP statuses that say "not now" rather than "never".
+TRANSIENT_STATUSES = (500, 502, 503, 504)
+#: Clock skew allowed when telling a volume a failed create made from older
+#: volumes of the same name (Cinder's clock against this host's).
+CREATE_SKEW = datetime.timedelta(minutes=5)
+
+#: What a recovery returns when the failed request left nothing behind.
+RETRY = object()
 
 
 class ExtendRefused(exceptions.BackendException):
     """Cinder refused to extend an attached volume; the offline path may."""
+
+
+def transient(error):
+    """Whether a failed request may succeed when sent again.
+
+    Connection failures and timeouts (the request may or may not have
+    reached Cinder) and 5xx answers; never a 4xx, which Cinder would give
+    again.
+    """
+    if isinstance(error, (ksa_exc.RetriableConnectionFailure,
+                          ksa_exc.UnknownConnectionError)):
+        return True
+    status = getattr(error, 'code', None) or getattr(error, 'http_status',
+                                                     None)
+    return status in TRANSIENT_STATUSES
+
+
+def _created_at(volume):
+    try:
+        stamp = datetime.datetime.fromisoformat(volume.created_at)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return stamp
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 def _verify_setting(conf):
@@ -100,7 +146,8 @@ class CinderSession(object):
     def session(self):
         if self._session is None:
             self._session = ksa_session.Session(
-                auth=self._service_auth(), verify=_verify_setting(self.conf))
+                auth=self._service_auth(), verify=_verify_setting(self.conf),
+                timeout=self.conf.cinder_ext_api_timeout)
         return self._session
 
     def _service_auth(self):
@@ -175,18 +222,22 @@ class CinderSession(object):
             service_type=stype, service_name=sname or None,
             endpoint_type=iface,
             region_name=self.conf.cinder_os_region_name,
-            retries=self.conf.cinder_http_retries,
             api_version=api_versions.APIVersion(version))
 
     def api(self, context=None):
         return CinderAPI(lambda version: self.client(context, version),
-                         self.conf.cinder_state_transition_timeout)
+                         self.conf.cinder_state_transition_timeout,
+                         retries=self.conf.cinder_http_retries)
+
+
+def _what(action, volume_id):
+    return '%s of volume %s' % (action, volume_id) if volume_id else action
 
 
 @contextlib.contextmanager
 def translated(action, volume_id=None):
     """Re-raise Cinder and keystoneauth errors as glance_store exceptions."""
-    what = '%s of volume %s' % (action, volume_id) if volume_id else action
+    what = _what(action, volume_id)
     try:
         yield
     except exceptions.GlanceStoreException:
@@ -206,18 +257,27 @@ def translated(action, volume_id=None):
 
 
 class CinderAPI(object):
-    """Cinder calls of one request, with waiting and error translation.
+    """Cinder calls of one request, with retries, waiting and translation.
+
+    Every call goes through :meth:`_request`: a transient failure (see
+    :func:`transient`) is retried ``retries`` times. Calls Cinder may have
+    carried out although the answer was lost (create, attach, extend,
+    delete) first ask Cinder what the lost request did, so that a retry
+    never makes a second volume or attachment.
 
     :param client_for: callable(microversion) -> cinderclient Client
     :param timeout: bound, in seconds, of every status wait
+    :param retries: retries of a request that failed transiently
     """
 
-    def __init__(self, client_for, timeout, sleep=time.sleep,
-                 clock=time.monotonic):
+    def __init__(self, client_for, timeout, retries=3, sleep=time.sleep,
+                 clock=time.monotonic, backoff=None):
         self._client_for = client_for
         self._clients = {}
         self.timeout = timeout
+        self.retries = retries
         self._sleep = sleep
+        self._backoff = backoff or sleep
         self._clock = clock
 
     def _client(self, version=MV_BASE):
@@ -225,29 +285,86 @@ class CinderAPI(object):
             self._clients[version] = self._client_for(version)
         return self._clients[version]
 
+    def _request(self, what, call, recover=None, volume_id=None):
+        """``call()``, retried while it fails transiently; translated.
+
+        :param recover: callable() run before each retry, for requests that
+            are not idempotent: returns what the lost request made (the
+            result), or :data:`RETRY` when it made nothing
+        """
+        delay = RETRY_FIRST
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except Exception as e:
+                if attempt == self.retries or not transient(e):
+                    with translated(what, volume_id):
+                        raise
+                LOG.warning('Cinder: %s failed (%s); retrying in %.1fs '
+                            '(retry %d of %d)', _what(what, volume_id), e,
+                            delay, attempt + 1, self.retries)
+            self._backoff(delay)
+            delay = min(delay * 2, RETRY_MAX)
+            if recover is not None:
+                found = recover()
+                if found is not RETRY:
+                    return found
+
     # -- volumes -----------------------------------------------------------
 
     def get(self, volume_id):
-        with translated('lookup', volume_id):
-            return self._client().volumes.get(volume_id)
+        return self._request('lookup', lambda: self._client().volumes.get(
+            volume_id), volume_id=volume_id)
 
     def create(self, size_gib, name, metadata, volume_type=None):
         """Create a volume and wait until it is ``available``.
 
         A volume that fails or times out while creating is deleted before
-        the error is raised: nothing is left behind.
+        the error is raised, also when the wait is interrupted
+        (KeyboardInterrupt, SystemExit): nothing is left behind.
         """
-        with translated('creation of a %d GiB volume' % size_gib):
-            volume = self._client().volumes.create(
+        since = _utcnow() - CREATE_SKEW
+        volume = self._request(
+            'creation of a %d GiB volume' % size_gib,
+            lambda: self._client().volumes.create(
                 size_gib, name=name, metadata=metadata,
-                volume_type=volume_type)
+                volume_type=volume_type),
+            recover=lambda: self._made_by_lost_create(
+                name, metadata, size_gib, volume_type, since))
         LOG.debug('Volume %s (%d GiB) requested', volume.id, size_gib)
         try:
             return self.wait(volume.id, 'available', ('creating',),
                              'creation')
-        except Exception:
+        except BaseException:
             self.delete_quietly(volume.id)
             raise
+
+    def _made_by_lost_create(self, name, metadata, size_gib, volume_type,
+                             since):
+        """The volume a create whose answer was lost made, or RETRY.
+
+        Ours: the name and metadata we sent, created since we asked (less
+        clock skew), not attached. Glance uploads one image once at a time,
+        so an older volume of that name is a leftover, not ours.
+        """
+        with translated('search for volume %s' % name):
+            found = self._client().volumes.list(search_opts={'name': name})
+        mine = [v for v in found
+                if v.name == name and
+                all((v.metadata or {}).get(k) == val
+                    for k, val in metadata.items()) and
+                v.size == size_gib and
+                (not volume_type or v.volume_type == volume_type) and
+                not getattr(v, 'attachments', None) and
+                (_created_at(v) or since) >= since]
+        if not mine:
+            return RETRY
+        mine.sort(key=lambda v: _created_at(v) or since)
+        for extra in mine[1:]:
+            self.delete_quietly(extra.id)
+        LOG.info('Volume %s was created by a request whose answer was '
+                 'lost; using it', mine[0].id)
+        return mine[0]
 
     def settle(self, volume_id, transitional, waiting_for):
         """Poll until the volume's status leaves ``transitional``.
@@ -255,13 +372,22 @@ class CinderAPI(object):
         :raises BackendException: on timeout, naming the volume, its status
             and what was awaited
         """
-        deadline = self._clock() + self.timeout
+        started = self._clock()
+        deadline = started + self.timeout
+        report = started + WAIT_REPORT
         delay = POLL_FIRST
         while True:
             volume = self.get(volume_id)
             if volume.status not in transitional:
                 return volume
-            if self._clock() >= deadline:
+            now = self._clock()
+            if now >= report:
+                # A slow Cinder shows in the log while it is slow.
+                LOG.info('Still waiting for %s of volume %s after %.0fs: '
+                         'status %r', waiting_for, volume_id, now - started,
+                         volume.status)
+                report = now + WAIT_REPORT
+            if now >= deadline:
                 raise exceptions.BackendException(
                     'Timed out after %ss waiting for %s of volume %s: status '
                     'still %r' % (self.timeout, waiting_for, volume_id,
@@ -278,42 +404,76 @@ class CinderAPI(object):
                 % (volume_id, volume.status, waiting_for, expected))
         return volume
 
+    def _gone(self, get):
+        """Recovery of a lost delete: done when ``get()`` finds nothing."""
+        try:
+            get()
+        except cinder_exc.NotFound:
+            return None
+        except Exception:
+            pass  # ask again by deleting again
+        return RETRY
+
     def delete(self, volume_id):
-        with translated('deletion', volume_id):
-            self._client().volumes.delete(volume_id)
+        volumes = self._client().volumes
+        self._request('deletion', lambda: volumes.delete(volume_id),
+                      recover=lambda: self._deleting(volume_id),
+                      volume_id=volume_id)
+
+    def _deleting(self, volume_id):
+        try:
+            if self._client().volumes.get(volume_id).status == 'deleting':
+                return None
+        except cinder_exc.NotFound:
+            return None
+        except Exception:
+            pass
+        return RETRY
 
     def delete_quietly(self, volume_id):
         """Best-effort delete for failure paths: never masks the cause.
 
         Attachments still on the volume (a detach that failed) are deleted
-        first, since Cinder refuses to delete an attached volume.
+        first, since Cinder refuses to delete an attached volume; one that
+        is already gone does not stop the volume's deletion.
         """
         try:
-            volume = self.get(volume_id)
-            for att in getattr(volume, 'attachments', None) or ():
-                self.attachment_delete(att['attachment_id'], volume_id)
             try:
                 self.delete(volume_id)
+            except exceptions.NotFound:
+                raise
             except exceptions.BackendException as e:
-                # Cinder refuses a plain delete in some statuses (a volume
-                # stuck 'creating'); force-delete is what is left.
-                LOG.warning('Volume %s: %s; force-deleting it', volume_id, e)
-                with translated('force deletion', volume_id):
-                    self._client().volumes.force_delete(volume_id)
-            LOG.info('Deleted volume %s after a failed upload', volume_id)
+                LOG.warning('Volume %s: %s; deleting its attachments and '
+                            'trying again', volume_id, e)
+                for attachment_id in self.attachment_ids(volume_id):
+                    self.attachment_delete(attachment_id, volume_id)
+                self.settle(volume_id, ('detaching', 'attaching'),
+                            'release of its attachments')
+                try:
+                    self.delete(volume_id)
+                except exceptions.BackendException as e:
+                    # Cinder refuses a plain delete in some statuses (a
+                    # volume stuck 'creating'); force-delete (admin only by
+                    # default) is what is left.
+                    LOG.warning('Volume %s: %s; force-deleting it',
+                                volume_id, e)
+                    with translated('force deletion', volume_id):
+                        self._client().volumes.force_delete(volume_id)
+            LOG.info('Deleted volume %s after a failed operation', volume_id)
         except exceptions.NotFound:
-            pass
+            LOG.info('Volume %s is already gone', volume_id)
         except Exception:
-            LOG.exception('Could not delete volume %s; delete it by hand',
-                          volume_id)
+            LOG.exception('Could not delete volume %s; it is left behind: '
+                          'delete it by hand or run cinder-ext-store '
+                          'reconcile', volume_id)
 
     def set_metadata(self, volume_id, metadata):
-        with translated('metadata update', volume_id):
-            self._client().volumes.set_metadata(volume_id, metadata)
+        self._request('metadata update', lambda: self._client(
+        ).volumes.set_metadata(volume_id, metadata), volume_id=volume_id)
 
     def set_readonly(self, volume_id):
-        with translated('read-only update', volume_id):
-            self._client().volumes.update_readonly_flag(volume_id, True)
+        self._request('read-only update', lambda: self._client(
+        ).volumes.update_readonly_flag(volume_id, True), volume_id=volume_id)
 
     def extend(self, volume_id, new_gib, attached):
         """Ask Cinder for ``new_gib``; returns once the request is accepted.
@@ -324,7 +484,8 @@ class CinderAPI(object):
         """
         version = MV_EXTEND_ATTACHED if attached else MV_BASE
         what = 'extension to %d GiB' % new_gib
-        with translated(what, volume_id):
+
+        def extend():
             try:
                 self._client(version).volumes.extend(volume_id, new_gib)
             except (cinder_exc.Forbidden, cinder_exc.BadRequest) as e:
@@ -334,7 +495,24 @@ class CinderAPI(object):
                     'Cinder refused the in-use %s of volume %s (HTTP %s): '
                     '%s' % (what, volume_id, e.code, e))
 
+        self._request(what, extend,
+                      recover=lambda: self._extending(volume_id, new_gib),
+                      volume_id=volume_id)
+
+    def _extending(self, volume_id, new_gib):
+        """Recovery of a lost extend: accepted when Cinder is on it."""
+        volume = self.get(volume_id)
+        if volume.status == 'extending' or volume.size >= new_gib:
+            return None
+        return RETRY
+
     # -- attachments -------------------------------------------------------
+
+    def attachment_ids(self, volume_id):
+        """Every attachment of the volume, in any status."""
+        return self._request('attachment listing', lambda: [
+            a.id for a in self._client(MV_ATTACH).attachments.list(
+                search_opts={'volume_id': volume_id})], volume_id=volume_id)
 
     def attachment_create(self, volume_id, connector, mode):
         """Create an attachment for ``connector``; returns its dict.
@@ -342,26 +520,60 @@ class CinderAPI(object):
         Passing the connector here makes Cinder export the volume in the
         same call, so ``connection_info`` comes back without an update.
         """
-        with translated('attachment (%s)' % mode, volume_id):
-            return self._client(MV_ATTACH).attachments.create(
-                volume_id, connector, mode=mode)
+        attachments = self._client(MV_ATTACH).attachments
+        before = set()
+
+        def create():
+            before.clear()
+            before.update(self.attachment_ids(volume_id))
+            return attachments.create(volume_id, connector, mode=mode)
+
+        return self._request('attachment (%s)' % mode, create,
+                             recover=lambda: self._undo_lost_attach(
+                                 volume_id, before),
+                             volume_id=volume_id)
+
+    def _undo_lost_attach(self, volume_id, before):
+        """Delete what an attachment create whose answer was lost made.
+
+        Its connection_info went with the answer, so the attachment is of
+        no use: deleted, and the create is sent again.
+        """
+        for attachment_id in set(self.attachment_ids(volume_id)) - before:
+            LOG.info('Deleting attachment %s of volume %s, made by a '
+                     'request whose answer was lost', attachment_id,
+                     volume_id)
+            self.attachment_delete(attachment_id, volume_id)
+        return RETRY
 
     def attachment_complete(self, attachment_id, volume_id):
-        with translated('attachment completion', volume_id):
-            self._client(MV_ATTACH).attachments.complete(attachment_id)
+        self._request('attachment completion', lambda: self._client(
+            MV_ATTACH).attachments.complete(attachment_id),
+            volume_id=volume_id)
 
     def attachment_delete(self, attachment_id, volume_id):
-        with translated('attachment deletion', volume_id):
-            self._client(MV_ATTACH).attachments.delete(attachment_id)
+        """Delete an attachment; one that is already gone is fine."""
+        attachments = self._client(MV_ATTACH).attachments
+        try:
+            self._request('deletion of attachment %s' % attachment_id,
+                          lambda: attachments.delete(attachment_id),
+                          recover=lambda: self._gone(
+                              lambda: attachments.show(attachment_id)),
+                          volume_id=volume_id)
+        except exceptions.NotFound:
+            LOG.warning('Attachment %s of volume %s was already deleted',
+                        attachment_id, volume_id)
 
     def volume_type_exists(self, name):
-        with translated('lookup of volume type %s' % name):
+        def find():
             try:
                 self._client().volume_types.find(name=name)
             except cinder_exc.NotFound:
                 return False
-        return True
+            return True
+        return self._request('lookup of volume type %s' % name, find)
 
     def default_volume_type(self):
-        with translated('lookup of the default volume type'):
-            return self._client().volume_types.default().name
+        return self._request('lookup of the default volume type',
+                             lambda: self._client().volume_types.default(
+                             ).name)

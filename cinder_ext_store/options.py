@@ -131,7 +131,83 @@ Related options:
 """),
 ]
 
-OPTIONS = INTREE_OPTS + GROWTH_OPTS + DATA_PATH_OPTS
+API_OPTS = [
+    cfg.IntOpt('cinder_ext_api_timeout',
+               default=60,
+               min=1,
+               help="""
+Seconds the store waits for an answer to each Cinder API request.
+
+A request that gets no answer in time counts as failed and is retried like
+a connection error (``cinder_http_retries`` times, with a back-off of 0.5 s
+doubling up to 4 s). Requests Cinder may have carried out although the
+answer was lost (volume create, attachment create, extend, delete) are not
+simply sent again: the store first asks Cinder what the lost request did,
+so a retry never makes a second volume or attachment. Without a bound, a
+cinder-api that accepts connections but never answers would hold an upload
+(and its client) forever.
+
+Possible values:
+    * A positive number of seconds
+
+Related options:
+    * cinder_http_retries
+    * cinder_state_transition_timeout
+"""),
+    cfg.IntOpt('cinder_ext_progress_interval',
+               default=10,
+               min=0,
+               help="""
+Seconds between progress lines of a running upload or download.
+
+While an image moves, the store logs one INFO line per interval (``cinder_ext
+progress add|get ... phase=... bytes=... mib_per_s=...``) with the bytes so
+far, the rate since the last line and overall, and the current phase
+(create, attach, copy, grow, finalize, detach); a status wait that lasts
+longer than 10 seconds says what it waits for. A slow Cinder, backend or
+client is then visible in the log while it is slow, not only in the one
+summary line at the end. 0 turns progress lines off.
+
+Possible values:
+    * 0 (off) or a positive number of seconds
+"""),
+]
+
+LIMIT_OPTS = [
+    cfg.IntOpt('cinder_ext_image_size_cap',
+               min=1,
+               help="""
+Largest image, in bytes, the store writes into a volume.
+
+An upload that declares a larger size is refused before any volume is
+created; an upload of unknown size fails (HTTP 413) as soon as its data
+passes the limit, and its volume is deleted. Unset, the store uses Glance's
+``[DEFAULT] image_size_cap`` (1 TiB unless changed), so the store never
+grows a volume beyond what Glance would accept anyway.
+
+Possible values:
+    * A number of bytes, or unset to follow Glance's image_size_cap
+
+Related options:
+    * ``[DEFAULT] image_size_cap`` (Glance)
+    * cinder_ext_growth_max_gib
+"""),
+]
+
+#: Glance's own default of ``[DEFAULT] image_size_cap``: 1 TiB.
+GLANCE_IMAGE_SIZE_CAP = 1099511627776
+
+OPTIONS = INTREE_OPTS + GROWTH_OPTS + DATA_PATH_OPTS + API_OPTS + LIMIT_OPTS
+
+
+def image_size_cap(store_conf, conf):
+    """The store's size limit: its own option, else Glance's cap."""
+    if store_conf.cinder_ext_image_size_cap:
+        return store_conf.cinder_ext_image_size_cap
+    try:
+        return conf.image_size_cap or GLANCE_IMAGE_SIZE_CAP
+    except cfg.NoSuchOptError:  # not inside glance-api
+        return GLANCE_IMAGE_SIZE_CAP
 
 
 def list_opts():

@@ -116,10 +116,14 @@ class CopyPipeline(object):
     :param hashes: an :class:`~cinder_ext_store.hashing.ImageHashes`
     :param read_size: bytes asked of the source per read
     :param expected_size: declared size, or 0 when unknown
+    :param progress: has ``moved(nbytes)``, told of every chunk read (a
+        :class:`~cinder_ext_store.stats.TransferStats`)
     """
 
-    def __init__(self, target, hashes, read_size, expected_size=0):
+    def __init__(self, target, hashes, read_size, expected_size=0,
+                 progress=None):
         self.target = target
+        self.progress = progress
         self.hashes = hashes
         self.read_size = read_size
         self.expected_size = expected_size
@@ -172,6 +176,8 @@ class CopyPipeline(object):
                     current = 1 - current
                     self._reuse(buffers[current])
             total = end
+            if self.progress is not None:
+                self.progress.moved(len(chunk))
         if buffers[current].used:
             self._flush(buffers[current])
         self.coordinator.wait_all()

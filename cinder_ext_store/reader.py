@@ -105,7 +105,7 @@ class ImageReader(object):
             self.close(error=e)
             raise
         self._left -= len(chunk)
-        self._stats.bytes += len(chunk)
+        self._stats.moved(len(chunk))
         if self._left <= 0:
             self.close()
         return chunk

@@ -21,8 +21,11 @@ reads such a line back, for tools that only have the log.
 """
 
 import contextlib
+import logging
 import re
 import time
+
+LOG = logging.getLogger(__name__)
 
 _FIELD = re.compile(r'(\w+)=(\S+)')
 _PREFIX = 'cinder_ext '
@@ -35,7 +38,8 @@ class TransferStats(object):
     of offline growth.
     """
 
-    def __init__(self, operation, store, image_id=None, volume_id=None):
+    def __init__(self, operation, store, image_id=None, volume_id=None,
+                 progress_interval=0):
         self.operation = operation
         self.store = store
         self.image_id = image_id
@@ -48,16 +52,51 @@ class TransferStats(object):
         self.error = None
         self.seconds = None
         self._started = time.monotonic()
+        self._active = []  # phases entered and not left, innermost last
+        self.progress_interval = progress_interval
+        self._next_progress = self._started + (progress_interval or 0)
+        self._progress_bytes = 0
 
     @contextlib.contextmanager
     def phase(self, name):
         """Add the time spent in the ``with`` block to phase ``name``."""
         started = time.monotonic()
+        self._active.append(name)
         try:
             yield
         finally:
+            self._active.pop()
             self.phases[name] = (self.phases.get(name, 0.0) +
                                  time.monotonic() - started)
+
+    def moved(self, nbytes):
+        """Count bytes copied; log progress when an interval has passed."""
+        self.bytes += nbytes
+        self.tick()
+
+    def tick(self):
+        """Log a progress line if ``progress_interval`` seconds passed.
+
+        One INFO line per interval while the operation runs: bytes so far,
+        the rate since the last line and overall, and the current phase, so
+        a slow Cinder or a slow client shows in the log as it happens.
+        """
+        if not self.progress_interval:
+            return
+        now = time.monotonic()
+        if now < self._next_progress:
+            return
+        elapsed = now - self._started
+        recent = (self.bytes - self._progress_bytes) / 1048576.0 / max(
+            now - (self._next_progress - self.progress_interval), 1e-6)
+        self._next_progress = now + self.progress_interval
+        self._progress_bytes = self.bytes
+        LOG.info('%sprogress %s image=%s volume=%s store=%s phase=%s '
+                 'bytes=%d seconds=%.1f mib_per_s=%.1f mib_per_s_now=%.1f',
+                 _PREFIX, self.operation, self.image_id, self.volume_id,
+                 self.store, self._active[-1] if self._active else '-',
+                 self.bytes, elapsed,
+                 self.bytes / 1048576.0 / max(elapsed, 1e-6), recent)
 
     def finish(self, error=None):
         if self.seconds is None:
@@ -97,6 +136,8 @@ class TransferStats(object):
         if at < 0:
             return None
         words = line[at + len(_PREFIX):].split(' ', 1)
+        if words[0] == 'progress':
+            return None
         fields = dict(_FIELD.findall(words[1] if len(words) > 1 else ''))
         if 'bytes' not in fields:
             return None

@@ -238,7 +238,9 @@ class Store(glance_store.driver.Store):
     def add(self, image_id, image_file, image_size, hashing_algo,
             context=None, verifier=None):
         """Write an image into a new volume; returns the 5-tuple."""
-        stats = stats_mod.TransferStats('add', self._name, image_id=image_id)
+        stats = stats_mod.TransferStats(
+            'add', self._name, image_id=image_id,
+            progress_interval=self.store_conf.cinder_ext_progress_interval)
         try:
             result = self._add(image_id, image_file, image_size or 0,
                                hashing_algo, context, verifier, stats)
@@ -254,6 +256,13 @@ class Store(glance_store.driver.Store):
         api = self._api(context)
         hashes = hashing.ImageHashes(hashing_algo, verifier)
         known = image_size > 0
+        cap = options.image_size_cap(self.store_conf, self.conf)
+        if image_size > cap:
+            raise exceptions.StorageFull(
+                message='Image %s declares %d bytes, more than the %d bytes '
+                        'store %s accepts (cinder_ext_image_size_cap, else '
+                        "Glance's image_size_cap)"
+                        % (image_id, image_size, cap, self._name))
         size_gib = (growth.gib_for(image_size) if known
                     else self.policy.initial_gib)
         metadata = {'glance_image_id': image_id,
@@ -275,7 +284,7 @@ class Store(glance_store.driver.Store):
             try:
                 target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
-                    growable=not known, stats=stats,
+                    growable=not known, stats=stats, max_bytes=cap,
                     direct=self.store_conf.cinder_ext_direct_io)
                 written = self._write(target, image_file, image_size, hashes,
                                       stats)
@@ -302,7 +311,7 @@ class Store(glance_store.driver.Store):
         target.open()
         copy = pipeline.CopyPipeline(target, hashes,
                                      self.store_conf.cinder_ext_read_size,
-                                     image_size)
+                                     image_size, progress=stats)
         try:
             with stats.phase('copy'):
                 stats.bytes = copy.run(image_file)
@@ -318,7 +327,9 @@ class Store(glance_store.driver.Store):
 
         :returns: (iterator, length)
         """
-        stats = stats_mod.TransferStats('get', self._name)
+        stats = stats_mod.TransferStats(
+            'get', self._name,
+            progress_interval=self.store_conf.cinder_ext_progress_interval)
         try:
             api = self._api(context)
             with stats.phase('lookup'):

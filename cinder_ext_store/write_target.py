@@ -36,10 +36,11 @@ class WriteTarget(object):
     :param growable: False for known-size uploads (sized up front)
     :param stats: the upload's :class:`~cinder_ext_store.stats.TransferStats`
     :param direct: write with O_DIRECT where the device allows it
+    :param max_bytes: the largest image the store accepts (grown no further)
     """
 
     def __init__(self, api, host, volume, policy, online, growable, stats,
-                 direct=False):
+                 direct=False, max_bytes=None):
         self.api = api
         self.host = host
         self.volume_id = volume.id
@@ -49,6 +50,7 @@ class WriteTarget(object):
         self.growable = growable
         self.direct = direct
         self.stats = stats
+        self.max_bytes = max_bytes
         self.attachment = None
 
     @property
@@ -78,6 +80,10 @@ class WriteTarget(object):
             raise exceptions.StorageFull(
                 message='Volume %s (%d GiB) cannot hold %d bytes'
                         % (self.volume_id, self.size_gib, end))
+        if self.max_bytes and end > self.max_bytes:
+            raise exceptions.StorageFull(
+                message='Image in volume %s passed %d bytes, the most this '
+                        'store accepts' % (self.volume_id, self.max_bytes))
         new_gib = self.policy.next_gib(self.size_gib, end)
         with self.stats.phase('grow'):
             if self.online.usable:

@@ -22,6 +22,7 @@ and backs every volume with a sparse file, so tests check real bytes.
 one microversion. :class:`FakeHost` plays os-brick over those files.
 """
 
+import datetime
 import itertools
 import os
 import socket
@@ -64,6 +65,7 @@ class FakeCinder(object):
         self.volumes = {}
         self.attachments = {}
         self.faults = {}
+        self.lost = {}
         self.calls = []
         self.extends_accepted = 0
         self._lock = threading.Lock()
@@ -73,6 +75,19 @@ class FakeCinder(object):
     def fail(self, call, exc, times=1):
         """Make the next ``times`` calls of ``call`` raise ``exc``."""
         self.faults[call] = [exc] * times
+
+    def lose_answer(self, call, exc, times=1):
+        """Carry out the next ``times`` calls of ``call``, then raise ``exc``.
+
+        What a connection reset or a timeout after Cinder acted looks like.
+        """
+        self.lost[call] = [exc] * times
+
+    def answer(self, call, result=None):
+        queue = self.lost.get(call)
+        if queue:
+            raise queue.pop(0)
+        return result
 
     def path(self, volume_id):
         return os.path.join(self.datadir, 'volume-%s' % volume_id)
@@ -164,7 +179,10 @@ class FakeCinder(object):
         vid = str(uuid.uuid4())
         vol = dict(id=vid, size=size, name=name, metadata=dict(metadata),
                    volume_type=volume_type or '__DEFAULT__',
-                   multiattach=False, readonly=False)
+                   multiattach=False, readonly=False,
+                   created_at=datetime.datetime.now(
+                       datetime.timezone.utc).strftime(
+                           '%Y-%m-%dT%H:%M:%S.%f'))
         self.volumes[vid] = vol
         self._transition(vol, 'creating', self.create_ends_in)
         return self.get(version, vid, advance=False)
@@ -183,7 +201,14 @@ class FakeCinder(object):
                       name=vol['name'], metadata=dict(vol['metadata']),
                       volume_type=vol['volume_type'],
                       multiattach=vol['multiattach'],
+                      created_at=vol['created_at'],
                       attachments=attachments)
+
+    def list(self, version, name=None):
+        self._call('list', version, name)
+        return [self.get(version, vid, advance=False)
+                for vid, vol in list(self.volumes.items())
+                if name is None or vol['name'] == name]
 
     def delete(self, version, volume_id, force=False):
         self._call('force_delete' if force else 'delete', version, volume_id)
@@ -277,6 +302,20 @@ class FakeCinder(object):
         att['status'] = 'attached'
         self._recompute_status(self.volumes[att['volume_id']])
 
+    def attachment_list(self, version, volume_id):
+        """Every attachment of the volume, in any status."""
+        self._call('attachment_list', version, volume_id)
+        return [Volume(id=a['id'], status=a['status'],
+                       volume_id=a['volume_id'], attach_mode=a['mode'])
+                for a in self.attachments.values()
+                if a['volume_id'] == volume_id]
+
+    def attachment_show(self, version, attachment_id):
+        self._call('attachment_show', version, attachment_id)
+        if attachment_id not in self.attachments:
+            raise cinder_exc.NotFound(404, 'attachment not found')
+        return self.attachments[attachment_id]
+
     def attachment_delete(self, version, attachment_id):
         self._call('attachment_delete', version, attachment_id)
         try:
@@ -294,20 +333,26 @@ class _Manager(object):
 
 class _Volumes(_Manager):
     def create(self, size, name=None, metadata=None, volume_type=None):
-        return self.cloud.create(self.version, size, name, metadata,
-                                 volume_type)
+        return self.cloud.answer('create', self.cloud.create(
+            self.version, size, name, metadata, volume_type))
 
     def get(self, volume_id):
-        return self.cloud.get(self.version, volume_id)
+        return self.cloud.answer('get', self.cloud.get(self.version,
+                                                       volume_id))
+
+    def list(self, search_opts=None):
+        return self.cloud.list(self.version, (search_opts or {}).get('name'))
 
     def delete(self, volume_id):
         self.cloud.delete(self.version, volume_id)
+        self.cloud.answer('delete')
 
     def force_delete(self, volume_id):
         self.cloud.delete(self.version, volume_id, force=True)
 
     def extend(self, volume_id, new_size):
         self.cloud.extend(self.version, volume_id, new_size)
+        self.cloud.answer('extend')
 
     def set_metadata(self, volume_id, metadata):
         self.cloud.set_metadata(self.version, volume_id, metadata)
@@ -318,14 +363,25 @@ class _Volumes(_Manager):
 
 class _Attachments(_Manager):
     def create(self, volume_id, connector, mode='null'):
-        return self.cloud.attachment_create(self.version, volume_id,
-                                            connector, mode)
+        return self.cloud.answer('attachment_create',
+                                 self.cloud.attachment_create(
+                                     self.version, volume_id, connector,
+                                     mode))
+
+    def list(self, search_opts=None):
+        return self.cloud.attachment_list(self.version,
+                                          search_opts['volume_id'])
+
+    def show(self, attachment_id):
+        return self.cloud.attachment_show(self.version, attachment_id)
 
     def complete(self, attachment_id):
         self.cloud.attachment_complete(self.version, attachment_id)
+        self.cloud.answer('attachment_complete')
 
     def delete(self, attachment_id):
         self.cloud.attachment_delete(self.version, attachment_id)
+        self.cloud.answer('attachment_delete')
 
 
 class _VolumeTypes(_Manager):
@@ -357,11 +413,13 @@ class FakeSession(object):
         self.cloud = cloud
         self.timeout = timeout
         self.contexts = []
+        self.backoffs = []  # retries wait no real time
 
     def api(self, context=None):
         self.contexts.append(context)
         return cinder_api.CinderAPI(
-            lambda version: FakeClient(self.cloud, version), self.timeout)
+            lambda version: FakeClient(self.cloud, version), self.timeout,
+            backoff=self.backoffs.append)
 
 
 class FileHandle(object):

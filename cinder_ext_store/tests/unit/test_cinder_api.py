@@ -10,8 +10,11 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import logging
+
 from cinderclient import exceptions as cinder_exc
 import ddt
+import fixtures
 from glance_store import exceptions
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import identity
@@ -182,7 +185,7 @@ class TestWait(testtools.TestCase):
         cloud = fakes.FakeCinder('/nonexistent', transition_polls=10 ** 6)
         cloud.volumes['v'] = dict(id='v', size=1, name='n', metadata={},
                                   volume_type='t', multiattach=False,
-                                  status='creating')
+                                  status='creating', created_at='')
         api = cinder_api.CinderAPI(
             lambda v: fakes.FakeClient(cloud, v), 30, sleep=sleep,
             clock=lambda: clock[0])
@@ -198,3 +201,172 @@ class TestWait(testtools.TestCase):
         # polls a second.
         self.assertLess(len(sleeps), 10 + 30 * 2 + 1)
         self.assertTrue(all(s >= 0.5 for s in sleeps[10:]))
+
+
+@ddt.ddt
+class TestRetries(testtools.TestCase):
+    """Transient failures are retried; lost answers never duplicate."""
+
+    def setUp(self):
+        super(TestRetries, self).setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.cloud = fakes.FakeCinder(self.tmp, transition_polls=1)
+        self.backoffs = []
+        self.api = cinder_api.CinderAPI(
+            lambda v: fakes.FakeClient(self.cloud, v), 5,
+            backoff=self.backoffs.append)
+        self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
+
+    def _volume(self):
+        return self.api.create(1, 'image-x', {'glance_image_id': 'x'})
+
+    def _attached(self):
+        vid = self._volume().id
+        att = self.api.attachment_create(vid, {'host': 'h'}, 'rw')
+        self.api.attachment_complete(att['id'], vid)
+        return vid, att['id']
+
+    @ddt.data(cinder_exc.ClientException(503, 'busy'),
+              cinder_exc.ClientException(500, 'oops'),
+              ksa_exc.ConnectFailure('reset by peer'),
+              ksa_exc.ConnectTimeout('no answer'))
+    def test_transient_create_is_retried(self, error):
+        self.cloud.fail('create', error)
+        volume = self._volume()
+        self.assertEqual([volume.id], list(self.cloud.volumes))
+        self.assertEqual(2, self.cloud.count('create'))
+        self.assertEqual([cinder_api.RETRY_FIRST], self.backoffs)
+        self.assertIn('retrying in 0.5s (retry 1 of 3)', self.log.output)
+
+    @ddt.data('get', 'attachment_complete', 'set_metadata',
+              'update_readonly_flag', 'attachment_list')
+    def test_idempotent_calls_are_retried(self, call):
+        vid, aid = self._attached()
+        self.cloud.fail(call, cinder_exc.ClientException(503, 'busy'))
+        self.api.get(vid)
+        self.api.attachment_complete(aid, vid)
+        self.api.set_metadata(vid, {'image_size': '5'})
+        self.api.attachment_ids(vid)
+        self.api.attachment_delete(aid, vid)
+        self.cloud.settle()
+        self.api.set_readonly(vid)
+        self.assertEqual(1, len(self.backoffs))
+        self.assertTrue(self.cloud.volumes[vid]['readonly'])
+
+    def test_persistent_failure_is_a_clean_error(self):
+        self.cloud.fail('create', cinder_exc.ClientException(503, 'busy'), 4)
+        e = self.assertRaises(exceptions.BackendException, self._volume)
+        self.assertIn('busy', str(e))
+        self.assertEqual(4, self.cloud.count('create'))
+        self.assertEqual([0.5, 1.0, 2.0], self.backoffs)
+        self.assertEqual({}, self.cloud.volumes)
+
+    @ddt.data(cinder_exc.BadRequest(400, 'bad'),
+              cinder_exc.OverLimit(413, 'quota'),
+              cinder_exc.ClientException(501, 'not implemented'),
+              ksa_exc.SSLError('certificate'))
+    def test_permanent_errors_are_not_retried(self, error):
+        self.cloud.fail('create', error)
+        self.assertRaises((exceptions.GlanceStoreException,
+                           exceptions.BackendException), self._volume)
+        self.assertEqual(1, self.cloud.count('create'))
+        self.assertEqual([], self.backoffs)
+
+    def test_lost_create_answer_makes_one_volume(self):
+        self.cloud.lose_answer('create', ksa_exc.ConnectFailure('reset'))
+        volume = self._volume()
+        self.assertEqual([volume.id], list(self.cloud.volumes))
+        self.assertEqual(1, self.cloud.count('create'))
+        self.assertEqual('available', self.cloud.volumes[volume.id]['status'])
+
+    def test_lost_create_ignores_older_volumes_of_that_name(self):
+        old = self._volume().id
+        self.cloud.volumes[old]['created_at'] = '2020-01-01T00:00:00.000000'
+        self.cloud.lose_answer('create', ksa_exc.ConnectTimeout('timeout'))
+        new = self._volume().id
+        self.assertNotEqual(old, new)
+        self.assertEqual({old, new}, set(self.cloud.volumes))
+
+    def test_lost_create_answers_every_time(self):
+        self.cloud.lose_answer('create', ksa_exc.ConnectFailure('reset'), 4)
+        volume = self._volume()  # the first try's volume, adopted
+        self.assertEqual([volume.id], list(self.cloud.volumes))
+
+    def test_lost_attachment_create_is_undone_then_retried(self):
+        vid = self._volume().id
+        self.cloud.lose_answer('attachment_create',
+                               cinder_exc.ClientException(504, 'gateway'))
+        att = self.api.attachment_create(vid, {'host': 'h'}, 'rw')
+        self.assertEqual([att['id']], list(self.cloud.attachments))
+        self.assertEqual(2, self.cloud.count('attachment_create'))
+
+    def test_lost_attachment_create_keeps_other_attachments(self):
+        vid = self._volume().id
+        self.cloud.volumes[vid]['multiattach'] = True
+        other = self.api.attachment_create(vid, {'host': 'other'}, 'ro')
+        self.cloud.lose_answer('attachment_create',
+                               ksa_exc.ConnectFailure('reset'))
+        mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
+        self.assertEqual({other['id'], mine['id']},
+                         set(self.cloud.attachments))
+
+    def test_lost_delete_answer(self):
+        vid = self._volume().id
+        self.cloud.lose_answer('delete', ksa_exc.ConnectFailure('reset'))
+        self.api.delete(vid)
+        self.assertEqual(1, self.cloud.count('delete'))
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
+
+    def test_lost_extend_answer(self):
+        vid = self._volume().id
+        self.cloud.lose_answer('extend', ksa_exc.ConnectTimeout('timeout'))
+        self.api.extend(vid, 2, attached=False)
+        self.assertEqual(1, self.cloud.extends_accepted)
+        self.assertEqual(2, self.api.wait(vid, 'available', ('extending',),
+                                          'extension').size)
+
+    def test_lost_attachment_delete_answer(self):
+        vid, aid = self._attached()
+        self.cloud.lose_answer('attachment_delete',
+                               cinder_exc.ClientException(502, 'proxy'))
+        self.api.attachment_delete(aid, vid)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual(1, self.cloud.count('attachment_delete'))
+
+    def test_attachment_already_gone(self):
+        vid, aid = self._attached()
+        self.api.attachment_delete(aid, vid)
+        self.api.attachment_delete(aid, vid)  # no error
+        self.assertIn('already deleted', self.log.output)
+
+    def test_delete_quietly_when_an_attachment_is_already_gone(self):
+        # Cinder refuses the delete (attached); by the time the store
+        # deletes the attachment someone else has: the volume still goes.
+        vid, aid = self._attached()
+        self.cloud.lose_answer('attachment_delete',
+                               cinder_exc.NotFound(404, 'gone'))
+        self.api.delete_quietly(vid)
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+
+    def test_delete_quietly_reports_what_it_leaves(self):
+        vid = self._volume().id
+        self.cloud.fail('delete', cinder_exc.BadRequest(400, 'no'), 2)
+        self.cloud.fail('force_delete', cinder_exc.Forbidden(403, 'admin'))
+        self.api.delete_quietly(vid)
+        self.assertIn('Could not delete volume %s; it is left behind' % vid,
+                      self.log.output)
+
+    @ddt.data(KeyboardInterrupt, SystemExit)
+    def test_interrupted_wait_deletes_the_volume(self, interrupt):
+        self.cloud.transition_polls = 10 ** 6
+
+        def sleep(seconds):
+            raise interrupt()
+        api = cinder_api.CinderAPI(
+            lambda v: fakes.FakeClient(self.cloud, v), 5, sleep=sleep)
+        self.assertRaises(interrupt, api.create, 1, 'image-x', {})
+        self.assertEqual(['deleting'], [v['status'] for v in
+                                        self.cloud.volumes.values()])

@@ -399,7 +399,8 @@ class TestAdd(base.StoreTestCase):
     @ddt.data('attachment_create', 'attachment_complete', 'set_metadata',
               'update_readonly_flag')
     def test_cinder_failure_cleans_up(self, call):
-        self.cloud.fail(call, cinder_exc.ClientException(500, 'boom'))
+        # Failing on every try (1 + cinder_http_retries).
+        self.cloud.fail(call, cinder_exc.ClientException(500, 'boom'), 4)
         # set_metadata only runs for unknown sizes.
         size = 0 if call == 'set_metadata' else None
         e = self.assertRaises(exceptions.BackendException, self.add,
@@ -410,7 +411,7 @@ class TestAdd(base.StoreTestCase):
     def test_attachment_delete_failure_cleans_up(self):
         # The first delete fails on the success path; the cleanup retries.
         self.cloud.fail('attachment_delete',
-                        cinder_exc.ClientException(500, 'detach boom'))
+                        cinder_exc.ClientException(500, 'detach boom'), 4)
         e = self.assertRaises(exceptions.BackendException, self.add,
                               base.payload(1000))
         self.assertIn('detach boom', str(e))
@@ -427,8 +428,8 @@ class TestAdd(base.StoreTestCase):
 
     def test_refused_delete_falls_back_to_force_delete(self):
         self.cloud.fail('attachment_complete',
-                        cinder_exc.ClientException(500, 'original'))
-        self.cloud.fail('delete', cinder_exc.BadRequest(400, 'refused'))
+                        cinder_exc.ClientException(400, 'original'))
+        self.cloud.fail('delete', cinder_exc.BadRequest(400, 'refused'), 2)
         e = self.assertRaises(exceptions.BackendException, self.add,
                               base.payload(1000))
         self.assertIn('original', str(e))
@@ -437,8 +438,8 @@ class TestAdd(base.StoreTestCase):
 
     def test_failed_cleanup_keeps_original_error(self):
         self.cloud.fail('attachment_complete',
-                        cinder_exc.ClientException(500, 'original'))
-        self.cloud.fail('delete', cinder_exc.ClientException(500, 'second'))
+                        cinder_exc.BadRequest(400, 'original'))
+        self.cloud.fail('delete', cinder_exc.BadRequest(400, 'second'), 2)
         self.cloud.fail('force_delete', cinder_exc.Forbidden(403, 'third'))
         e = self.assertRaises(exceptions.BackendException, self.add,
                               base.payload(1000))
