@@ -69,7 +69,16 @@ RETRY = object()
 
 
 class ExtendRefused(exceptions.BackendException):
-    """Cinder refused to extend an attached volume; the offline path may."""
+    """Cinder refused to extend an attached volume; the offline path may.
+
+    ``maybe_capacity``: Cinder gave no reason (its scheduler left the volume
+    at its old size), which a pool without online extend and a full pool
+    look the same from outside.
+    """
+
+    def __init__(self, message, maybe_capacity=False):
+        super(ExtendRefused, self).__init__(message)
+        self.maybe_capacity = maybe_capacity
 
 
 def transient(error):

@@ -14,14 +14,19 @@
 
 * :class:`GrowthPolicy` decides the next size (geometric, bounded steps).
 * :class:`OnlineExtend` remembers whether extending attached volumes works
-  with this store's Cinder; one refusal switches the store to the offline
-  path until it is reconfigured.
+  with this store's Cinder: a refusal that is about capability (policy,
+  microversion, a connector that cannot rescan, a pool without online
+  extend) switches the store to the offline path for
+  :data:`REFUSAL_TTL` seconds, then online extend is tried again. A full
+  pool is not such a refusal (see
+  :meth:`~cinder_ext_store.write_target.WriteTarget.ensure_capacity`).
 
 :class:`~cinder_ext_store.write_target.WriteTarget` carries the steps out.
 """
 
 import logging
 import math
+import time
 
 from oslo_utils import units
 
@@ -30,6 +35,11 @@ LOG = logging.getLogger(__name__)
 
 #: Cinder's size unit. A module constant so unit tests can scale it down.
 GIB = units.Gi
+#: Seconds a capability refusal keeps the store on the offline path: long
+#: enough not to ask a Cinder that refuses on every upload, short enough
+#: that a policy or backend fixed by the operator is noticed without a
+#: glance-api restart.
+REFUSAL_TTL = 900
 
 
 def gib_for(nbytes):
@@ -63,19 +73,27 @@ class GrowthPolicy(object):
 
 
 class OnlineExtend(object):
-    """Whether to extend attached volumes, and why not any more."""
+    """Whether to extend attached volumes, and why not for now."""
 
-    def __init__(self, enabled):
+    def __init__(self, enabled, ttl=REFUSAL_TTL, clock=time.monotonic):
         self.enabled = enabled
+        self.ttl = ttl
+        self._clock = clock
         self.refused = None
+        self._until = 0.0
 
     @property
     def usable(self):
+        if self.refused is not None and self._clock() >= self._until:
+            LOG.info('Trying to extend attached volumes again (refused %ds '
+                     'ago: %s)', self.ttl, self.refused)
+            self.refused = None
         return self.enabled and self.refused is None
 
     def refuse(self, reason):
         self.refused = reason
+        self._until = self._clock() + self.ttl
         LOG.warning('Extending attached volumes does not work here (%s); '
                     'this and later uploads of this store grow volumes by '
-                    'detaching them until the store is reconfigured',
-                    reason)
+                    'detaching them for the next %d seconds', reason,
+                    self.ttl)

@@ -86,15 +86,23 @@ class WriteTarget(object):
                         'store accepts' % (self.volume_id, self.max_bytes))
         new_gib = self.policy.next_gib(self.size_gib, end)
         with self.stats.phase('grow'):
+            refusal = None
             if self.online.usable:
                 try:
                     self._grow_online(new_gib)
                     self.stats.growth.append('online')
                     return
                 except cinder_api.ExtendRefused as e:
-                    self.online.refuse(str(e))
+                    refusal = e
+                    if not e.maybe_capacity:
+                        self.online.refuse(str(e))
+            # Offline growth also tells capacity from capability: a full
+            # pool refuses it too (StorageFull), a pool without online
+            # extend does not.
             self._grow_offline(new_gib)
             self.stats.growth.append('offline')
+            if refusal is not None and refusal.maybe_capacity:
+                self.online.refuse(str(refusal))
 
     def _grow_online(self, new_gib):
         old_gib = self.size_gib
@@ -115,8 +123,10 @@ class WriteTarget(object):
             # and leaves the volume in-use at its old size.
             raise cinder_api.ExtendRefused(
                 'Cinder left in-use volume %s at %d GiB instead of %d GiB '
-                '(the backend does not support online extend)'
-                % (self.volume_id, volume.size, new_gib))
+                '(its scheduler refused: the backend does not support '
+                'online extend, or its pool is full)'
+                % (self.volume_id, volume.size, new_gib),
+                maybe_capacity=True)
         self.size_gib = volume.size
         try:
             seen = self.attachment.rescan()
@@ -124,6 +134,12 @@ class WriteTarget(object):
             raise cinder_api.ExtendRefused(
                 'the %s connector cannot rescan a grown volume'
                 % self.attachment.props.get('driver_volume_type'))
+        except Exception as e:
+            # Not a missing feature: a failure, which the offline path
+            # would only hide.
+            raise exceptions.BackendException(
+                'Volume %s grew to %d GiB but rescanning it on this host '
+                'failed: %s' % (self.volume_id, new_gib, e))
         if seen < new_gib * growth.GIB:
             raise cinder_api.ExtendRefused(
                 'volume %s grew to %d GiB in Cinder but this host still sees '
@@ -144,9 +160,14 @@ class WriteTarget(object):
                                    ('extending',),
                                    'extension to %d GiB' % new_gib)
             if volume.size < new_gib:
-                raise exceptions.BackendException(
-                    'Cinder left volume %s at %d GiB after extending it to '
-                    '%d GiB' % (self.volume_id, volume.size, new_gib))
+                # Cinder's scheduler found no pool with room and put the
+                # volume back as it was (its quota would have said 413).
+                raise exceptions.StorageFull(
+                    message='Cinder left volume %s at %d GiB instead of '
+                            'extending it to %d GiB: its scheduler found no '
+                            'room in the pool (openstack volume message '
+                            'list names the reason)'
+                            % (self.volume_id, volume.size, new_gib))
         self.size_gib = volume.size
         self.open()
         if self.device.size() < new_gib * growth.GIB:

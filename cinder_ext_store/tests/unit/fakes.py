@@ -49,15 +49,19 @@ class FakeCinder(object):
     :param online_extend: the pool reports ``online_extend_support``
     :param host_sees_growth: the host sees a grown volume at once (a loop
         device refreshed by the driver) instead of only after a rescan
+    :param pool_gib: the pool's capacity: the scheduler puts a volume that
+        does not fit in ``error`` and leaves an extend that does not fit at
+        the old size (as for a pool without online extend)
     """
 
     def __init__(self, datadir, transition_polls=2, online_extend=True,
-                 host_sees_growth=True, quota_gib=10 ** 6):
+                 host_sees_growth=True, quota_gib=10 ** 6, pool_gib=None):
         self.datadir = datadir
         self.transition_polls = transition_polls
         self.online_extend = online_extend
         self.host_sees_growth = host_sees_growth
         self.quota_gib = quota_gib
+        self.pool_gib = pool_gib  # the pool's room; None: plenty
         self.policy_denies_extend_attached = False
         self.extend_fails_in_driver = False
         self.create_ends_in = 'available'
@@ -183,8 +187,11 @@ class FakeCinder(object):
                    created_at=datetime.datetime.now(
                        datetime.timezone.utc).strftime(
                            '%Y-%m-%dT%H:%M:%S.%f'))
+        full = (self.pool_gib is not None and
+                self.used_gib() + size > self.pool_gib)
         self.volumes[vid] = vol
-        self._transition(vol, 'creating', self.create_ends_in)
+        self._transition(vol, 'creating',
+                         'error' if full else self.create_ends_in)
         return self.get(version, vid, advance=False)
 
     def get(self, version, volume_id, advance=True):
@@ -248,7 +255,9 @@ class FakeCinder(object):
             raise cinder_exc.OverLimit(413, 'VolumeSizeExceedsAvailableQuota')
         self.extends_accepted += 1
         back = vol['status']
-        if back == 'in-use' and not self.online_extend:
+        full = (self.pool_gib is not None and
+                self.used_gib() - vol['size'] + new_size > self.pool_gib)
+        if full or (back == 'in-use' and not self.online_extend):
             # The scheduler rejects the pool: size unchanged, back in-use.
             self._transition(vol, 'extending', back)
         elif self.extend_fails_in_driver:

@@ -29,6 +29,7 @@ from glance_store import backend
 from glance_store import exceptions
 from glance_store import location
 from glance_store import multi_backend
+from keystoneauth1 import exceptions as ksa_exc
 from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
@@ -425,6 +426,85 @@ class TestAdd(base.StoreTestCase):
         self.assertIn('%s failed' % call, str(e))
         self.assertIn('volume', str(e))
         self.assertNothingLeft()
+
+    @ddt.data('create', 'attachment_create', 'attachment_complete',
+              'attachment_delete', 'get', 'update_readonly_flag')
+    def test_transient_cinder_failure_is_retried(self, call):
+        self.cloud.fail(call, cinder_exc.ClientException(503, 'busy'))
+        data = base.payload(1000)
+        uri = self.add(data)[0]
+        self.assertStored(uri, data)
+        self.assertEqual(1, len(self.cloud.volumes))
+        self.assertEqual({}, self.cloud.attachments)
+
+    @ddt.data('create', 'attachment_create', 'attachment_delete')
+    def test_lost_answer_duplicates_nothing(self, call):
+        self.cloud.lose_answer(call, ksa_exc.ConnectFailure('reset'))
+        data = base.payload(1000)
+        uri = self.add(data)[0]
+        self.assertStored(uri, data)
+        self.assertEqual([self.volume_id(uri)], list(self.cloud.volumes))
+        self.assertEqual({}, self.cloud.attachments)
+
+    @ddt.data(KeyboardInterrupt, SystemExit)
+    def test_interrupt_while_creating_deletes_the_volume(self, interrupt):
+        self.cloud.transition_polls = 10 ** 6
+        api = self.store.cinder.api()
+
+        def interrupted(seconds):
+            raise interrupt()
+        api._sleep = interrupted
+        self.store.cinder.api = lambda context=None: api
+        self.assertRaises(interrupt, self.add, base.payload(1000))
+        self.cloud.transition_polls = 1
+        self.assertNothingLeft()
+
+    def test_declared_size_above_cap_creates_nothing(self):
+        store = self.make_store(self.make_conf(
+            cinder_ext_image_size_cap=4096))
+        e = self.assertRaises(exceptions.StorageFull, self.add,
+                              base.payload(5000), store=store)
+        self.assertIn('declares 5000 bytes, more than the 4096 bytes',
+                      str(e))
+        self.assertEqual(0, self.cloud.count('create'))
+
+    def test_unknown_size_stops_at_cap(self):
+        cap = base.TEST_GIB + 10
+        store = self.make_store(self.make_conf(cinder_ext_image_size_cap=cap))
+        e = self.assertRaises(exceptions.StorageFull, self.add,
+                              base.payload(2 * base.TEST_GIB), size=0,
+                              store=store)
+        self.assertIn('the most this store accepts', str(e))
+        self.assertNothingLeft()
+
+    def test_cap_follows_glance(self):
+        conf = self.make_conf()
+        conf.register_opt(cfg.IntOpt('image_size_cap', default=3000))
+        store = self.make_store(conf)
+        self.assertRaises(exceptions.StorageFull, self.add,
+                          base.payload(3001), store=store)
+        data = base.payload(3000)
+        self.assertStored(self.add(data, store=store)[0], data)
+
+    def test_progress_lines(self):
+        store = self.make_store(self.make_conf(
+            cinder_ext_progress_interval=1))
+        clock = [1000.0]
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.stats.time.monotonic', lambda: clock[0]))
+
+        class Slow(io.BytesIO):
+            def read(self, n=-1):
+                clock[0] += 0.4
+                return super(Slow, self).read(n)
+        data = base.payload(100000)
+        uri = self.add(data, source=Slow(data), store=store)[0]
+        lines = [line for line in self.log.output.splitlines()
+                 if 'cinder_ext progress add' in line]
+        self.assertGreater(len(lines), 3)
+        self.assertIn('phase=copy', lines[-1])
+        self.assertIn('volume=%s' % self.volume_id(uri), lines[-1])
+        self.assertRegex(lines[-1], r'bytes=\d+ seconds=[\d.]+ mib_per_s=')
 
     def test_refused_delete_falls_back_to_force_delete(self):
         self.cloud.fail('attachment_complete',

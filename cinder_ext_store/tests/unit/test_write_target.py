@@ -17,6 +17,7 @@ from cinderclient import exceptions as cinder_exc
 import ddt
 from glance_store import exceptions
 
+from cinder_ext_store import growth
 from cinder_ext_store.tests.unit import base
 
 # 10.5 "GiB" of data: the volume grows 1 -> 2 -> 3 -> 5 -> 8 -> 12.
@@ -193,6 +194,48 @@ class TestFallback(FallbackTestCase):
         self.store.configure()
         self.assertIsNone(self.store.online_extend.refused)
 
+    def test_full_pool_is_not_a_missing_feature(self):
+        # The scheduler refuses the in-use extend (no room), the offline
+        # one too: StorageFull, and online extend stays on.
+        self.cloud.pool_gib = 2
+        e = self.assertRaises(exceptions.StorageFull, self.add,
+                              base.payload(3 * base.TEST_GIB), size=0)
+        self.assertIn('no room in the pool', str(e))
+        self.assertIsNone(self.store.online_extend.refused)
+        self.assertTrue(self.store.online_extend.usable)
+        self.assertNothingLeft()
+        self.cloud.pool_gib = None
+        del self.cloud.calls[:]
+        self.upload(3 * base.TEST_GIB)
+        self.assertEqual(2, len([c for c in extend_calls(self.cloud)
+                                 if c[1].get_string() == '3.42']))
+
+    def test_refusal_expires(self):
+        clock = [0.0]
+        self.store.online_extend._clock = lambda: clock[0]
+        self.cloud.policy_denies_extend_attached = True
+        self.upload()
+        self.assertFellBack('HTTP 403')
+        self.cloud.policy_denies_extend_attached = False
+        clock[0] += growth.REFUSAL_TTL - 1
+        self.assertFalse(self.store.online_extend.usable)
+        clock[0] += 1
+        del self.cloud.calls[:]
+        self.upload(seed=2)
+        self.assertEqual(STEPS, len([c for c in extend_calls(self.cloud)
+                                     if c[1].get_string() == '3.42']))
+        self.assertIn('Trying to extend attached volumes again',
+                      self.log.output)
+
+    def test_rescan_failure_is_an_error(self):
+        self.host.fail('extend_volume', OSError('rescan exploded'))
+        e = self.assertRaises(exceptions.BackendException, self.add,
+                              base.payload(SIZE), size=0)
+        self.assertIn('rescanning it on this host failed: rescan exploded',
+                      str(e))
+        self.assertIsNone(self.store.online_extend.refused)
+        self.assertNothingLeft()
+
     def test_failure_after_fallback_cleans_up(self):
         self.cloud.policy_denies_extend_attached = True
         self.cloud.quota_gib = 4
@@ -222,16 +265,9 @@ class TestOffline(FallbackTestCase):
         self.cloud._grow_file = real
         self.assertNothingLeft()
 
-    def test_cinder_does_not_grow(self):
-        self.cloud.online_extend = True
-        real = self.cloud.extend
-
-        def no_growth(version, volume_id, new_size):
-            real(version, volume_id, new_size)
-            self.cloud.volumes[volume_id]['pending'].pop('size')
-
-        self.cloud.extend = no_growth
-        e = self.assertRaises(exceptions.BackendException, self.add,
-                              base.payload(2 * base.TEST_GIB), size=0)
-        self.assertIn('left volume', str(e))
+    def test_full_pool_is_storage_full(self):
+        self.cloud.pool_gib = 2
+        e = self.assertRaises(exceptions.StorageFull, self.add,
+                              base.payload(3 * base.TEST_GIB), size=0)
+        self.assertIn('no room in the pool', str(e))
         self.assertNothingLeft()
