@@ -96,7 +96,8 @@ def transient(error):
     return status in TRANSIENT_STATUSES
 
 
-def _created_at(volume):
+def created_at(volume):
+    """When Cinder created the volume (naive UTC), or None."""
     try:
         stamp = datetime.datetime.fromisoformat(volume.created_at)
     except (AttributeError, TypeError, ValueError):
@@ -106,7 +107,7 @@ def _created_at(volume):
     return stamp
 
 
-def _utcnow():
+def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
@@ -332,7 +333,7 @@ class CinderAPI(object):
         the error is raised, also when the wait is interrupted
         (KeyboardInterrupt, SystemExit): nothing is left behind.
         """
-        since = _utcnow() - CREATE_SKEW
+        since = utcnow() - CREATE_SKEW
         volume = self._request(
             'creation of a %d GiB volume' % size_gib,
             lambda: self._client().volumes.create(
@@ -365,15 +366,27 @@ class CinderAPI(object):
                 v.size == size_gib and
                 (not volume_type or v.volume_type == volume_type) and
                 not getattr(v, 'attachments', None) and
-                (_created_at(v) or since) >= since]
+                (created_at(v) or since) >= since]
         if not mine:
             return RETRY
-        mine.sort(key=lambda v: _created_at(v) or since)
+        mine.sort(key=lambda v: created_at(v) or since)
         for extra in mine[1:]:
             self.delete_quietly(extra.id)
         LOG.info('Volume %s was created by a request whose answer was '
                  'lost; using it', mine[0].id)
         return mine[0]
+
+    def volumes(self):
+        """Every volume of the project, all pages."""
+        def list_all():
+            found, marker = [], None
+            while True:
+                page = self._client().volumes.list(marker=marker, limit=500)
+                found.extend(page)
+                if len(page) < 500:
+                    return found
+                marker = page[-1].id
+        return self._request('volume listing', list_all)
 
     def settle(self, volume_id, transitional, waiting_for):
         """Poll until the volume's status leaves ``transitional``.

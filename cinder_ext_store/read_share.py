@@ -230,22 +230,95 @@ class ReadShares(object):
     def _upload_marker(self, volume_id):
         return os.path.join(self.dir, '%s.upload' % volume_id)
 
-    def uploading(self, volume_id):
+    def uploading(self, volume_id, attachment=None):
         """Mark ``volume_id`` as being written by this process.
 
         Readers on this host then fail at once instead of waiting for an
-        attachment Cinder would refuse until the upload ends.
+        attachment Cinder would refuse until the upload ends. With the
+        upload's ``attachment`` (an open
+        :class:`~cinder_ext_store.attachments.Attachment`), the marker also
+        records what ``cinder-ext-store reconcile`` needs to undo should
+        this process die: the attachment and its host connection.
         """
         os.makedirs(self.dir, exist_ok=True)
         pid, start = self._identity()
-        with open(self._upload_marker(volume_id), 'w') as f:
-            json.dump({'pid': pid, 'start': start}, f)
+        marker = {'pid': pid, 'start': start}
+        if attachment is not None:
+            path = attachment.device_info['path']
+            marker.update(
+                attachment_id=attachment.attachment_id,
+                connection_info=attachment.connection_info,
+                props=attachment.props,
+                host_connection=(attachment.device_info
+                                 if isinstance(path, str) else None),
+                rbd_conf=rbd_conf(attachment.device_info))
+        tmp = self._upload_marker(volume_id) + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(marker, f)
+        os.replace(tmp, self._upload_marker(volume_id))
 
     def uploaded(self, volume_id):
         try:
             os.unlink(self._upload_marker(volume_id))
         except FileNotFoundError:
             pass
+
+    # -- what dead processes left (cinder-ext-store reconcile) -------------
+
+    def _markers(self, suffix):
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.endswith(suffix):
+                yield name[:-len(suffix)]
+
+    def dead_uploads(self):
+        """(volume id, marker) of uploads whose process is gone."""
+        for volume_id in self._markers('.upload'):
+            try:
+                with open(self._upload_marker(volume_id)) as f:
+                    marker = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if not _alive(marker.get('pid', 0), marker.get('start')):
+                yield volume_id, marker
+
+    def dead_shares(self):
+        """(volume id, state) of read shares no live process holds."""
+        for volume_id in self._markers('.json'):
+            with self._lock(volume_id):
+                state = self._load(volume_id)
+            if state is not None and not any(
+                    _alive(int(pid), holder['start'])
+                    for pid, holder in state['readers'].items()):
+                yield volume_id, state
+
+    def reclaim_upload(self, api, volume_id):
+        """Undo what a dead upload held on this host: connection, attachment.
+
+        :raises: what Cinder raised deleting the attachment (the marker is
+            kept, so that a later run can try again)
+        """
+        with open(self._upload_marker(volume_id)) as f:
+            marker = json.load(f)
+        if _alive(marker.get('pid', 0), marker.get('start')):
+            raise exceptions.BackendException(
+                'Volume %s is being written by live process %s'
+                % (volume_id, marker['pid']))
+        if marker.get('host_connection') is not None:
+            self.disconnect((marker['connection_info'], marker['props']),
+                            marker['host_connection'], force=True)
+        conf = marker.get('rbd_conf')
+        if _is_brick_rbd_conf(conf):
+            try:
+                os.unlink(conf)
+            except FileNotFoundError:
+                pass
+        if marker.get('attachment_id'):
+            api.attachment_delete(marker['attachment_id'], volume_id)
+        self.uploaded(volume_id)
 
     def _check_not_uploading(self, volume_id):
         try:

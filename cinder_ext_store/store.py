@@ -285,6 +285,8 @@ class Store(glance_store.driver.Store):
                 target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
                     growable=not known, stats=stats, max_bytes=cap,
+                    on_attach=lambda att: self.shares.uploading(volume.id,
+                                                                att),
                     direct=self.store_conf.cinder_ext_direct_io)
                 written = self._write(target, image_file, image_size, hashes,
                                       stats)
@@ -308,11 +310,11 @@ class Store(glance_store.driver.Store):
                 metadata)
 
     def _write(self, target, image_file, image_size, hashes, stats):
-        target.open()
         copy = pipeline.CopyPipeline(target, hashes,
                                      self.store_conf.cinder_ext_read_size,
                                      image_size, progress=stats)
         try:
+            target.open()
             with stats.phase('copy'):
                 stats.bytes = copy.run(image_file)
         except BaseException:

@@ -37,10 +37,13 @@ class WriteTarget(object):
     :param stats: the upload's :class:`~cinder_ext_store.stats.TransferStats`
     :param direct: write with O_DIRECT where the device allows it
     :param max_bytes: the largest image the store accepts (grown no further)
+    :param on_attach: called with each new
+        :class:`~cinder_ext_store.attachments.Attachment` (the store records
+        it for ``cinder-ext-store reconcile``)
     """
 
     def __init__(self, api, host, volume, policy, online, growable, stats,
-                 direct=False, max_bytes=None):
+                 direct=False, max_bytes=None, on_attach=None):
         self.api = api
         self.host = host
         self.volume_id = volume.id
@@ -51,6 +54,7 @@ class WriteTarget(object):
         self.direct = direct
         self.stats = stats
         self.max_bytes = max_bytes
+        self.on_attach = on_attach
         self.attachment = None
 
     @property
@@ -64,6 +68,8 @@ class WriteTarget(object):
             attachment.open()
         self.attachment = attachment
         self.stats.attachments += 1
+        if self.on_attach is not None:
+            self.on_attach(attachment)
 
     def close(self, succeeded):
         """Sync (on success) and detach; strict only when ``succeeded``."""

@@ -104,6 +104,29 @@ class Inspector(object):
             time.sleep(0.3)
         return True
 
+    def wait_pool_free(self, backend_name, gib, timeout=120):
+        """Wait until the scheduler sees ``gib`` free in that pool.
+
+        It learns of deletions only from the volume service's periodic
+        stats (every minute): a pool the previous test filled looks full
+        until then.
+        """
+        from harness import clouds
+        admin = clouds.load(clouds.ADMIN_CLOUD).cinder()
+        deadline = time.monotonic() + timeout
+        while True:
+            # (cinderclient lifts the capabilities onto the pool)
+            free = [getattr(p, 'free_capacity_gb', 0)
+                    for p in admin.pools.list(detailed=True)
+                    if getattr(p, 'volume_backend_name', None) ==
+                    backend_name]
+            if free and free[0] >= gib:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError('pool %s still has %s GiB free'
+                                     % (backend_name, free))
+            time.sleep(1)
+
     def wait_idle(self, timeout=300):
         """Wait until no volume is being deleted; False on timeout."""
         deadline = time.monotonic() + timeout

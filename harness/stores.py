@@ -18,10 +18,11 @@ import os
 import sys
 import tempfile
 
-#: One backend: store type, volume type (None: Cinder's default), and
-#: whether it extends attached volumes.
-Backend = collections.namedtuple('Backend',
-                                 'store_type volume_type extend_attached')
+#: One backend: store type, volume type (None: Cinder's default), whether
+#: it extends attached volumes, and more options of its section.
+Backend = collections.namedtuple(
+    'Backend', 'store_type volume_type extend_attached options',
+    defaults=((),))
 
 _LOADED = {}
 LOCK_PATH = os.path.join(tempfile.gettempdir(), 'cinder-ext-store-lock')
@@ -66,6 +67,8 @@ def load(cloud, backends, default):
                           group=backend)
         conf.set_override('cinder_state_transition_timeout', 120,
                           group=backend)
+        for name, value in spec.options:
+            conf.set_override(name, value, group=backend)
     # As Glance deployments running as root do: start privsep-helper
     # directly (the in-tree driver would otherwise try sudo).
     import os_brick.privileged  # noqa: F401  (registers the group)

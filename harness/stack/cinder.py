@@ -12,9 +12,10 @@
 
 """Cinder 29: volume service, scheduler and API, on PostgreSQL + RabbitMQ.
 
-Two backends of the test-only loop-device driver (:mod:`.loop_driver`):
+Three backends of the test-only loop-device driver (:mod:`.loop_driver`):
 volume type loop extends in use, loop-offline reports that it
-cannot, so Cinder's scheduler really refuses in-use extends there. The
+cannot, so Cinder's scheduler really refuses in-use extends there, and
+loop-small is a thick 1 GiB pool, which the scheduler finds full. The
 processes start in order - volume service, scheduler, API - each once the
 previous one's queue exists: started together, the scheduler may miss the
 pools for minutes and early API calls hang.
@@ -28,7 +29,9 @@ from harness.stack import rest
 from harness.stack import service
 
 #: volume type -> whether its pool reports online_extend_support
-VOLUME_TYPES = {'loop': True, 'loop-offline': False}
+VOLUME_TYPES = {'loop': True, 'loop-offline': False, 'loop-small': True}
+#: Thick pools of a few GiB, which the scheduler really finds full
+CAPACITY_GB = {'loop-small': 1}
 # No 'image_service:store_id' extra spec: Cinder 29 sends it to Glance 33's
 # add-location call as validation data, which Glance refuses (HTTP 400,
 # "'store' was unexpected"), and upload-to-image falls back to copying the
@@ -97,8 +100,9 @@ class Cinder(service.Service):
             '\n[%s]\nvolume_driver = harness.stack.loop_driver.LoopDriver\n'
             'volume_backend_name = %s\nloop_volume_dir = %s\n'
             'loop_online_extend_support = %s\n'
+            'loop_capacity_gb = %d\n'
             'image_upload_use_cinder_backend = True\n'
-            % (name, name, self.volume_dir, online)
+            % (name, name, self.volume_dir, online, CAPACITY_GB.get(name, 0))
             for name, online in VOLUME_TYPES.items())
         if self.ceph:
             # Cinder's own RBD driver, as most clouds run it.
@@ -237,8 +241,10 @@ helper_command = %(helper)s os_brick.privileged.default
     def describe(self):
         return ('cinder:    %s/<project> (%s); volume types: %s'
                 % (self.s.cinder_base, self.s.mode, ', '.join(
-                    '%s (%s)' % (t, 'online extend' if online else
-                                 'no online extend')
+                    '%s (%s%s)' % (t, 'online extend' if online else
+                                   'no online extend',
+                                   ', %d GiB pool' % CAPACITY_GB[t]
+                                   if t in CAPACITY_GB else '')
                     for t, online in VOLUME_TYPES.items()) + ', ' +
                     ', '.join(list(EXTRA_TYPES) + (
                         ['rbd (Ceph)'] + list(RBD_TYPES) if self.ceph

@@ -136,6 +136,7 @@ class Stack(object):
                       alt_cloud=clouds.ALT_CLOUD,
                       volume_type_no_online_extend='loop-offline',
                       volume_type_multiattach='loop-multiattach',
+                      volume_type_small='loop-small',
                       user_cloud=clouds.USER_CLOUD,
                       volume_dir=self.cinder.volume_dir)
         if s.keystone:
@@ -148,7 +149,11 @@ class Stack(object):
                           glance_backend_intree='intree',
                           volume_type_glance_offline='loop-offline',
                           glance_locations_url='http://127.0.0.1:%d'
-                          % self.glance_locations.port)
+                          % self.glance_locations.port,
+                          fault_proxy_port=s.faults_port,
+                          fault_proxy_upstream='http://127.0.0.1:%d'
+                          % s.cinder_port,
+                          fault_catalog_info='volumev3-faults::publicURL')
             if self.ceph:
                 # What CINDER_EXT_STORAGE=rbd runs the suites on.
                 extras.update(

@@ -14,7 +14,8 @@
 
 Project ``service`` with users ``glance`` and ``cinder``, users ``demo``
 and ``alt_demo`` in projects of their names, catalog entries for
-``volumev3`` and ``image``.
+``volumev3``, ``image`` and ``volumev3-faults`` (Cinder through the fault
+tests' proxy).
 """
 
 import os
@@ -98,6 +99,10 @@ class Keystone(service.UwsgiService):
         ident.service('volumev3', 'cinderv3',
                       self.s.cinder_base + '/$(project_id)s')
         ident.service('image', 'glance', self.s.glance_url)
+        # Cinder through the fault tests' proxy (harness.faults), reached
+        # by a store with cinder_catalog_info = volumev3-faults::publicURL.
+        ident.service('volumev3-faults', 'cinderv3-faults',
+                      self.s.faults_base + '/$(project_id)s')
 
     def authtoken(self, user):
         """The [keystone_authtoken] section for service user user."""

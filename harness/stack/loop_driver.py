@@ -36,6 +36,11 @@ loop_opts = [
     cfg.BoolOpt('loop_online_extend_support', default=True,
                 help='What the pool reports as online_extend_support. '
                      'False makes the scheduler refuse in-use extends.'),
+    cfg.IntOpt('loop_capacity_gb', default=0,
+               help='A thick pool of this many GiB (the sizes of its '
+                    'volumes count as used), so the scheduler refuses '
+                    'what does not fit; 0: thin, as big as the file '
+                    'system.'),
 ]
 cfg.CONF.register_opts(loop_opts, group='backend_defaults')
 
@@ -96,6 +101,14 @@ class LoopDriver(driver.BaseVD):
             # Attached hosts see the new size at once.
             _run('losetup', '-c', dev)
 
+    def _allocated_gb(self):
+        """GiB of this backend's volumes (a thick pool's used space)."""
+        from cinder import context as cinder_context
+        from cinder import objects
+        ctx = cinder_context.get_admin_context()
+        volumes = objects.VolumeList.get_all_by_host(ctx, self.host)
+        return sum(v.size for v in volumes if v.status != 'deleting')
+
     def ensure_export(self, context, volume):
         pass
 
@@ -122,16 +135,22 @@ class LoopDriver(driver.BaseVD):
     def _update_volume_stats(self):
         st = os.statvfs(self._dir)
         name = self.configuration.safe_get('volume_backend_name')
+        total = st.f_blocks * st.f_frsize // units.Gi
+        free = st.f_bavail * st.f_frsize // units.Gi
+        capacity = self.configuration.loop_capacity_gb
+        if capacity:
+            total = capacity
+            free = max(0, capacity - self._allocated_gb())
         self._stats = {
             'volume_backend_name': name or 'loop',
             'vendor_name': 'cinder_ext_store tests',
             'driver_version': self.VERSION,
             'storage_protocol': 'local',
-            'total_capacity_gb': st.f_blocks * st.f_frsize // units.Gi,
-            'free_capacity_gb': st.f_bavail * st.f_frsize // units.Gi,
+            'total_capacity_gb': total,
+            'free_capacity_gb': free,
             'reserved_percentage': 0,
-            'thin_provisioning_support': True,
-            'thick_provisioning_support': False,
+            'thin_provisioning_support': not capacity,
+            'thick_provisioning_support': bool(capacity),
             'max_over_subscription_ratio': 20.0,
             'online_extend_support':
                 self.configuration.loop_online_extend_support,

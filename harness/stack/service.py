@@ -94,6 +94,8 @@ class Settings(object):
         self.cinder_port = port('API', 18776)
         self.keystone_port = port('KEYSTONE', 15000)
         self.glance_port = port('GLANCE', 19292)
+        #: harness.faults.FaultProxy, while a fault test runs
+        self.faults_port = port('FAULTS', 18777)
         self.pins = {
             'cinder': env.get('CINDER_EXT_CINDER_PIN', 'cinder==29.0.0'),
             'keystone': env.get('CINDER_EXT_KEYSTONE_PIN', 'keystone==30.0.0'),
@@ -102,6 +104,7 @@ class Settings(object):
         self.auth_url = 'http://127.0.0.1:%d/v3' % self.keystone_port
         self.glance_url = 'http://127.0.0.1:%d' % self.glance_port
         self.cinder_base = 'http://127.0.0.1:%d/v3' % self.cinder_port
+        self.faults_base = 'http://127.0.0.1:%d/v3' % self.faults_port
 
     @property
     def keystone(self):

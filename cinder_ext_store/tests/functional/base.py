@@ -30,6 +30,7 @@ import testtools
 
 from cinder_ext_store import store as store_mod
 from harness import clouds
+from harness import faults
 from harness import images
 from harness import leaks
 from harness.stack import service
@@ -39,6 +40,7 @@ MiB = images.MiB
 GiB = images.GiB
 
 _CLOUD = None
+_PROXY = None
 
 
 def cloud():
@@ -60,10 +62,34 @@ def _answers():
         return False
 
 
+def fault_proxy(cloud):
+    """The process's :class:`~harness.faults.FaultProxy` (started once).
+
+    Before the stores load: the ``faults`` store checks its volume type
+    through it.
+    """
+    global _PROXY
+    if _PROXY is None:
+        _PROXY = faults.FaultProxy(cloud.setting('fault_proxy_upstream'),
+                                   int(cloud.setting('fault_proxy_port')))
+        _PROXY.start()
+    return _PROXY
+
+
 def backends(cloud):
     """The test backends: {id: Backend}."""
     vtype = cloud.setting('volume_type')
-    return {
+    more = {}
+    if cloud.setting('fault_catalog_info'):
+        # Cinder through the fault proxy (test_faults), quick to time out.
+        more['faults'] = stores.Backend('cinder_ext', vtype, True, (
+            ('cinder_catalog_info', cloud.setting('fault_catalog_info')),
+            ('cinder_ext_api_timeout', 3),
+            ('cinder_state_transition_timeout', 30)))
+    if cloud.setting('volume_type_small'):
+        more['small'] = stores.Backend(
+            'cinder_ext', cloud.setting('volume_type_small'), True)
+    return dict(more, **{
         'online': stores.Backend('cinder_ext', vtype, True),
         'offline': stores.Backend('cinder_ext', vtype, False),
         'nofeature': stores.Backend(
@@ -76,7 +102,7 @@ def backends(cloud):
         # noauth stack); Cinder's default type applies.
         'intree': stores.Backend(
             'cinder', cloud.setting('volume_type_intree'), True),
-    }
+    })
 
 
 class Context(oslo_context.RequestContext):
@@ -99,6 +125,8 @@ class FunctionalTestCase(testtools.TestCase):
                       'settings: start the stack with Ceph (tools/stack up, '
                       'without --no-ceph)')
         self.backends = backends(self.cloud)
+        if 'faults' in self.backends:
+            fault_proxy(self.cloud)
         self.conf = stores.load(self.cloud, self.backends, 'online')
         self.inspect = leaks.Inspector(self.cloud)
         # With service credentials the context only names the owner.

@@ -349,8 +349,13 @@ class _Volumes(_Manager):
         return self.cloud.answer('get', self.cloud.get(self.version,
                                                        volume_id))
 
-    def list(self, search_opts=None):
-        return self.cloud.list(self.version, (search_opts or {}).get('name'))
+    def list(self, search_opts=None, marker=None, limit=None):
+        found = sorted(self.cloud.list(self.version,
+                                       (search_opts or {}).get('name')),
+                       key=lambda v: v.id)
+        if marker is not None:
+            found = [v for v in found if v.id > marker]
+        return found[:limit] if limit else found
 
     def delete(self, volume_id):
         self.cloud.delete(self.version, volume_id)

@@ -1,0 +1,306 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The fault matrix: the store against a real Cinder that misbehaves.
+
+The ``faults`` backend reaches cinder-api through :mod:`harness.faults`
+(found in Keystone's catalog as ``volumev3-faults``), with a 3 s request
+timeout. Every cell asserts the outcome (success, or the exact
+glance_store error) and that Cinder and this host hold what they held
+before: volumes and attachments counted by Cinder itself, loop devices,
+RBD images and os-brick's RBD files counted on the host. Each cell logs
+one ``fault-matrix`` line, which the session note quotes.
+"""
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+
+import ddt
+from glance_store import exceptions
+
+from cinder_ext_store.tests.functional import base
+from harness import clouds
+from harness import faults
+from harness import images
+
+LOG = logging.getLogger('fault-matrix')
+SIZE = 8 * base.MiB + 5
+
+
+class FaultTestCase(base.FunctionalTestCase):
+    backend = 'faults'
+
+    def setUp(self):
+        super(FaultTestCase, self).setUp()
+        if 'faults' not in self.backends:
+            self.fail('the cloud has no fault proxy settings (the local '
+                      'stack with Keystone has them)')
+        self.proxy = base.fault_proxy(self.cloud)
+        self.proxy.clear()
+        self.addCleanup(self.proxy.clear)
+        self.image_id = 'fault-%s' % self.id().rsplit('.', 1)[-1][-40:]
+
+    def upload(self, size=SIZE, declared=None, backend=None):
+        src = images.ImageSource(size, seed=3)
+        result = self.add(backend or self.backend, src,
+                          size if declared is None else declared,
+                          image_id=self.image_id)
+        return src, result[0]
+
+    def image_volumes(self):
+        name = 'image-%s' % self.image_id
+        return [v for v in self.inspect.volumes().values()
+                if v.name == name and v.id not in self.before['volumes']]
+
+    def assertOneCleanVolume(self, uri):
+        """No duplicate: one volume of the image, no attachment left."""
+        vols = self.image_volumes()
+        self.assertEqual([uri.rsplit('/', 1)[1]], [v.id for v in vols])
+        self.assertEqual('available', vols[0].status)
+        self.assertEqual([], vols[0].attachments)
+
+    def cell(self, name, outcome):
+        leftovers = self.leftovers()
+        LOG.warning('fault-matrix cell=%s outcome=%s leaks=%d', name,
+                    outcome, sum(len(v) for v in leftovers.values()))
+        self.assertEqual({}, leftovers)
+
+    def leftovers(self, timeout=90):
+        now = self.inspect.wait_until(self.before, timeout)
+        return {k: now[k] ^ self.before[k] for k in self.before
+                if now[k] != self.before[k]}
+
+    def roundtrip_then_clean(self, name, rule):
+        src, uri = self.upload()
+        self.assertOneCleanVolume(uri)
+        self.assertEqual(src.hexdigest(), self.read_sha256(uri,
+                                                           self.backend))
+        self.assertGreaterEqual(rule.hits, 1, 'the fault never fired')
+        self.delete(uri, self.backend)
+        self.cell(name, 'ok after retry')
+
+
+REQUESTS = {
+    'volume-create': faults.VOLUME_CREATE,
+    'volume-get': faults.VOLUME_GET,
+    'attachment-create': faults.ATTACHMENT_CREATE,
+    'attachment-complete': faults.ATTACHMENT_COMPLETE,
+    'attachment-delete': faults.ATTACHMENT_DELETE,
+    'volume-action': faults.VOLUME_ACTION,
+}
+
+
+@ddt.ddt
+class TestTransient(FaultTestCase):
+    """Each call failing once: retried (or recovered), then success."""
+
+    @ddt.data(*sorted(REQUESTS))
+    def test_503_once(self, request):
+        rule = self.proxy.add(REQUESTS[request], faults.Fault.status(503))
+        self.roundtrip_then_clean('%s 503 once' % request, rule)
+
+    @ddt.data('volume-create', 'attachment-create', 'volume-get')
+    def test_reset_once(self, request):
+        rule = self.proxy.add(REQUESTS[request], faults.Fault.reset())
+        self.roundtrip_then_clean('%s reset once' % request, rule)
+
+    @ddt.data('volume-create', 'attachment-create', 'attachment-delete',
+              'attachment-complete', 'volume-action')
+    def test_answer_lost_once(self, request):
+        # Cinder carries the request out; the store never hears of it.
+        rule = self.proxy.add(REQUESTS[request], faults.Fault.lost())
+        self.roundtrip_then_clean('%s answer lost once' % request, rule)
+
+    @ddt.data('volume-create', 'attachment-create')
+    def test_answer_late_once(self, request):
+        # Past the store's 3 s timeout: the answer is lost too.
+        rule = self.proxy.add(REQUESTS[request], faults.Fault.late(5))
+        self.roundtrip_then_clean('%s answer after the timeout' % request,
+                                  rule)
+
+    def test_extend_answer_lost_once(self):
+        rule = self.proxy.add(faults.VOLUME_ACTION, faults.Fault.lost())
+        # Unknown size: the first action is os-extend (1 -> 2 GiB).
+        src, uri = self.upload(base.GiB + base.MiB, declared=0)
+        self.assertOneCleanVolume(uri)
+        self.assertEqual(2, self.image_volumes()[0].size)
+        self.assertEqual(1, rule.hits)
+        self.assertEqual(src.hexdigest(), self.read_sha256(uri,
+                                                           self.backend))
+        self.delete(uri, self.backend)
+        self.cell('os-extend answer lost once', 'ok after recovery')
+
+    def test_volume_delete_answer_lost_once(self):
+        src, uri = self.upload()
+        rule = self.proxy.add(faults.VOLUME_DELETE, faults.Fault.lost())
+        self.delete(uri, self.backend)
+        self.assertEqual(1, rule.hits)
+        self.cell('volume-delete answer lost once', 'ok (delete confirmed)')
+
+    def test_volume_delete_503_once(self):
+        src, uri = self.upload()
+        rule = self.proxy.add(faults.VOLUME_DELETE, faults.Fault.status(503))
+        self.delete(uri, self.backend)
+        self.assertEqual(1, rule.hits)
+        self.cell('volume-delete 503 once', 'ok after retry')
+
+
+@ddt.ddt
+class TestPersistent(FaultTestCase):
+    """Each call failing every time: a clean error, nothing left."""
+
+    @ddt.data(('volume-create', 503), ('volume-create', 500),
+              ('attachment-create', 503), ('attachment-complete', 500),
+              ('volume-action', 503))
+    @ddt.unpack
+    def test_always(self, request, code):
+        rule = self.proxy.add(REQUESTS[request], faults.Fault.status(code),
+                              times=None)
+        e = self.assertRaises(exceptions.BackendException, self.upload)
+        self.assertIn('HTTP %d' % code, str(e))
+        # 1 + cinder_http_retries tries, no more.
+        self.assertEqual(4, rule.hits)
+        self.proxy.clear()
+        self.cell('%s %d always' % (request, code), 'BackendException')
+
+    def test_attachment_delete_always(self):
+        # The detach cannot be recorded: the upload fails, and the store's
+        # cleanup cannot delete the volume either while Cinder keeps the
+        # attachment. Once Cinder answers again, the orphan is the
+        # reconcile command's; here the test removes it as it would.
+        rule = self.proxy.add(faults.ATTACHMENT_DELETE,
+                              faults.Fault.status(503), times=None)
+        e = self.assertRaises(exceptions.BackendException, self.upload)
+        self.assertIn('deletion of attachment', str(e))
+        self.assertGreaterEqual(rule.hits, 4)
+        self.assertIn('left behind', self.log.output)
+        left = self.image_volumes()
+        self.assertEqual(1, len(left))
+        self.proxy.clear()
+        api = self.store(self.backend).cinder.api()
+        api.delete_quietly(left[0].id)
+        self.cell('attachment-delete 503 always',
+                  'BackendException; volume left for reconcile')
+
+    def test_quota_413_at_create(self):
+        self.proxy.add(faults.VOLUME_CREATE, faults.Fault.status(413))
+        self.assertRaises(exceptions.StorageFull, self.upload)
+        self.cell('volume-create 413', 'StorageFull')
+
+    def test_timeout_every_time(self):
+        rule = self.proxy.add(faults.VOLUME_GET, faults.Fault.late(4),
+                              times=None)
+        started = time.monotonic()
+        e = self.assertRaises(exceptions.BackendException, self.upload)
+        self.assertIn('timed out', str(e).lower())
+        self.assertGreaterEqual(rule.hits, 4)
+        # 4 tries of 3 s and the back-off, not the 120 s status timeout.
+        self.assertLess(time.monotonic() - started, 60)
+        self.proxy.clear()
+        self.cell('volume-get slower than the timeout, always',
+                  'BackendException')
+
+
+class TestInterrupted(FaultTestCase):
+
+    def test_keyboard_interrupt_while_waiting_for_available(self):
+        # The store sits in a status GET that answers late; SIGINT arrives
+        # (Ctrl-C, a worker's graceful stop): KeyboardInterrupt, and the
+        # volume it was waiting for is deleted, not leaked.
+        self.proxy.add(faults.VOLUME_GET, faults.Fault.late(2))
+        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        self.addCleanup(timer.cancel)
+        self.assertRaises(KeyboardInterrupt, self.upload)
+        self.cell('KeyboardInterrupt while waiting for available',
+                  'KeyboardInterrupt; volume deleted')
+
+
+class TestQuota(FaultTestCase):
+    """Cinder's real quota, set for the store's project for one test."""
+
+    def setUp(self):
+        super(TestQuota, self).setUp()
+        admin = clouds.load(clouds.ADMIN_CLOUD).cinder()
+        project = self.cloud.session().get_project_id()
+        used = sum(v.size for v in self.inspect.cinder.volumes.list())
+        admin.quotas.update(project, gigabytes=used + 1)
+        self.addCleanup(admin.quotas.delete, project)
+
+    def test_at_create(self):
+        e = self.assertRaises(exceptions.StorageFull, self.upload,
+                              declared=base.GiB + 1)
+        self.assertIn('quota', str(e).lower())
+        self.cell('quota exceeded at create', 'StorageFull')
+
+    def test_at_extend(self):
+        e = self.assertRaises(exceptions.StorageFull, self.upload,
+                              base.GiB + base.MiB, declared=0)
+        self.assertIn('quota', str(e).lower())
+        self.cell('quota exceeded at extend', 'StorageFull')
+
+
+class TestFullPool(FaultTestCase):
+    """A thick 1 GiB pool the scheduler really finds full (loop-small)."""
+
+    backend = 'small'
+
+    def setUp(self):
+        super(TestFullPool, self).setUp()
+        if 'small' not in self.backends:
+            self.fail('the cloud has no small pool (volume_type_small)')
+        self.inspect.wait_pool_free(self.cloud.setting('volume_type_small'),
+                                    1)
+
+    def test_volume_goes_to_error_while_creating(self):
+        e = self.assertRaises(exceptions.BackendException, self.upload,
+                              declared=base.GiB + 1)
+        self.assertIn("'error' after creation", str(e))
+        self.cell('volume goes to error while creating (no room)',
+                  'BackendException')
+
+    def test_full_pool_is_storage_full_not_a_missing_feature(self):
+        store = self.store(self.backend)
+        e = self.assertRaises(exceptions.StorageFull, self.upload,
+                              base.GiB + base.MiB, declared=0)
+        self.assertIn('no room in the pool', str(e))
+        # The in-use extend was refused for room: online extend stays on.
+        self.assertIsNone(store.online_extend.refused)
+        self.cell('pool full at in-use extend', 'StorageFull, online kept')
+
+
+class TestDataPath(FaultTestCase):
+    backend = 'online'
+
+    def test_source_raises_mid_stream(self):
+        src = images.ImageSource(64 * base.MiB, seed=4,
+                                 fail_at=20 * base.MiB)
+        self.assertRaises(IOError, self.add, self.backend, src,
+                          64 * base.MiB, image_id=self.image_id)
+        self.cell('source raises mid-stream', 'IOError passed on')
+
+    def test_consumer_goes_away(self):
+        src, uri = self.upload(64 * base.MiB)
+        it, length = self.store(self.backend).get(
+            self.location(uri, self.backend), context=self.context)
+        digest = hashlib.sha256()
+        for i, chunk in zip(range(3), it):
+            digest.update(chunk)
+        it.close()  # what Glance does when its client disconnects
+        self.assertEqual(self.before['attachments'],
+                         self.inspect.attachments())
+        self.delete(uri, self.backend)
+        self.cell("reader's consumer goes away", 'attachment released')

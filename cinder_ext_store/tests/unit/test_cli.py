@@ -1,0 +1,93 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import os
+
+import fixtures
+from oslo_config import cfg
+import testtools
+
+from cinder_ext_store import cli
+from cinder_ext_store import reconcile
+from cinder_ext_store.tests.unit import test_reconcile
+
+CONF = """[DEFAULT]
+enabled_backends = fast:cinder_ext, files:file
+[glance_store]
+default_backend = fast
+[fast]
+cinder_volume_type = fast
+[oslo_concurrency]
+lock_path = %s
+"""
+
+
+class TestConfig(testtools.TestCase):
+
+    def test_reads_glance_api_conf_like_glance(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'glance-api.conf')
+        with open(path, 'w') as f:
+            f.write(CONF % tmp)
+        args = cli._parser().parse_args(['--config-file', path,
+                                         'reconcile'])
+        conf = cli.load_conf(args, cfg.ConfigOpts())
+        found = cli.stores(conf)
+        self.assertEqual(['fast'], list(found))  # not the file store
+        self.assertEqual('fast', found['fast'].store_conf.cinder_volume_type)
+
+    def test_defaults(self):
+        args = cli._parser().parse_args(['reconcile'])
+        self.assertFalse(args.apply)
+        self.assertEqual(cli.DEFAULT_GRACE, args.older_than)
+        self.assertRaises(SystemExit, cli._parser().parse_args, [])
+
+
+class TestReconcileCommand(test_reconcile.ReconcileTestCase):
+
+    def command(self, *argv, glance=None):
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.cli.stores', lambda conf: {'images':
+                                                         self.store}))
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.reconcile.GlanceImages',
+            lambda: glance or test_reconcile.FakeGlance()))
+        args = cli._parser().parse_args(['reconcile'] + list(argv))
+        return cli.reconcile_command(args, None, out=self.out.append)
+
+    def test_dry_run_then_apply(self):
+        self.image_volume('gone')
+        self.assertEqual(0, self.command('--older-than', '0'))
+        self.assertIn('1 action(s); nothing changed (dry run)', self.out[-1])
+        self.assertEqual(1, len(self.cloud.volumes))
+        self.assertEqual(0, self.command('--older-than', '0', '--apply'))
+        self.assertEqual('1 action(s) done, 0 failed', self.out[-1])
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
+
+    def test_nothing_to_do(self):
+        self.assertEqual(0, self.command())
+        self.assertEqual(['nothing to clean'], self.out)
+
+    def test_failure_is_exit_status_1(self):
+        self.image_volume('gone')
+        self.cloud.fail('delete', reconcile.cinder_api.cinder_exc.BadRequest(
+            400, 'refused'))
+        self.assertEqual(1, self.command('--older-than', '0', '--apply'))
+        self.assertIn('1 failed', self.out[-1])
+
+    def test_glance_unreachable_is_said(self):
+        glance = test_reconcile.FakeGlance(reachable=False)
+        glance.reason = 'no database'
+        self.command(glance=glance)
+        self.assertIn("Glance's database cannot be reached (no database)",
+                      self.out[0])
