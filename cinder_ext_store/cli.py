@@ -66,6 +66,16 @@ def load_conf(args, conf=None):
         argv += ['--config-file', path]
     if args.config_dir:
         argv += ['--config-dir', args.config_dir]
+    if conf is cfg.CONF:
+        try:
+            # Glance's own options first (its enabled_backends among them;
+            # the modules that read its database register command-line
+            # options, which only works before parsing).
+            import glance.common.config  # noqa: F401
+            import glance.context  # noqa: F401
+            import glance.db  # noqa: F401
+        except ImportError:
+            pass  # not on a glance-api host: Glance cannot be asked
     try:
         conf.register_opt(cfg.DictOpt('enabled_backends'))
     except cfg.DuplicateOptError:

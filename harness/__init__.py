@@ -22,7 +22,8 @@ stack tool share:
 * :mod:`harness.stores` - stores loaded the way Glance loads them;
 * :mod:`harness.images` - image data that can be checked byte for byte;
 * :mod:`harness.glance` - a Glance client for end-to-end runs;
-* :mod:`harness.leaks` - what Cinder and this host hold, to find leaks.
+* :mod:`harness.leaks` - what Cinder and this host hold, to find leaks;
+* :mod:`harness.faults` - a fault-injecting proxy in front of cinder-api.
 
 Importing this package imports nothing else: the stack tool runs on the
 system Python with the standard library only.

@@ -19,8 +19,21 @@ configurations os-brick writes for each RBD connection (they hold a key).
 
 import glob
 import json
+import os
 import subprocess
 import time
+
+
+def record(cloud, name, text):
+    """Append ``text`` to ``<stack log dir>/<name>`` (local stack only).
+
+    What the fault matrix and the crash test did, for people reading a
+    run afterwards (CI, a session note).
+    """
+    stack_dir = cloud.setting('stack_dir')
+    if stack_dir:
+        with open(os.path.join(stack_dir, 'log', name), 'a') as f:
+            f.write(text.rstrip('\n') + '\n')
 
 
 class Inspector(object):

@@ -144,6 +144,10 @@ class Stack(object):
                           cinder_volume_log=self.s.path(
                               'cinder', 'log', 'cinder-volume.log'),
                           glance_pidfile=self.glance.pidfile(),
+                          glance_config_dir=self.glance.etc,
+                          glance_lock_path=self.glance.lock_path,
+                          glance_bin_dir=os.path.join(
+                              s.venv('glance'), 'bin'),
                           glance_backend='images',
                           glance_backend_offline='offline',
                           glance_backend_intree='intree',

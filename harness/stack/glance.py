@@ -124,9 +124,13 @@ class Glance(service.UwsgiService):
                 % (name, vtype, description, self.s.auth_url,
                    self.s.SERVICE_PASSWORD, vtype, extend))
 
+    @property
+    def lock_path(self):
+        return os.path.join(self.dir, 'lock')
+
     def _write_config(self):
         etc = self.etc
-        lock = os.path.join(self.dir, 'lock')
+        lock = self.lock_path
         for sub in (etc, lock, os.path.join(self.dir, 'staging'),
                     os.path.join(self.dir, 'tasks')):
             os.makedirs(sub, exist_ok=True)

@@ -35,6 +35,7 @@ from cinder_ext_store.tests.functional import base
 from harness import clouds
 from harness import faults
 from harness import images
+from harness import leaks
 
 LOG = logging.getLogger('fault-matrix')
 SIZE = 8 * base.MiB + 5
@@ -74,8 +75,10 @@ class FaultTestCase(base.FunctionalTestCase):
 
     def cell(self, name, outcome):
         leftovers = self.leftovers()
-        LOG.warning('fault-matrix cell=%s outcome=%s leaks=%d', name,
-                    outcome, sum(len(v) for v in leftovers.values()))
+        line = '%-55s | %-42s | leaks=%d' % (
+            name, outcome, sum(len(v) for v in leftovers.values()))
+        LOG.warning('fault-matrix %s', line)
+        leaks.record(self.cloud, 'fault-matrix.txt', line)
         self.assertEqual({}, leftovers)
 
     def leftovers(self, timeout=90):
