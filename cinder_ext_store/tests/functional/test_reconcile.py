@@ -49,8 +49,8 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
                'reconcile'] + list(args)
         done = subprocess.run(cmd, capture_output=True, text=True,
                               timeout=300)
-        text = '$ cinder-ext-store --config-dir <glance etc> reconcile %s\n%s' % (
-            ' '.join(args), done.stdout)
+        text = ('$ cinder-ext-store --config-dir <glance etc> reconcile '
+                '%s\n%s' % (' '.join(args), done.stdout))
         LOG.warning('%s', text)
         leaks.record(self.cloud, 'reconcile-crash.txt', text)
         self.assertEqual(0, done.returncode, done.stdout + done.stderr)
