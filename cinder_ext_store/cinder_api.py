@@ -458,6 +458,8 @@ class CinderAPI(object):
         Attachments still on the volume (a detach that failed) are deleted
         first, since Cinder refuses to delete an attached volume; one that
         is already gone does not stop the volume's deletion.
+
+        :returns: False when the volume is left behind
         """
         try:
             try:
@@ -488,6 +490,8 @@ class CinderAPI(object):
             LOG.exception('Could not delete volume %s; it is left behind: '
                           'delete it by hand or run cinder-ext-store '
                           'reconcile', volume_id)
+            return False
+        return True
 
     def set_metadata(self, volume_id, metadata):
         self._request('metadata update', lambda: self._client(

@@ -257,11 +257,24 @@ class ReadShares(object):
             json.dump(marker, f)
         os.replace(tmp, self._upload_marker(volume_id))
 
-    def uploaded(self, volume_id):
-        try:
-            os.unlink(self._upload_marker(volume_id))
-        except FileNotFoundError:
-            pass
+    def uploaded(self, volume_id, abandoned=False):
+        """The upload ended; ``abandoned``: its cleanup could not finish.
+
+        An abandoned upload's marker stays, flagged, so that reconcile
+        cleans its attachment and volume although this process lives on.
+        """
+        if abandoned:
+            try:
+                with open(self._upload_marker(volume_id)) as f:
+                    marker = json.load(f)
+                marker['abandoned'] = True
+                with open(self._upload_marker(volume_id), 'w') as f:
+                    json.dump(marker, f)
+                return
+            except (OSError, ValueError) as e:
+                LOG.error('Could not record abandoned upload of volume %s: '
+                          '%s', volume_id, e)
+        self._forget_upload(volume_id)
 
     # -- what dead processes left (cinder-ext-store reconcile) -------------
 
@@ -275,14 +288,19 @@ class ReadShares(object):
                 yield name[:-len(suffix)]
 
     def dead_uploads(self):
-        """(volume id, marker) of uploads whose process is gone."""
+        """(volume id, marker) of uploads reconcile may clean.
+
+        Those whose process is gone, and those that failed and could not
+        clean up (``marker['abandoned']``).
+        """
         for volume_id in self._markers('.upload'):
             try:
                 with open(self._upload_marker(volume_id)) as f:
                     marker = json.load(f)
             except (OSError, ValueError):
                 continue
-            if not _alive(marker.get('pid', 0), marker.get('start')):
+            if marker.get('abandoned') or not _alive(marker.get('pid', 0),
+                                                     marker.get('start')):
                 yield volume_id, marker
 
     def dead_shares(self):
@@ -303,7 +321,8 @@ class ReadShares(object):
         """
         with open(self._upload_marker(volume_id)) as f:
             marker = json.load(f)
-        if _alive(marker.get('pid', 0), marker.get('start')):
+        if not marker.get('abandoned') and _alive(marker.get('pid', 0),
+                                                  marker.get('start')):
             raise exceptions.BackendException(
                 'Volume %s is being written by live process %s'
                 % (volume_id, marker['pid']))
@@ -318,7 +337,13 @@ class ReadShares(object):
                 pass
         if marker.get('attachment_id'):
             api.attachment_delete(marker['attachment_id'], volume_id)
-        self.uploaded(volume_id)
+        self._forget_upload(volume_id)
+
+    def _forget_upload(self, volume_id):
+        try:
+            os.unlink(self._upload_marker(volume_id))
+        except FileNotFoundError:
+            pass
 
     def _check_not_uploading(self, volume_id):
         try:

@@ -16,9 +16,9 @@
 saying what it would do and why; nothing changes until an action is run.
 It finds, on this host (the state the store keeps in its lock path):
 
-* uploads whose process is gone: their read-write attachment and host
-  connection, and their volume (the upload never finished, so no image
-  uses it);
+* uploads whose process is gone, or that failed and could not clean up
+  (Cinder refused then): their read-write attachment and host connection,
+  and their volume (the upload never finished, so no image uses it);
 * read shares (one read-only attachment per volume and host) none of
   whose reader processes is alive;
 
@@ -132,7 +132,9 @@ def plan(store, glance, older_than, now=None):
             name, 'release upload attachment',
             '%s of volume %s' % (marker.get('attachment_id') or '(none)',
                                  volume_id),
-            'the uploading process %s is gone' % marker.get('pid'),
+            ('the upload failed and could not clean up (process %s)'
+             if marker.get('abandoned') else
+             'the uploading process %s is gone') % marker.get('pid'),
             lambda v=volume_id: store.shares.reclaim_upload(api, v)))
     for volume_id, state in store.shares.dead_shares():
         pids = ', '.join(sorted(state['readers'])) or 'none left'

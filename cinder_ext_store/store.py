@@ -299,8 +299,11 @@ class Store(glance_store.driver.Store):
                 with excutils.save_and_reraise_exception():
                     LOG.error('Upload of image %s into volume %s failed; '
                               'deleting the volume', image_id, volume.id)
-                    api.delete_quietly(volume.id)
-            finally:
+                    # What cannot be deleted now stays on record for
+                    # cinder-ext-store reconcile.
+                    abandoned = not api.delete_quietly(volume.id)
+                    self.shares.uploaded(volume.id, abandoned=abandoned)
+            else:
                 self.shares.uploaded(volume.id)
             md5, multihash = hashes.hexdigests()
         finally:

@@ -25,7 +25,9 @@ method and a regular expression searched in the path after
 * ``Fault.lost()`` - forwarded, Cinder acts, the answer is replaced by a
   connection reset (what a crashed load balancer does);
 * ``Fault.late(seconds)`` - forwarded, answered only after ``seconds``
-  (past the store's timeout, so the answer is lost too).
+  (past the store's timeout, so the answer is lost too);
+* ``Fault.hook(callable)`` - ``callable()`` runs, then the request is
+  forwarded (e.g. stop a Cinder service just before an extend).
 """
 
 import http.client
@@ -61,6 +63,10 @@ class Fault(object):
     @classmethod
     def late(cls, seconds):
         return cls('late', seconds)
+
+    @classmethod
+    def hook(cls, call):
+        return cls('hook', call)
 
     def __repr__(self):
         return '%s%s' % (self.kind, '' if self.value is None
@@ -195,6 +201,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 _cinder_error(fault.value)).encode(), 'application/json')
         if fault is not None and fault.kind == 'reset':
             return self._reset()
+        if fault is not None and fault.kind == 'hook':
+            fault.value()
         status, headers, data = self._forward(body)
         if fault is not None and fault.kind == 'lost':
             return self._reset()

@@ -24,6 +24,7 @@ pools for minutes and early API calls hang.
 import glob
 import os
 import shutil
+import signal
 
 from harness.stack import rest
 from harness.stack import service
@@ -196,18 +197,35 @@ helper_command = %(helper)s os_brick.privileged.default
                        self.s.path('cinder', 'log', '%s.out' % name),
                        env={'PYTHONPATH': service.REPO}, name=name)
 
+    def start_process(self, name):
+        """Start one of :attr:`PROCESSES` (if down); wait until it serves."""
+        self._spawn(name)
+        if name == 'cinder-api':
+            service.wait_for(60, 'cinder-api', lambda: self.admin().ping())
+        else:
+            service.wait_for(90, "%s's queue" % name,
+                             lambda: self.rabbit.has_queue(name))
+
+    def stop_process(self, name):
+        """Kill one of :attr:`PROCESSES`, as a crash would (SIGKILL)."""
+        if name not in self.PROCESSES:
+            raise service.StackError('%s is not a Cinder process' % name)
+        # cinder-volume runs one child per backend: those first, or they
+        # go on serving without their parent.
+        pid = self.pid(name)
+        for child in service.descendants(pid) if pid else ():
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.kill_recorded(name, grace=0)
+
     def start(self):
         self._write_config()
         service.run([os.path.join(self.venv, 'bin', 'cinder-manage'),
                      '--config-file', self.conf, 'db', 'sync'])
-        self._spawn('cinder-volume')
-        service.wait_for(90, "cinder-volume's queue",
-                         lambda: self.rabbit.has_queue('cinder-volume'))
-        self._spawn('cinder-scheduler')
-        service.wait_for(60, "cinder-scheduler's queue",
-                         lambda: self.rabbit.has_queue('cinder-scheduler'))
-        self._spawn('cinder-api')
-        service.wait_for(60, 'cinder-api', lambda: self.admin().ping())
+        for name in self.PROCESSES:
+            self.start_process(name)
         admin = self.admin()
         hosts = {'%s@%s#' % (HOST, b) for b in self.backends}
         service.wait_for(120, 'every backend\'s pool in the scheduler',

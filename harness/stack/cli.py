@@ -25,6 +25,9 @@
                              domains) and CINDER_EXT_VOLUME_TYPE; starts
                              nothing
     tools/stack clean        down, then delete the state directory
+    tools/stack stop NAME    kill one Cinder process (cinder-volume,
+                             cinder-scheduler, cinder-api), as a crash or
+                             a deploy would; `start NAME` starts it again
 
 Runs as root on Debian 12. Everything lives in $CINDER_EXT_STACK_DIR
 (default <repo>/.stack, ignored by git); `up` writes clouds.yaml there
@@ -243,7 +246,8 @@ def _read_state(state):
 
 def main(argv):
     command = argv[0] if argv else None
-    if command not in ('up', 'down', 'status', 'external', 'clean'):
+    if command not in ('up', 'down', 'status', 'external', 'clean',
+                       'stop', 'start'):
         print(__doc__.split('\n\n')[1], file=sys.stderr)
         return 2
     mode = 'keystone'
@@ -257,7 +261,15 @@ def main(argv):
         with_ceph = 'ceph' in _read_state(state)
     stack = Stack(service.Settings(mode, state, with_ceph))
     try:
-        getattr(stack, command)()
+        if command in ('stop', 'start'):
+            if len(argv) != 2:
+                raise service.StackError('%s which process?' % command)
+            if command == 'stop':
+                stack.cinder.stop_process(argv[1])
+            else:
+                stack.cinder.start_process(argv[1])
+        else:
+            getattr(stack, command)()
     except service.StackError as e:
         service.log('ERROR: %s' % e)
         return 1

@@ -276,6 +276,19 @@ class Service(object):
             pass
 
 
+def descendants(pid):
+    """The pids of ``pid``'s children, grandchildren, ..."""
+    found = []
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+            children = [int(p) for p in f.read().split()]
+    except OSError:
+        return found
+    for child in children:
+        found += [child] + descendants(child)
+    return found
+
+
 def _reap(pid):
     """Collect ``pid`` if it is our exited child.
 

@@ -25,17 +25,20 @@ import hashlib
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 
 import ddt
 from glance_store import exceptions
 
+from cinder_ext_store import reconcile
 from cinder_ext_store.tests.functional import base
 from harness import clouds
 from harness import faults
 from harness import images
 from harness import leaks
+from harness.stack import service
 
 LOG = logging.getLogger('fault-matrix')
 SIZE = 8 * base.MiB + 5
@@ -190,13 +193,16 @@ class TestPersistent(FaultTestCase):
         self.assertIn('deletion of attachment', str(e))
         self.assertGreaterEqual(rule.hits, 4)
         self.assertIn('left behind', self.log.output)
-        left = self.image_volumes()
-        self.assertEqual(1, len(left))
+        self.assertEqual(1, len(self.image_volumes()))
         self.proxy.clear()
-        api = self.store(self.backend).cinder.api()
-        api.delete_quietly(left[0].id)
+        # The live process flagged its upload for reconcile.
+        actions = reconcile.plan(self.store(self.backend),
+                                 reconcile.GlanceImages(), 3600)
+        self.assertEqual(['release upload attachment', 'delete volume'],
+                         [a.what for a in actions])
+        self.assertEqual(0, reconcile.run(actions, True, lambda line: None))
         self.cell('attachment-delete 503 always',
-                  'BackendException; volume left for reconcile')
+                  'BackendException; reconcile cleans')
 
     def test_quota_413_at_create(self):
         self.proxy.add(faults.VOLUME_CREATE, faults.Fault.status(413))
@@ -307,3 +313,91 @@ class TestDataPath(FaultTestCase):
                          self.inspect.attachments())
         self.delete(uri, self.backend)
         self.cell("reader's consumer goes away", 'attachment released')
+
+
+class Hooked(object):
+    """An image source that calls ``hook()`` once ``at`` bytes are read."""
+
+    def __init__(self, src, at, hook):
+        self.src = src
+        self.at = at
+        self.hook = hook
+
+    def read(self, n):
+        data = self.src.read(n)
+        if self.hook is not None and self.src.given >= self.at:
+            hook, self.hook = self.hook, None
+            hook()
+        return data
+
+
+class TestVolumeService(FaultTestCase):
+    """cinder-volume stopped (a crash, a deploy) and started again."""
+
+    # Cinder's API waits up to a minute for the volume service (its RPC
+    # timeout): the default backend's 60 s request timeout.
+    backend = 'online'
+
+    def setUp(self):
+        super(TestVolumeService, self).setUp()
+        if not self.cloud.setting('stack_dir'):
+            self.fail('stopping cinder-volume needs the local stack')
+        self.addCleanup(self.stack, 'start', 'cinder-volume')
+
+    def stack(self, *args):
+        subprocess.run([os.path.join(service.REPO, 'tools', 'stack')] +
+                       list(args), check=True, capture_output=True)
+
+    def restart_later(self, seconds):
+        timer = threading.Timer(seconds, self.stack, ('start',
+                                                      'cinder-volume'))
+        timer.start()
+        self.addCleanup(timer.join)
+
+    def test_stopped_mid_upload_and_started_again(self):
+        size = 256 * base.MiB + 9
+        src = images.ImageSource(size, seed=5)
+
+        def stop():
+            self.stack('stop', 'cinder-volume')
+            self.restart_later(3)
+        uri = self.add(self.backend, Hooked(src, 64 * base.MiB, stop),
+                       size, image_id=self.image_id)[0]
+        self.assertOneCleanVolume(uri)
+        self.assertEqual(src.hexdigest(), self.read_sha256(uri,
+                                                           self.backend))
+        self.delete(uri, self.backend)
+        self.cell('cinder-volume stopped mid-upload, back in 3 s',
+                  'ok (detach waited for it)')
+
+    def test_stopped_while_creating_and_started_again(self):
+        self.stack('stop', 'cinder-volume')
+        self.restart_later(5)
+        src, uri = self.upload()
+        self.assertOneCleanVolume(uri)
+        self.delete(uri, self.backend)
+        self.cell('cinder-volume down at create, back in 5 s',
+                  'ok (create waited for it)')
+
+    def test_extend_stuck_in_extending(self):
+        # The volume service stops as the extend is sent: Cinder keeps the
+        # volume 'extending' past the store's 30 s status timeout.
+        self.backend = 'faults'
+        rule = self.proxy.add(faults.VOLUME_ACTION, faults.Fault.hook(
+            lambda: self.stack('stop', 'cinder-volume')))
+        e = self.assertRaises(exceptions.BackendException, self.upload,
+                              base.GiB + base.MiB, declared=0)
+        self.assertEqual(1, rule.hits)
+        self.assertIn("status still 'extending'", str(e))
+        self.stack('start', 'cinder-volume')
+        # Cleanup could not finish while the volume service was away;
+        # reconcile finishes it.
+        store = self.store(self.backend)
+        api = store.cinder.api()
+        for vol in self.image_volumes():
+            api.settle(vol.id, ('extending', 'detaching', 'deleting'),
+                       'the volume service')
+        actions = reconcile.plan(store, reconcile.GlanceImages(), 3600)
+        self.assertEqual(0, reconcile.run(actions, True, lambda line: None))
+        self.cell('extend stuck in extending (volume service down)',
+                  'BackendException; reconcile cleans the rest')

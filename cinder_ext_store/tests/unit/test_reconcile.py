@@ -95,6 +95,23 @@ class TestHost(ReconcileTestCase):
         self.assertNothingLeft()
         self.assertEqual([], list(self.store.shares.dead_uploads()))
 
+    def test_upload_that_could_not_clean_up(self):
+        # Cinder refuses every detach: the upload fails, its volume stays
+        # attached; the live process flags its marker for reconcile.
+        self.cloud.fail('attachment_delete', cinder_api.cinder_exc.
+                        ClientException(503, 'busy'), 8)
+        self.assertRaises(cinder_api.exceptions.BackendException, self.add,
+                          base.payload(1000), image_id='stuck')
+        self.assertEqual(1, len(self.cloud.volumes))
+        actions = self.plan(FakeGlance({'stuck': ('queued', set())}),
+                            later=datetime.timedelta())
+        self.assertEqual(['release upload attachment', 'delete volume'],
+                         [a.what for a in actions])
+        self.assertIn('the upload failed and could not clean up',
+                      actions[0].reason)
+        self.assertEqual(0, self.run_plan(actions))
+        self.assertNothingLeft()
+
     def test_live_upload_is_not_touched(self):
         vid = self.image_volume('live')
         att = attachments.Attachment(self.api, self.host, vid, 'rw')
