@@ -12,10 +12,12 @@
 
 """Cinder 29: volume service, scheduler and API, on PostgreSQL + RabbitMQ.
 
-Three backends of the test-only loop-device driver (:mod:`.loop_driver`):
+Four backends of the test-only loop-device driver (:mod:`.loop_driver`):
 volume type loop extends in use, loop-offline reports that it
-cannot, so Cinder's scheduler really refuses in-use extends there, and
-loop-small is a thick 1 GiB pool, which the scheduler finds full. The
+cannot, so Cinder's scheduler really refuses in-use extends there,
+loop-small is a thick 1 GiB pool, which the scheduler finds full, and
+loop-full a thin pool on a 256 MiB file system, whose writes fail with
+ENOSPC. The
 processes start in order - volume service, scheduler, API - each once the
 previous one's queue exists: started together, the scheduler may miss the
 pools for minutes and early API calls hang.
@@ -30,9 +32,14 @@ from harness.stack import rest
 from harness.stack import service
 
 #: volume type -> whether its pool reports online_extend_support
-VOLUME_TYPES = {'loop': True, 'loop-offline': False, 'loop-small': True}
+VOLUME_TYPES = {'loop': True, 'loop-offline': False, 'loop-small': True,
+                'loop-full': True}
 #: Thick pools of a few GiB, which the scheduler really finds full
 CAPACITY_GB = {'loop-small': 1}
+#: Thin pools that claim 20 GiB on a file system of FULL_FS_MIB: writes
+#: fail with ENOSPC, as on an over-subscribed backend that filled up
+THIN_CAPACITY_GB = {'loop-full': 20}
+FULL_FS_MIB = 256
 # No 'image_service:store_id' extra spec: Cinder 29 sends it to Glance 33's
 # add-location call as validation data, which Glance refuses (HTTP 400,
 # "'store' was unexpected"), and upload-to-image falls back to copying the
@@ -78,6 +85,29 @@ class Cinder(service.Service):
     def volume_dir(self):
         return self.s.path('volumes')
 
+    @property
+    def full_dir(self):
+        """Where loop-full keeps its volumes: a small file system."""
+        return os.path.join(self.volume_dir, 'full')
+
+    def _volume_dir_of(self, backend):
+        return self.full_dir if backend in THIN_CAPACITY_GB else \
+            self.volume_dir
+
+    def _mount_full_fs(self):
+        if os.path.ismount(self.full_dir):
+            return
+        image = self.s.path('full-fs.img')
+        os.makedirs(self.full_dir, exist_ok=True)
+        with open(image, 'wb') as f:
+            f.truncate(FULL_FS_MIB * 1024 * 1024)
+        service.run(['mkfs.ext4', '-q', '-F', image])
+        service.run(['mount', '-o', 'loop', image, self.full_dir])
+
+    def _unmount_full_fs(self):
+        if os.path.ismount(self.full_dir):
+            service.run(['umount', self.full_dir], check=False)
+
     def install(self):
         # Volume from image by download converts with qemu-img.
         if not service.have_command('qemu-img'):
@@ -101,9 +131,10 @@ class Cinder(service.Service):
             '\n[%s]\nvolume_driver = harness.stack.loop_driver.LoopDriver\n'
             'volume_backend_name = %s\nloop_volume_dir = %s\n'
             'loop_online_extend_support = %s\n'
-            'loop_capacity_gb = %d\n'
+            'loop_capacity_gb = %d\nloop_thin_capacity_gb = %d\n'
             'image_upload_use_cinder_backend = True\n'
-            % (name, name, self.volume_dir, online, CAPACITY_GB.get(name, 0))
+            % (name, name, self._volume_dir_of(name), online,
+               CAPACITY_GB.get(name, 0), THIN_CAPACITY_GB.get(name, 0))
             for name, online in VOLUME_TYPES.items())
         if self.ceph:
             # Cinder's own RBD driver, as most clouds run it.
@@ -221,6 +252,7 @@ helper_command = %(helper)s os_brick.privileged.default
         self.kill_recorded(name, grace=0)
 
     def start(self):
+        self._mount_full_fs()
         self._write_config()
         service.run([os.path.join(self.venv, 'bin', 'cinder-manage'),
                      '--config-file', self.conf, 'db', 'sync'])
@@ -247,10 +279,12 @@ helper_command = %(helper)s os_brick.privileged.default
         for name in reversed(self.PROCESSES):
             self.kill_recorded(name)
         self.detach_loops()
+        self._unmount_full_fs()
 
     def detach_loops(self):
         """Detach the loop devices of this stack's volume files, no other."""
-        for path in glob.glob(os.path.join(self.volume_dir, 'volume-*')):
+        for path in (glob.glob(os.path.join(self.volume_dir, 'volume-*')) +
+                     glob.glob(os.path.join(self.full_dir, 'volume-*'))):
             out = service.run(['losetup', '-j', path], check=False)
             for line in out.splitlines():
                 service.run(['losetup', '-d', line.split(':', 1)[0]],
@@ -262,7 +296,9 @@ helper_command = %(helper)s os_brick.privileged.default
                     '%s (%s%s)' % (t, 'online extend' if online else
                                    'no online extend',
                                    ', %d GiB pool' % CAPACITY_GB[t]
-                                   if t in CAPACITY_GB else '')
+                                   if t in CAPACITY_GB else
+                                   ', %d MiB file system' % FULL_FS_MIB
+                                   if t in THIN_CAPACITY_GB else '')
                     for t, online in VOLUME_TYPES.items()) + ', ' +
                     ', '.join(list(EXTRA_TYPES) + (
                         ['rbd (Ceph)'] + list(RBD_TYPES) if self.ceph

@@ -140,6 +140,7 @@ class Stack(object):
                       volume_type_no_online_extend='loop-offline',
                       volume_type_multiattach='loop-multiattach',
                       volume_type_small='loop-small',
+                      volume_type_full='loop-full',
                       user_cloud=clouds.USER_CLOUD,
                       volume_dir=self.cinder.volume_dir)
         if s.keystone:

@@ -41,6 +41,10 @@ loop_opts = [
                     'volumes count as used), so the scheduler refuses '
                     'what does not fit; 0: thin, as big as the file '
                     'system.'),
+    cfg.IntOpt('loop_thin_capacity_gb', default=0,
+               help='A thin pool that claims this many GiB whatever its '
+                    'file system holds: writes past the file system fail '
+                    'with ENOSPC, as on a full over-subscribed backend.'),
 ]
 cfg.CONF.register_opts(loop_opts, group='backend_defaults')
 
@@ -141,6 +145,8 @@ class LoopDriver(driver.BaseVD):
         if capacity:
             total = capacity
             free = max(0, capacity - self._allocated_gb())
+        elif self.configuration.loop_thin_capacity_gb:
+            total = free = self.configuration.loop_thin_capacity_gb
         self._stats = {
             'volume_backend_name': name or 'loop',
             'vendor_name': 'cinder_ext_store tests',

@@ -86,9 +86,10 @@ def backends(cloud):
             ('cinder_catalog_info', cloud.setting('fault_catalog_info')),
             ('cinder_ext_api_timeout', 3),
             ('cinder_state_transition_timeout', 30)))
-    if cloud.setting('volume_type_small'):
-        more['small'] = stores.Backend(
-            'cinder_ext', cloud.setting('volume_type_small'), True)
+    for name in ('small', 'full'):  # pools that fill up (test_faults)
+        if cloud.setting('volume_type_%s' % name):
+            more[name] = stores.Backend(
+                'cinder_ext', cloud.setting('volume_type_%s' % name), True)
     return dict(more, **{
         'online': stores.Backend('cinder_ext', vtype, True),
         'offline': stores.Backend('cinder_ext', vtype, False),

@@ -291,6 +291,20 @@ class TestFullPool(FaultTestCase):
         self.cell('pool full at in-use extend', 'StorageFull, online kept')
 
 
+class TestBackendFull(FaultTestCase):
+    """A thin pool whose file system fills up (loop-full): ENOSPC."""
+
+    backend = 'full'
+
+    def test_enospc_on_the_device(self):
+        if 'full' not in self.backends:
+            self.fail('the cloud has no full pool (volume_type_full)')
+        e = self.assertRaises(exceptions.StorageFull, self.upload,
+                              512 * base.MiB)
+        self.assertIn('No space left on device', str(e))
+        self.cell('backend full (ENOSPC on the device)', 'StorageFull')
+
+
 class TestDataPath(FaultTestCase):
     backend = 'online'
 
