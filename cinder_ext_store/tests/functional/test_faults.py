@@ -182,6 +182,42 @@ class TestPersistent(FaultTestCase):
         self.proxy.clear()
         self.cell('%s %d always' % (request, code), 'BackendException')
 
+    def test_extend_always(self):
+        rule = self.proxy.add(faults.VOLUME_ACTION, faults.Fault.status(503),
+                              times=None)
+        # Unknown size: os-extend is the first volume action.
+        e = self.assertRaises(exceptions.BackendException, self.upload,
+                              base.GiB + base.MiB, declared=0)
+        self.assertIn('extension to 2 GiB', str(e))
+        self.assertEqual(4, rule.hits)
+        self.proxy.clear()
+        self.cell('os-extend 503 always', 'BackendException')
+
+    def test_volume_get_always(self):
+        rule = self.proxy.add(faults.VOLUME_GET, faults.Fault.status(503),
+                              times=None)
+        e = self.assertRaises(exceptions.BackendException, self.upload)
+        self.assertIn('lookup of volume', str(e))
+        self.assertGreaterEqual(rule.hits, 4)
+        # The cleanup deletes without asking first.
+        self.proxy.clear()
+        self.cell('volume-get 503 always', 'BackendException')
+
+    def test_volume_delete_always(self):
+        src, uri = self.upload()
+        rule = self.proxy.add(faults.VOLUME_DELETE, faults.Fault.status(503),
+                              times=None)
+        self.assertRaises(exceptions.BackendException, self.delete, uri,
+                          self.backend)
+        self.assertEqual(4, rule.hits)
+        self.proxy.clear()
+        # The image's volume is intact: the delete can be done again.
+        self.assertOneCleanVolume(uri)
+        self.assertEqual(src.hexdigest(), self.read_sha256(uri,
+                                                           self.backend))
+        self.delete(uri, self.backend)
+        self.cell('volume-delete 503 always', 'BackendException, image kept')
+
     def test_attachment_delete_always(self):
         # The detach cannot be recorded: the upload fails, and the store's
         # cleanup cannot delete the volume either while Cinder keeps the
