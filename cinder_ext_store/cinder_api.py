@@ -590,14 +590,17 @@ class CinderAPI(object):
             LOG.warning('Attachment %s of volume %s was already deleted',
                         attachment_id, volume_id)
 
-    def volume_type_exists(self, name):
+    def volume_type(self, name):
+        """The volume type called ``name``, or None."""
         def find():
             try:
-                self._client().volume_types.find(name=name)
+                return self._client().volume_types.find(name=name)
             except cinder_exc.NotFound:
-                return False
-            return True
+                return None
         return self._request('lookup of volume type %s' % name, find)
+
+    def volume_type_exists(self, name):
+        return self.volume_type(name) is not None
 
     def default_volume_type(self):
         return self._request('lookup of the default volume type',

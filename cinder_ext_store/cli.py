@@ -16,6 +16,9 @@ Reads glance-api's configuration as glance-api does (``--config-file``,
 ``--config-dir``; by default glance-api.conf in the usual places) and acts
 on every ``cinder_ext`` backend of ``enabled_backends``:
 
+* ``check [--probe] [--write-test]`` - can each store work, on this host,
+  with this Cinder? A table, a fix for each failure, exit status 1 when
+  anything failed: see :mod:`cinder_ext_store.check`.
 * ``reconcile [--apply] [--older-than SECONDS]`` - find (and with
   ``--apply`` clean) what crashed uploads and readers left: see
   :mod:`cinder_ext_store.reconcile`. Exit status 1 when an action failed.
@@ -29,6 +32,7 @@ import sys
 
 from oslo_config import cfg
 
+from cinder_ext_store import check
 from cinder_ext_store import reconcile
 from cinder_ext_store import store as store_mod
 
@@ -46,6 +50,15 @@ def _parser():
     parser.add_argument('--config-dir', metavar='DIR',
                         help="a directory of glance-api configuration files")
     sub = parser.add_subparsers(dest='command', required=True)
+    chk = sub.add_parser(
+        'check', help='check that each cinder_ext store can work here '
+                      '(exit status 1 when not)')
+    chk.add_argument('--probe', action='store_true',
+                     help='try an in-use extend with a 1 GiB volume '
+                          '(created and deleted)')
+    chk.add_argument('--write-test', action='store_true',
+                     help='create, attach, write, read back, detach and '
+                          'delete a 1 GiB volume, with timings')
     rec = sub.add_parser(
         'reconcile', help='find and clean what crashed uploads and readers '
                           'left (dry run unless --apply)')
@@ -85,20 +98,69 @@ def load_conf(args, conf=None):
 
 
 def stores(conf):
-    """The configured cinder_ext stores, by backend name."""
+    """The configured cinder_ext stores, by backend name.
+
+    :raises BadStoreConfiguration: as Glance would refuse one at start-up
+    """
+    found, refused = _stores_or_failure(conf)
+    if refused:
+        from glance_store import exceptions
+        name = sorted(refused)[0]
+        raise exceptions.BadStoreConfiguration(store_name=name,
+                                               reason=refused[name])
+    return found
+
+
+def _stores_or_failure(conf):
+    """(stores, failed names): a store Glance would refuse is a failure."""
+    from glance_store import exceptions
     from glance_store import multi_backend
     from oslo_concurrency import opts as concurrency_opts
-    # The lock path, where the stores keep this host's attachment state.
     for group, opts in concurrency_opts.list_opts():
         conf.register_opts(opts, group=group)
     multi_backend.register_store_opts(conf)
-    found = {}
+    found, refused = {}, {}
     for name, kind in sorted((conf.enabled_backends or {}).items()):
-        if kind == store_mod.STORE_TYPE:
-            store = store_mod.Store(conf, backend=name)
+        if kind != store_mod.STORE_TYPE:
+            continue
+        store = store_mod.Store(conf, backend=name)
+        try:
             store.configure(re_raise_bsc=True)
-            found[name] = store
-    return found
+        except exceptions.BadStoreConfiguration as e:
+            refused[name] = str(e)
+        found[name] = store
+    return found, refused
+
+
+def check_command(args, conf, out=print):
+    found, refused = _stores_or_failure(conf)
+    if not found:
+        out('no cinder_ext backend in enabled_backends')
+        return 1
+    rows = []
+    for name, store in found.items():
+        if name in refused:
+            rows.append((name, check.Result(
+                'configuration', check.FAIL, refused[name],
+                'Glance refuses this store at start-up: fix the option '
+                'named')))
+        rows += [(name, r) for r in check.run_checks(
+            store, probe=args.probe, write_test=args.write_test)]
+    widths = [max(len(x) for x in col) for col in zip(
+        ('BACKEND', 'CHECK', 'RESULT'),
+        *[(n, r.check, r.status) for n, r in rows])]
+    line = '%%-%ds  %%-%ds  %%-%ds  %%s' % tuple(widths)
+    out(line % ('BACKEND', 'CHECK', 'RESULT', 'DETAIL'))
+    for name, r in rows:
+        out(line % (name, r.check, r.status, r.detail))
+    fixes = [(n, r) for n, r in rows if r.fix and r.status in (check.FAIL,
+                                                               check.WARN)]
+    for name, r in fixes:
+        out('%s %s/%s: %s' % ('FIX' if r.status == check.FAIL else 'HINT',
+                              name, r.check, r.fix))
+    failed = sum(1 for _n, r in rows if r.status == check.FAIL)
+    out('%d check(s) failed' % failed if failed else 'all checks passed')
+    return 1 if failed else 0
 
 
 def reconcile_command(args, conf, out=print):
@@ -127,11 +189,16 @@ def reconcile_command(args, conf, out=print):
 
 
 def main(argv=None):
+    from glance_store import exceptions
     args = _parser().parse_args(argv)
     conf = load_conf(args)
-    if args.command == 'reconcile':
+    if args.command == 'check':
+        return check_command(args, conf)
+    try:
         return reconcile_command(args, conf)
-    return 2
+    except exceptions.BadStoreConfiguration as e:
+        print('%s (cinder-ext-store check names the fix)' % e)
+        return 1
 
 
 if __name__ == '__main__':

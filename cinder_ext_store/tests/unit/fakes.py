@@ -66,6 +66,7 @@ class FakeCinder(object):
         self.extend_fails_in_driver = False
         self.create_ends_in = 'available'
         self.volume_types = {'__DEFAULT__', 'fast'}
+        self.type_specs = {}  # type -> the extra specs users see
         self.volumes = {}
         self.attachments = {}
         self.faults = {}
@@ -403,7 +404,8 @@ class _VolumeTypes(_Manager):
         self.cloud._call('volume_type_find', self.version, name)
         if name not in self.cloud.volume_types:
             raise cinder_exc.NotFound(404, 'Volume type %s not found' % name)
-        return Volume(name=name)
+        return Volume(name=name, extra_specs=dict(
+            self.cloud.type_specs.get(name, {})))
 
     def default(self):
         self.cloud._call('volume_type_default', self.version)

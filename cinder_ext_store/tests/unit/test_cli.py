@@ -16,6 +16,7 @@ import fixtures
 from oslo_config import cfg
 import testtools
 
+from cinder_ext_store import check
 from cinder_ext_store import cli
 from cinder_ext_store import reconcile
 from cinder_ext_store.tests.unit import test_reconcile
@@ -91,3 +92,42 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
         self.command(glance=glance)
         self.assertIn("Glance's database cannot be reached (no database)",
                       self.out[0])
+
+
+class TestCheckCommand(testtools.TestCase):
+
+    def run_check(self, results, refused=None):
+        out = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.cli._stores_or_failure',
+            lambda conf: ({'fast': object()}, refused or {})))
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.check.run_checks',
+            lambda store, probe, write_test: results))
+        args = cli._parser().parse_args(['check', '--probe'])
+        return cli.check_command(args, None, out=out.append), out
+
+    def test_table_and_fixes(self):
+        status, out = self.run_check([
+            check.Result('credentials', check.OK, 'glance authenticates'),
+            check.Result('volume type', check.FAIL, 'gold does not exist',
+                         'create it'),
+            check.Result('in-use extend', check.WARN, 'refused', 'turn off')])
+        self.assertEqual(1, status)
+        self.assertEqual('BACKEND  CHECK          RESULT  DETAIL', out[0])
+        self.assertEqual('fast     volume type    FAIL    gold does not '
+                         'exist', out[2])
+        self.assertIn('FIX fast/volume type: create it', out)
+        self.assertIn('HINT fast/in-use extend: turn off', out)
+        self.assertEqual('1 check(s) failed', out[-1])
+
+    def test_all_good_is_exit_0(self):
+        status, out = self.run_check([check.Result('lock path', check.OK,
+                                                   'writable')])
+        self.assertEqual(0, status)
+        self.assertEqual('all checks passed', out[-1])
+
+    def test_store_glance_would_refuse(self):
+        status, out = self.run_check([], refused={'fast': 'no lock path'})
+        self.assertEqual(1, status)
+        self.assertIn('configuration  FAIL    no lock path', out[1])

@@ -1,0 +1,248 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Preflight checks of one store: can it work on this host, with this Cinder?
+
+:func:`run_checks` returns :class:`Result` rows (check, status, detail, fix),
+each check independent of the others' outcome where it can be. The
+``cinder-ext-store check`` command prints them as a table; deploy tooling
+gates on its exit status.
+"""
+
+import os
+import tempfile
+import time
+import uuid
+
+from oslo_utils import units
+
+from cinder_ext_store import attachments
+from cinder_ext_store import cinder_api
+from cinder_ext_store import growth
+
+OK, WARN, FAIL, SKIP = 'ok', 'warn', 'FAIL', 'skip'
+#: The newest microversion the store uses (attachments with a mode).
+NEEDED = cinder_api.MV_ATTACH
+
+
+class Result(object):
+
+    def __init__(self, check, status, detail, fix=None):
+        self.check = check
+        self.status = status
+        self.detail = detail
+        self.fix = fix
+
+    def __repr__(self):
+        return 'Result(%r, %r, %r)' % (self.check, self.status, self.detail)
+
+
+def _version(text):
+    major, minor = text.split('.')
+    return int(major), int(minor)
+
+
+def check_credentials(store):
+    conf = store.store_conf
+    if not cinder_api.service_credentials_set(conf):
+        return Result('credentials', WARN,
+                      'no service credentials: the store acts with each '
+                      "request's token (nothing to check here)",
+                      'set cinder_store_auth_address, cinder_store_user_name, '
+                      'cinder_store_password and cinder_store_project_name')
+    try:
+        store.cinder.session.get_token()
+    except Exception as e:
+        return Result('credentials', FAIL, 'Keystone refused: %s' % e,
+                      'check cinder_store_user_name / cinder_store_password '
+                      '/ cinder_store_project_name (and their domains) in '
+                      'the backend section, and cinder_store_auth_address')
+    return Result('credentials', OK, '%s in project %s authenticate' % (
+        conf.cinder_store_user_name or 'application credential',
+        conf.cinder_store_project_name or '-'))
+
+
+def check_endpoint(store):
+    try:
+        client = store.cinder.client()
+        endpoint = client.client.get_endpoint()
+        info = client.client.session.get(
+            endpoint.rsplit('/v3', 1)[0] + '/', authenticated=False,
+            raise_exc=False).json()
+        versions = info['versions']
+        v3 = [v for v in versions if v['id'].startswith('v3')][0]
+    except Exception as e:
+        return Result('endpoint', FAIL, 'Cinder does not answer: %s' % e,
+                      'check cinder_catalog_info / cinder_os_region_name and '
+                      'that cinder-api is reachable from this host')
+    highest = v3.get('version') or '3.0'
+    if _version(highest) < _version(NEEDED):
+        return Result('endpoint', FAIL, '%s answers up to microversion %s; '
+                      'the store needs %s' % (endpoint, highest, NEEDED),
+                      'upgrade Cinder (Queens or newer)')
+    return Result('endpoint', OK, '%s, microversions up to %s (needs %s; '
+                  'in-use extend %s)' % (endpoint, highest, NEEDED,
+                                         cinder_api.MV_EXTEND_ATTACHED))
+
+
+def check_volume_type(store, api):
+    vtype = store.store_conf.cinder_volume_type
+    try:
+        if not vtype:
+            return Result('volume type', OK, "unset: Cinder's default (%s)"
+                          % api.default_volume_type())
+        found = api.volume_type(vtype)
+    except Exception as e:
+        return Result('volume type', FAIL, 'cannot look it up: %s' % e)
+    if found is None:
+        return Result('volume type', FAIL, 'volume type %s does not exist '
+                      '(or is not visible to the store\'s project)' % vtype,
+                      'create it (openstack volume type create %s ...) or '
+                      'set cinder_volume_type to an existing type' % vtype)
+    specs = getattr(found, 'extra_specs', None) or {}
+    multi = specs.get('multiattach', '').replace(' ', '') == '<is>True'
+    return Result('volume type', OK, '%s exists; multiattach: %s%s' % (
+        vtype, 'yes' if multi else 'no',
+        '' if multi else ' (readers on several hosts take turns)'))
+
+
+def check_lock_path(store):
+    try:
+        path = store._lock_path()
+        os.makedirs(path, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path, prefix='.check-')
+        os.close(fd)
+        os.unlink(name)
+    except Exception as e:
+        return Result('lock path', FAIL, 'not usable: %s' % e,
+                      'set [oslo_concurrency] lock_path to a directory the '
+                      'glance-api user can write, the same for all '
+                      'glance-api processes of this host')
+    return Result('lock path', OK, '%s is writable' % path)
+
+
+def check_privsep(store):
+    try:
+        props = store.host.connector_properties()
+    except Exception as e:
+        return Result('privsep', FAIL, 'os-brick cannot start its privileged '
+                      'helper: %s' % e,
+                      'set [privsep_osbrick] helper_command (for example '
+                      '"sudo privsep-helper --config-file /etc/glance/'
+                      'glance-api.conf") and allow it in sudoers / rootwrap')
+    return Result('privsep', OK, 'os-brick\'s helper runs; connector: '
+                  'host %s, ip %s, initiator %s, multipath %s' % (
+                      props.get('host'), props.get('ip'),
+                      props.get('initiator') or 'none',
+                      props.get('multipath')))
+
+
+def _probe_volume(api, store, tag):
+    name = 'cinder-ext-check-%s-%s' % (tag, uuid.uuid4().hex[:8])
+    return api.create(1, name, {'cinder_ext_check': tag},
+                      store.store_conf.cinder_volume_type)
+
+
+def check_online_extend(store, api, probe):
+    if not store.store_conf.cinder_do_extend_attached:
+        return Result('in-use extend', OK, 'off (cinder_do_extend_attached '
+                      '= False): unknown sizes grow offline')
+    if not probe:
+        return Result('in-use extend', SKIP, 'on; run with --probe to try it '
+                      'with a 1 GiB volume')
+    volume = None
+    try:
+        volume = _probe_volume(api, store, 'extend')
+        with attachments.attached(api, store.host, volume.id, 'rw') as att:
+            api.extend(volume.id, 2, attached=True)
+            after = api.settle(volume.id, ('extending',), 'in-use extend')
+            if after.size < 2:
+                return Result('in-use extend', WARN, "Cinder's scheduler "
+                              'refused it (backend without online extend, '
+                              'or no room): uploads of unknown size grow '
+                              'offline', 'set cinder_do_extend_attached = '
+                              'False to skip the attempt')
+            seen = att.rescan()
+        if seen < 2 * growth.GIB:
+            return Result('in-use extend', WARN, 'Cinder grew the volume but '
+                          'this host does not see it', 'set '
+                          'cinder_do_extend_attached = False')
+        return Result('in-use extend', OK, 'allowed and supported: a 1 GiB '
+                      'volume grew to 2 GiB while attached')
+    except cinder_api.ExtendRefused as e:
+        return Result('in-use extend', WARN, 'refused: %s' % e,
+                      'allow volume:extend_attached_volume in Cinder\'s '
+                      'policy, or set cinder_do_extend_attached = False')
+    except Exception as e:
+        return Result('in-use extend', FAIL, 'probe failed: %s' % e)
+    finally:
+        if volume is not None:
+            api.delete_quietly(volume.id)
+
+
+def check_write(store, api, write_test):
+    if not write_test:
+        return Result('write test', SKIP, 'run with --write-test for a full '
+                      'create / attach / write / read / detach / delete')
+    volume, steps = None, []
+    data = os.urandom(units.Mi)
+
+    def timed(name, call, *args):
+        started = time.monotonic()
+        result = call(*args)
+        steps.append('%s %.2fs' % (name, time.monotonic() - started))
+        return result
+    try:
+        volume = timed('create', _probe_volume, api, store, 'write')
+        for mode in ('rw', 'ro'):
+            att = attachments.Attachment(api, store.host, volume.id, mode)
+            timed('attach ' + mode, att.open)
+            try:
+                if mode == 'rw':
+                    timed('write', att.device.write_at, 0, data)
+                else:
+                    back = timed('read', att.device.read_at, 0, len(data))
+            except BaseException:
+                att.close(succeeded=False)
+                raise
+            timed('detach ' + mode, att.close, True)
+        if back != data:
+            return Result('write test', FAIL, 'read back differs from what '
+                          'was written', 'check the backend and multipath')
+        timed('delete', api.delete, volume.id)
+        volume = None
+        return Result('write test', OK, '1 MiB written and read back: %s'
+                      % ', '.join(steps))
+    except Exception as e:
+        return Result('write test', FAIL, '%s failed: %s' % (
+            'after ' + steps[-1] if steps else 'create', e))
+    finally:
+        if volume is not None:
+            api.delete_quietly(volume.id)
+
+
+def run_checks(store, probe=False, write_test=False):
+    """Every check of ``store``, in order; later ones need earlier ones."""
+    results = [check_credentials(store), check_endpoint(store)]
+    reachable = all(r.status != FAIL for r in results)
+    api = store.cinder.api()
+    if reachable:
+        results.append(check_volume_type(store, api))
+    results += [check_lock_path(store), check_privsep(store)]
+    usable = all(r.status != FAIL for r in results)
+    if usable:
+        results += [check_online_extend(store, api, probe),
+                    check_write(store, api, write_test)]
+    else:
+        results += [Result(name, SKIP, 'skipped: fix the failures above')
+                    for name in ('in-use extend', 'write test')]
+    return results

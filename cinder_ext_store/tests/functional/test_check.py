@@ -1,0 +1,119 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``cinder-ext-store check`` against the local stack, as an operator runs
+it: from glance-api's environment, with glance-api's configuration, good
+and broken."""
+
+import configparser
+import logging
+import os
+import shutil
+import subprocess
+import time
+
+from cinder_ext_store.tests.functional import base
+from harness import leaks
+
+LOG = logging.getLogger('check')
+
+
+class TestCheck(base.FunctionalTestCase):
+
+    def setUp(self):
+        super(TestCheck, self).setUp()
+        self.etc = self.cloud.setting('glance_config_dir')
+        if not self.etc:
+            self.fail('the cloud has no glance_config_dir (the local stack '
+                      'with Keystone has it)')
+
+    def check(self, etc, *args):
+        cmd = [os.path.join(self.cloud.setting('glance_bin_dir'),
+                            'cinder-ext-store'), '--config-dir', etc,
+               'check'] + list(args)
+        started = time.monotonic()
+        done = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=300)
+        took = time.monotonic() - started
+        text = '$ cinder-ext-store --config-dir %s check %s  (%.1fs, exit ' \
+               '%d)\n%s' % ('<glance etc>' if etc == self.etc else
+                            '<broken copy>', ' '.join(args), took,
+                            done.returncode, done.stdout)
+        LOG.warning('%s', text)
+        leaks.record(self.cloud, 'check.txt', text)
+        return done.returncode, done.stdout, took
+
+    def rows(self, out):
+        """{(backend, check): (result, detail)}, cut by the header."""
+        lines = out.splitlines()
+        head = lines[0]
+        cols = [head.index(h) for h in ('CHECK', 'RESULT', 'DETAIL')]
+        found = {}
+        for line in lines[1:]:
+            if line.startswith(('FIX ', 'HINT ')) or len(line) < cols[2]:
+                continue
+            found[(line[:cols[0]].strip(), line[cols[0]:cols[1]].strip())] = (
+                line[cols[1]:cols[2]].strip(), line[cols[2]:])
+        return found
+
+    def test_good_configuration(self):
+        status, out, took = self.check(self.etc, '--probe', '--write-test')
+        self.assertEqual(0, status, out)
+        self.assertIn('all checks passed', out)
+        rows = self.rows(out)
+        backend = self.cloud.setting('glance_backend', 'images')
+        for name in ('credentials', 'endpoint', 'volume type', 'lock path',
+                     'privsep', 'in-use extend', 'write test'):
+            self.assertEqual('ok', rows[(backend, name)][0], out)
+        self.assertLess(took, 60)
+        self.assertNoLeftovers()
+
+    def broken_copy(self):
+        copy = os.path.join(self.useFixture(
+            base.fixtures.TempDir()).path, 'etc')
+        shutil.copytree(self.etc, copy)
+        path = os.path.join(copy, 'glance-api.conf')
+        conf = configparser.ConfigParser(interpolation=None, strict=False)
+        conf.read(path)
+        return copy, path, conf
+
+    def test_broken_configuration(self):
+        copy, path, conf = self.broken_copy()
+        backends = dict(b.split(':') for b in
+                        conf['DEFAULT']['enabled_backends'].split(','))
+        ours = sorted(n for n, kind in backends.items()
+                      if kind.strip() == 'cinder_ext')
+        wrong_password, missing_type = ours[0], ours[1]
+        conf[wrong_password]['cinder_store_password'] = 'not-the-password'
+        conf[missing_type]['cinder_volume_type'] = 'no-such-type'
+        blocker = os.path.join(copy, 'not-a-directory')
+        open(blocker, 'w').close()
+        conf['oslo_concurrency']['lock_path'] = os.path.join(blocker, 'lock')
+        conf['os_brick']['lock_path'] = os.path.join(blocker, 'lock')
+        with open(path, 'w') as f:
+            conf.write(f)
+
+        status, out, took = self.check(copy)
+        self.assertEqual(1, status, out)
+        rows = self.rows(out)
+        self.assertEqual('FAIL', rows[(wrong_password, 'credentials')][0])
+        self.assertIn('Keystone refused', rows[(wrong_password,
+                                                'credentials')][1])
+        self.assertIn('FIX %s/credentials: check cinder_store_user_name'
+                      % wrong_password, out)
+        self.assertEqual('FAIL', rows[(missing_type, 'volume type')][0])
+        self.assertIn('volume type no-such-type does not exist', out)
+        self.assertEqual('FAIL', rows[(missing_type, 'lock path')][0])
+        self.assertIn('FIX %s/lock path: set [oslo_concurrency] lock_path'
+                      % missing_type, out)
+        self.assertLess(took, 60)
+        self.assertNoLeftovers()

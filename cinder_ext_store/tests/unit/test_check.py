@@ -1,0 +1,161 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import os
+
+from cinderclient import exceptions as cinder_exc
+import fixtures
+from keystoneauth1 import exceptions as ksa_exc
+
+from cinder_ext_store import check
+from cinder_ext_store.tests.unit import base
+
+
+class Session(object):
+    """The keystoneauth session of the store, as far as check uses it."""
+
+    def __init__(self, error=None):
+        self.error = error
+
+    def get_token(self):
+        if self.error:
+            raise self.error
+        return 'token'
+
+
+class CheckTestCase(base.StoreTestCase):
+
+    def setUp(self):
+        super(CheckTestCase, self).setUp()
+        self.api = self.store.cinder.api()
+        self.store.cinder.session = Session()
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.check.check_endpoint',
+            lambda store: check.Result('endpoint', check.OK, 'stub')))
+
+    def results(self, **kw):
+        return {r.check: r for r in check.run_checks(self.store, **kw)}
+
+
+class TestChecks(CheckTestCase):
+
+    def test_volume_type(self):
+        conf = self.make_conf(cinder_volume_type='fast')
+        self.store = self.make_store(conf)
+        self.cloud.type_specs['fast'] = {'multiattach': '<is> True'}
+        r = check.check_volume_type(self.store, self.api)
+        self.assertEqual((check.OK, 'fast exists; multiattach: yes'),
+                         (r.status, r.detail))
+
+    def test_missing_volume_type(self):
+        self.store = self.make_store(self.make_conf(
+            cinder_volume_type='gold'))
+        r = check.check_volume_type(self.store, self.api)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('volume type gold does not exist', r.detail)
+        self.assertIn('openstack volume type create gold', r.fix)
+
+    def test_default_type(self):
+        r = check.check_volume_type(self.store, self.api)
+        self.assertIn("Cinder's default (__DEFAULT__)", r.detail)
+
+    def test_lock_path_not_writable(self):
+        blocker = os.path.join(self.tmp, 'a-file')
+        open(blocker, 'w').close()
+        self.conf.set_override('lock_path', os.path.join(blocker, 'locks'),
+                               group='oslo_concurrency')
+        r = check.check_lock_path(self.store)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('[oslo_concurrency] lock_path', r.fix)
+
+    def test_wrong_password(self):
+        self.store.cinder.session = Session(ksa_exc.Unauthorized(
+            'The request you have made requires authentication.'))
+        for name, value in (('cinder_store_auth_address', 'http://ks/v3'),
+                            ('cinder_store_user_name', 'glance'),
+                            ('cinder_store_password', 'wrong'),
+                            ('cinder_store_project_name', 'service')):
+            self.conf.set_override(name, value, group=base.BACKEND)
+        r = check.check_credentials(self.store)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('Keystone refused', r.detail)
+        self.assertIn('cinder_store_password', r.fix)
+
+    def test_privsep_cannot_start(self):
+        self.host.connector_properties = lambda: (_ for _ in ()).throw(
+            OSError('sudo: a password is required'))
+        r = check.check_privsep(self.store)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('sudo: a password is required', r.detail)
+        self.assertIn('helper_command', r.fix)
+
+    def test_probe_extend_allowed(self):
+        r = check.check_online_extend(self.store, self.api, probe=True)
+        self.assertEqual(check.OK, r.status, r.detail)
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
+
+    def test_probe_extend_forbidden(self):
+        self.cloud.policy_denies_extend_attached = True
+        r = check.check_online_extend(self.store, self.api, probe=True)
+        self.assertEqual(check.WARN, r.status)
+        self.assertIn('HTTP 403', r.detail)
+        self.assertIn('cinder_do_extend_attached = False', r.fix)
+        self.assertNothingLeft()
+
+    def test_probe_extend_scheduler_refuses(self):
+        self.cloud.online_extend = False
+        r = check.check_online_extend(self.store, self.api, probe=True)
+        self.assertEqual(check.WARN, r.status)
+        self.assertIn("scheduler refused", r.detail)
+        self.assertNothingLeft()
+
+    def test_without_probe(self):
+        r = check.check_online_extend(self.store, self.api, probe=False)
+        self.assertEqual(check.SKIP, r.status)
+
+    def test_write_test(self):
+        r = check.check_write(self.store, self.api, write_test=True)
+        self.assertEqual(check.OK, r.status, r.detail)
+        for step in ('create', 'attach rw', 'write', 'detach rw', 'attach ro',
+                     'read', 'detach ro', 'delete'):
+            self.assertIn(step + ' ', r.detail)
+        self.assertNothingLeft()
+
+    def test_write_test_failure_cleans_up(self):
+        self.cloud.fail('attachment_complete',
+                        cinder_exc.BadRequest(400, 'nope'))
+        r = check.check_write(self.store, self.api, write_test=True)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('nope', r.detail)
+        self.assertNothingLeft()
+
+
+class TestRun(CheckTestCase):
+
+    def test_all_good(self):
+        results = self.results(probe=True, write_test=True)
+        self.assertEqual(
+            ['credentials', 'endpoint', 'volume type', 'lock path',
+             'privsep', 'in-use extend', 'write test'], list(results))
+        # Only the credentials warn: the fake store has none of its own.
+        self.assertEqual(['credentials'], [
+            name for name, r in results.items() if r.status != check.OK])
+        self.assertEqual(check.WARN, results['credentials'].status)
+
+    def test_failure_skips_what_needs_it(self):
+        self.store = self.make_store(self.make_conf(
+            cinder_volume_type='gold'))
+        results = self.results(probe=True, write_test=True)
+        self.assertEqual(check.FAIL, results['volume type'].status)
+        self.assertEqual(check.SKIP, results['write test'].status)
+        self.assertEqual(0, self.cloud.count('create'))
