@@ -19,15 +19,31 @@ only in connection info and device paths.
 import logging
 import os
 import shlex
+import shutil
 import socket
 import sys
 import threading
 
 import os_brick
 from os_brick.initiator import connector as brick_connector
+from oslo_config import cfg
 from oslo_privsep import priv_context
 
 LOG = logging.getLogger(__name__)
+
+
+def _bindir():
+    """The bin directory of this Python environment (venv or system).
+
+    Not that of ``sys.executable``: under uWSGI that is the uwsgi binary,
+    wherever it was installed.
+    """
+    return os.path.join(sys.prefix, 'bin')
+
+
+def _helper_here():
+    return (os.access(os.path.join(_bindir(), 'privsep-helper'), os.X_OK) or
+            shutil.which('privsep-helper') is not None)
 
 
 def _host_ip(hostname):
@@ -71,8 +87,43 @@ class BrickHost(object):
         if self.root_helper:
             return shlex.split(self.root_helper)
         # Already root: run the helper of this Python environment directly.
-        bindir = os.path.dirname(sys.executable)
-        return ['env', 'PATH=%s:%s' % (bindir, os.environ.get('PATH', ''))]
+        return ['env', 'PATH=%s:%s' % (_bindir(), os.environ.get('PATH', ''))]
+
+    def privsep_problem(self):
+        """Why os-brick's privileged helper cannot start, or None.
+
+        Checked at start-up, where only the obvious can be seen: a
+        configured ``[privsep_osbrick] helper_command`` whose program is
+        missing, or (without one) no ``privsep-helper`` in this Python
+        environment or, for a non-root glance-api, no sudo or rootwrap
+        configuration. ``cinder-ext-store check`` starts it for real.
+        """
+        try:
+            command = self.global_conf.privsep_osbrick.helper_command
+        except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
+            command = None
+        if command:
+            program = shlex.split(command)[0]
+            if not shutil.which(program):
+                return ('[privsep_osbrick] helper_command runs %s, which '
+                        'does not exist or is not executable' % program)
+            return None
+        if not _helper_here():
+            return ('privsep-helper is not in %s (under uWSGI the Python '
+                    "executable is uwsgi's): set [privsep_osbrick] "
+                    'helper_command to the privsep-helper of glance-api\'s '
+                    'environment' % _bindir())
+        if self.root_helper:
+            if not shutil.which('sudo'):
+                return ('glance-api is not root and sudo is missing: install '
+                        'sudo and the sudoers rule for the privsep helper, '
+                        'or set [privsep_osbrick] helper_command')
+            if not os.path.exists(self.conf.rootwrap_config):
+                return ('glance-api is not root and rootwrap_config %s does '
+                        'not exist: install it (see etc/ of this package) '
+                        'or set [privsep_osbrick] helper_command'
+                        % self.conf.rootwrap_config)
+        return None
 
     def _ensure_privsep(self):
         cls = BrickHost

@@ -29,6 +29,8 @@ This module only states the flow. Where the rest lives:
 """
 
 import logging
+import os
+import tempfile
 import threading
 
 from glance_store import capabilities
@@ -155,9 +157,29 @@ class Store(glance_store.driver.Store):
         if reason:
             raise exceptions.BadStoreConfiguration(store_name=self._name,
                                                    reason=reason)
-        self._lock_path()  # readers need it: refuse a store without one now
+        self._check_lock_path()
+        reason = self.host.privsep_problem()
+        if reason:
+            raise exceptions.BadStoreConfiguration(store_name=self._name,
+                                                   reason=reason)
         self._load_growth_settings()
         self._check_volume_type()
+
+    def _check_lock_path(self):
+        """Readers and reconcile need a writable lock path: refuse without."""
+        path = self._lock_path()
+        try:
+            os.makedirs(path, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=path, prefix='.cinder-ext-')
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise exceptions.BadStoreConfiguration(
+                store_name=self._name,
+                reason='lock path %s is not writable by this process (uid '
+                       '%d): %s; make it writable by the user glance-api '
+                       'runs as, or set [oslo_concurrency] lock_path'
+                       % (path, os.geteuid(), e))
 
     def _check_volume_type(self):
         vtype = self.store_conf.cinder_volume_type
@@ -168,15 +190,24 @@ class Store(glance_store.driver.Store):
                      'without service credentials', self._name, vtype)
             return
         try:
-            exists = self.cinder.api().volume_type_exists(vtype)
+            api = self.cinder.api()
+            found = api.volume_type(vtype)
+            encrypted = found and api.volume_type_encrypted(found)
         except Exception as e:
             LOG.warning('Store %s: could not check volume type %s: %s',
                         self._name, vtype, e)
             return
-        if not exists:
+        if found is None:
             LOG.warning('Store %s: cinder_volume_type %s does not exist in '
                         'Cinder; volume creation will fail', self._name,
                         vtype)
+        elif encrypted:
+            raise exceptions.BadStoreConfiguration(
+                store_name=self._name,
+                reason='volume type %s is encrypted (%s): the store would '
+                       'write image data in plaintext over the LUKS header; '
+                       'use a volume type without encryption'
+                       % (vtype, encrypted))
 
     # -- helpers -----------------------------------------------------------
 
@@ -282,6 +313,12 @@ class Store(glance_store.driver.Store):
             stats.volume_id = volume.id
             self.shares.uploading(volume.id)
             try:
+                if getattr(volume, 'encrypted', False):
+                    raise exceptions.BackendException(
+                        'Volume %s of type %s is encrypted: the store would '
+                        'write the image in plaintext over its LUKS header; '
+                        'configure a volume type without encryption'
+                        % (volume.id, volume.volume_type))
                 target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
                     growable=not known, stats=stats, max_bytes=cap,

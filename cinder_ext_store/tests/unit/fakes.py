@@ -67,6 +67,8 @@ class FakeCinder(object):
         self.create_ends_in = 'available'
         self.volume_types = {'__DEFAULT__', 'fast'}
         self.type_specs = {}  # type -> the extra specs users see
+        self.encrypted_types = {}  # type -> encryption provider
+        self.admin = False  # whether the caller has Cinder's admin role
         self.volumes = {}
         self.attachments = {}
         self.faults = {}
@@ -185,6 +187,7 @@ class FakeCinder(object):
         vol = dict(id=vid, size=size, name=name, metadata=dict(metadata),
                    volume_type=volume_type or '__DEFAULT__',
                    multiattach=False, readonly=False,
+                   encrypted=volume_type in self.encrypted_types,
                    created_at=datetime.datetime.now(
                        datetime.timezone.utc).strftime(
                            '%Y-%m-%dT%H:%M:%S.%f'))
@@ -210,6 +213,7 @@ class FakeCinder(object):
                       volume_type=vol['volume_type'],
                       multiattach=vol['multiattach'],
                       created_at=vol['created_at'],
+                      encrypted=vol.get('encrypted', False),
                       attachments=attachments)
 
     def list(self, version, name=None):
@@ -412,6 +416,19 @@ class _VolumeTypes(_Manager):
         return Volume(name='__DEFAULT__')
 
 
+class _EncryptionTypes(_Manager):
+    def get(self, volume_type):
+        self.cloud._call('encryption_type_get', self.version)
+        if not self.cloud.admin:
+            # Cinder 29: volume_extension:volume_type_encryption:get is
+            # rule:admin_api.
+            raise cinder_exc.Forbidden(403, 'Policy doesn\'t allow volume_'
+                                       'extension:volume_type_encryption:'
+                                       'get to be performed.')
+        provider = self.cloud.encrypted_types.get(volume_type.name)
+        return Volume(provider=provider) if provider else Volume()
+
+
 class FakeClient(object):
     """python-cinderclient's v3 Client surface, at one microversion."""
 
@@ -420,6 +437,7 @@ class FakeClient(object):
         self.volumes = _Volumes(cloud, version)
         self.attachments = _Attachments(cloud, version)
         self.volume_types = _VolumeTypes(cloud, version)
+        self.volume_encryption_types = _EncryptionTypes(cloud, version)
 
 
 class FakeSession(object):
@@ -532,6 +550,11 @@ class FakeHost(object):
     def connector_properties(self):
         return {'host': socket.gethostname(), 'initiator': 'iqn.fake',
                 'ip': '127.0.0.1'}
+
+    privsep_error = None
+
+    def privsep_problem(self):
+        return self.privsep_error
 
     def connector(self, connection_info):
         self._call('connector')

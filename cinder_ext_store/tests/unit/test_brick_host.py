@@ -75,3 +75,45 @@ class TestBrickHost(base.StoreTestCase):
     def test_host_ip(self):
         self.assertTrue(brick_host._host_ip('localhost'))
         self.assertEqual('127.0.0.1', brick_host._host_ip('no-such-host.'))
+
+
+class TestPrivsepProblem(TestBrickHost):
+    """What start-up can tell about the privsep helper."""
+
+    def set_helper(self, command):
+        from oslo_privsep import priv_context
+        self.conf.register_opts(priv_context.OPTS, group='privsep_osbrick')
+        self.conf.set_override('helper_command', command,
+                               group='privsep_osbrick')
+
+    def test_configured_helper_missing(self):
+        self.set_helper('/nonexistent/privsep-helper --config-file x')
+        self.assertIn('/nonexistent/privsep-helper, which does not exist',
+                      self.host.privsep_problem())
+
+    def test_configured_helper_present(self):
+        self.set_helper('sh -c true')
+        self.assertIsNone(self.host.privsep_problem())
+
+    def test_no_helper_beside_this_python(self):
+        # Under uWSGI: sys.prefix of an environment without privsep-helper.
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.brick_host._bindir', lambda: self.tmp))
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.brick_host.shutil.which', lambda name: None))
+        problem = self.host.privsep_problem()
+        self.assertIn('privsep-helper is not in %s' % self.tmp, problem)
+        self.assertIn('set [privsep_osbrick] helper_command', problem)
+
+    def test_non_root_without_rootwrap_config(self):
+        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 1000))
+        self.conf.set_override('rootwrap_config', '/nonexistent/rootwrap.conf',
+                               group=base.BACKEND)
+        self.assertIn('rootwrap_config /nonexistent/rootwrap.conf does not '
+                      'exist', self.host.privsep_problem())
+
+    def test_bindir_is_the_environments(self):
+        # Not the directory of sys.executable (uwsgi under uWSGI).
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.brick_host.sys.executable', '/usr/bin/uwsgi'))
+        self.assertNotEqual('/usr/bin', brick_host._bindir())

@@ -108,6 +108,47 @@ class TestConfigureAdd(base.StoreTestCase):
         self.assertNotIn('does not exist', self.log.output)
         self.assertEqual(1, self.cloud.count('volume_type_find'))
 
+    def test_unwritable_lock_path_is_refused_at_start(self):
+        blocker = os.path.join(self.tmp, 'a-file')
+        open(blocker, 'w').close()
+        conf = self.make_conf()
+        conf.set_override('lock_path', os.path.join(blocker, 'lock'),
+                          group='oslo_concurrency')
+        store = store_mod.Store(conf, backend=base.BACKEND)
+        e = self.assertRaises(exceptions.BadStoreConfiguration,
+                              store.configure_add)
+        self.assertIn('is not writable by this process', str(e))
+
+    def test_privsep_problem_is_refused_at_start(self):
+        store = self.configured()
+        store.host = fakes.FakeHost()
+        store.host.privsep_error = 'no helper'
+        e = self.assertRaises(exceptions.BadStoreConfiguration,
+                              store.configure_add)
+        self.assertIn('no helper', str(e))
+
+    def test_encrypted_volume_type_is_refused_at_start(self):
+        self.cloud.admin = True  # only admins see a type's encryption
+        self.cloud.encrypted_types['fast'] = 'luks'
+        e = self.assertRaises(
+            exceptions.BadStoreConfiguration,
+            self.configured(cinder_volume_type='fast', **CREDS).configure_add)
+        self.assertIn('volume type fast is encrypted (luks)', str(e))
+        self.assertIn('plaintext over the LUKS header', str(e))
+
+    def test_encrypted_volume_refused_at_upload(self):
+        # Without admin the type's encryption is invisible at start-up; the
+        # volume's own flag stops the upload before a byte is written.
+        self.cloud.encrypted_types['fast'] = 'luks'
+        store = self.configured(cinder_volume_type='fast', **CREDS)
+        store.configure_add()
+        store.host = self.host
+        e = self.assertRaises(exceptions.BackendException, self.add,
+                              base.payload(1000), store=store)
+        self.assertIn('is encrypted', str(e))
+        self.assertEqual(0, self.cloud.count('attachment_create'))
+        self.assertNothingLeft()
+
     def test_volume_type_check_failure_does_not_crash(self):
         self.cloud.fail('volume_type_find', ConnectionError('down'))
         self.configured(cinder_volume_type='fast', **CREDS).configure_add()
