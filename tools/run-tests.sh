@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test of the project: style, unit tests, coverage, release notes,
-# and the functional tests against a real Cinder (tools/stack).
+# the documentation build, and the functional tests against a real Cinder
+# (tools/stack).
 #
 # Installs what it needs (tox in ./.tools, test venvs in ./.tox, the stack's
 # Debian packages and Cinder venv); runs as root on Debian 12. A stack that is
@@ -15,7 +16,7 @@ if [ ! -x .tools/bin/tox ]; then
     .tools/bin/pip install -q -c tools/constraints.txt tox
 fi
 
-envs=(-e pep8,py3,cover,releasenotes,functional,functional-rbd)
+envs=(-e pep8,py3,cover,releasenotes,docs,functional,functional-rbd)
 everything=1
 if [ $# -gt 0 ]; then envs=("$@"); everything=; fi
 
