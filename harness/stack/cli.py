@@ -56,8 +56,8 @@ class Stack(object):
         self.s = settings
         self.postgres = postgres.PostgreSQL(settings)
         self.rabbit = rabbitmq.RabbitMQ(settings)
-        self.keystone = keystone.Keystone(settings) if settings.keystone \
-            else None
+        self.keystone = (keystone.Keystone(settings, self.postgres)
+                         if settings.keystone else None)
         self.ceph = ceph.Ceph(settings) if settings.ceph else None
         self.cinder = cinder.Cinder(settings, self.postgres, self.rabbit,
                                     self.keystone, self.ceph)

@@ -181,9 +181,13 @@ helper_command = %(venv)s/bin/privsep-helper
         service.wait_for(60, 'glance-api', self.healthy)
 
     def sync_db(self):
-        service.run([os.path.join(self.s.venv('glance'), 'bin',
-                                  'glance-manage'), '--config-dir',
-                     self.etc, 'db_sync'])
+        manage = [os.path.join(self.s.venv('glance'), 'bin', 'glance-manage'),
+                  '--config-dir', self.etc]
+        service.run(manage + ['db_sync'])
+        # Glance's metadata definitions, as DevStack loads them (existing
+        # namespaces are kept).
+        service.run(manage + ['db', 'load_metadefs', '--path', os.path.join(
+            self.s.venv('glance'), 'etc', 'glance', 'metadefs')])
 
     def worker_pids(self):
         """The uWSGI workers' pids (the master's children)."""

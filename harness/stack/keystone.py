@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Keystone 30 under uWSGI (sqlite, fernet), laid out as DevStack does.
+"""Keystone 30 under uWSGI (PostgreSQL, fernet), laid out as DevStack does.
 
 Project ``service`` with users ``glance`` and ``cinder``, users ``demo``
 and ``alt_demo`` in projects of their names, catalog entries for
@@ -29,13 +29,18 @@ class Keystone(service.UwsgiService):
     venv_name = 'keystone'
     module = 'keystone.wsgi.api:application'
 
+    def __init__(self, settings, postgres):
+        super(Keystone, self).__init__(settings)
+        self.postgres = postgres
+
     @property
     def dir(self):
         return self.s.path('keystone')
 
     def install(self):
         service.make_venv(self.s.venv('keystone'), 'uwsgi',
-                          [self.s.pins['keystone'], 'uwsgi'],
+                          [self.s.pins['keystone'], 'uwsgi',
+                           'psycopg2-binary'],
                           self.s.path('pip.log'))
 
     def url(self):
@@ -48,32 +53,33 @@ class Keystone(service.UwsgiService):
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, 'keystone.conf'), 'w') as f:
             f.write('[DEFAULT]\nlog_file = %s\n'
-                    '[database]\nconnection = sqlite:///%s/keystone.db\n'
+                    '[database]\nconnection = %s\n'
                     '[token]\nprovider = fernet\n'
                     '[fernet_tokens]\nkey_repository = %s/fernet-keys\n'
                     '[credential]\nkey_repository = %s/credential-keys\n'
-                    % (os.path.join(self.s.logs, 'keystone.log'), self.dir,
-                       self.dir, self.dir))
+                    % (os.path.join(self.s.logs, 'keystone.log'),
+                       self.postgres.url('keystone'), self.dir, self.dir))
 
     def _bootstrap(self):
+        """Schema, keys, admin: each step is a no-op once done."""
         manage = [os.path.join(self.s.venv('keystone'), 'bin',
                                'keystone-manage'), '--config-file',
                   os.path.join(self.dir, 'keystone.conf')]
         owner = ['--keystone-user', 'root', '--keystone-group', 'root']
-        for args in (['db_sync'], ['fernet_setup'] + owner,
-                     ['credential_setup'] + owner,
-                     ['bootstrap', '--bootstrap-password',
-                      self.s.ADMIN_PASSWORD,
-                      '--bootstrap-admin-url', self.s.auth_url,
-                      '--bootstrap-public-url', self.s.auth_url,
-                      '--bootstrap-internal-url', self.s.auth_url,
-                      '--bootstrap-region-id', 'RegionOne']):
+        keys = [] if os.path.isdir(os.path.join(self.dir, 'fernet-keys')) \
+            else [['fernet_setup'] + owner, ['credential_setup'] + owner]
+        bootstrap = ['bootstrap', '--bootstrap-password',
+                     self.s.ADMIN_PASSWORD,
+                     '--bootstrap-admin-url', self.s.auth_url,
+                     '--bootstrap-public-url', self.s.auth_url,
+                     '--bootstrap-internal-url', self.s.auth_url,
+                     '--bootstrap-region-id', 'RegionOne']
+        for args in [['db_sync']] + keys + [bootstrap]:
             service.run(manage + args)
 
     def start(self):
         self._write_config()
-        if not os.path.exists(os.path.join(self.dir, 'keystone.db')):
-            self._bootstrap()
+        self._bootstrap()
         self.spawn_uwsgi(self.s.keystone_port)
         service.wait_for(60, 'Keystone', self.healthy)
         self._identity()

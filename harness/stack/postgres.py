@@ -31,7 +31,7 @@ def _bindir():
 
 class PostgreSQL(service.Service):
     name = 'postgres'
-    databases = ('cinder', 'glance')
+    databases = ('cinder', 'glance', 'keystone')
 
     def install(self):
         if _bindir() is None:
