@@ -174,8 +174,9 @@ def reconcile_command(args, conf, out=print):
             "in %s are considered" % (glance.reason,
                                       '/'.join(reconcile.STUCK)))
     failed = total = 0
+    seen = set()
     for store in found.values():
-        actions = reconcile.plan(store, glance, args.older_than)
+        actions = reconcile.plan(store, glance, args.older_than, seen=seen)
         total += len(actions)
         failed += reconcile.run(actions, args.apply, out)
     if not total:

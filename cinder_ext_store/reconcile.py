@@ -114,13 +114,16 @@ def _volume_type(store, api):
     return store.store_conf.cinder_volume_type or api.default_volume_type()
 
 
-def plan(store, glance, older_than, now=None):
+def plan(store, glance, older_than, now=None, seen=None):
     """The actions that clean what dead processes left for ``store``.
 
     :param store: a configured :class:`~cinder_ext_store.store.Store`
     :param glance: a :class:`GlanceImages`
     :param older_than: grace period, in seconds, of Cinder-side volumes
+    :param seen: volume ids other stores' plans already take (several
+        backends may share a volume type); updated
     """
+    seen = set() if seen is None else seen
     now = now or cinder_api.utcnow()
     name = store.backend_group or 'glance_store'
     api = store.cinder.api()
@@ -145,7 +148,7 @@ def plan(store, glance, older_than, now=None):
             lambda v=volume_id: store.shares.release_unless_read(api, v)))
     vtype = _volume_type(store, api)
     for volume in api.volumes():
-        if volume.volume_type != vtype:
+        if volume.volume_type != vtype or volume.id in seen:
             continue
         try:
             ownership.check_image_volume(volume)
@@ -154,6 +157,7 @@ def plan(store, glance, older_than, now=None):
         reason = _why_orphan(volume, glance, older_than, now,
                              volume.id in crashed)
         if reason:
+            seen.add(volume.id)
             actions.append(Action(
                 name, 'delete volume', '%s (%s, %s)' % (
                     volume.id, volume.name, volume.status), reason,

@@ -194,6 +194,16 @@ class TestVolumes(ReconcileTestCase):
         self.cloud.settle()
         self.assertNotIn(stuck, self.cloud.volumes)
 
+    def test_a_volume_is_planned_once(self):
+        # Two backends on one volume type: the second plan leaves it.
+        self.image_volume('gone')
+        seen = set()
+        first = reconcile.plan(self.store, FakeGlance(), HOUR,
+                               now=cinder_api.utcnow() + LATER, seen=seen)
+        second = reconcile.plan(self.store, FakeGlance(), HOUR,
+                                now=cinder_api.utcnow() + LATER, seen=seen)
+        self.assertEqual((1, 0), (len(first), len(second)))
+
     def test_foreign_volumes_are_never_touched(self):
         self.api.create(1, 'boot-disk', {})
         self.api.create(1, 'image-x', {'glance_image_id': 'y'})  # mismatch
