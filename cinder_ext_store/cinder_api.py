@@ -471,18 +471,25 @@ class CinderAPI(object):
                             'trying again', volume_id, e)
                 for attachment_id in self.attachment_ids(volume_id):
                     self.attachment_delete(attachment_id, volume_id)
-                self.settle(volume_id, ('detaching', 'attaching'),
-                            'release of its attachments')
+                # A volume still 'creating' (an interrupted wait) or
+                # 'extending' becomes deletable in seconds.
+                try:
+                    self.settle(volume_id, ('detaching', 'attaching',
+                                            'reserved', 'creating',
+                                            'extending'),
+                                'a status that allows deletion')
+                except exceptions.NotFound:
+                    raise
+                except exceptions.BackendException as e:
+                    LOG.warning('%s', e)
                 try:
                     self.delete(volume_id)
                 except exceptions.BackendException as e:
-                    # Cinder refuses a plain delete in some statuses (a
-                    # volume stuck 'creating'); force-delete (admin only by
-                    # default) is what is left.
+                    # Still refused (a volume stuck 'creating'):
+                    # force-delete (admin only by default) is what is left.
                     LOG.warning('Volume %s: %s; force-deleting it',
                                 volume_id, e)
-                    with translated('force deletion', volume_id):
-                        self._client().volumes.force_delete(volume_id)
+                    self.force_delete(volume_id)
             LOG.info('Deleted volume %s after a failed operation', volume_id)
         except exceptions.NotFound:
             LOG.info('Volume %s is already gone', volume_id)
@@ -492,6 +499,11 @@ class CinderAPI(object):
                           'reconcile', volume_id)
             return False
         return True
+
+    def force_delete(self, volume_id):
+        """Delete whatever the status (admin only in Cinder's policy)."""
+        with translated('force deletion', volume_id):
+            self._client().volumes.force_delete(volume_id)
 
     def set_metadata(self, volume_id, metadata):
         self._request('metadata update', lambda: self._client(

@@ -225,6 +225,12 @@ class FakeCinder(object):
     def delete(self, version, volume_id, force=False):
         self._call('force_delete' if force else 'delete', version, volume_id)
         vol = self._volume(volume_id)
+        if force and not self.admin:
+            # Cinder 29: volume_extension:volume_admin_actions:force_delete
+            # is rule:admin_api.
+            raise cinder_exc.Forbidden(
+                403, 'Policy doesn\'t allow volume_extension:volume_admin_'
+                     'actions:force_delete to be performed.')
         if force:
             pass
         elif vol['status'] not in ('available', 'error', 'error_extending'):

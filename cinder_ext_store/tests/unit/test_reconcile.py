@@ -194,6 +194,25 @@ class TestVolumes(ReconcileTestCase):
         self.cloud.settle()
         self.assertNotIn(stuck, self.cloud.volumes)
 
+    def test_in_use_without_attachments(self):
+        # Cinder finished a queued extend after the last detach: the volume
+        # is 'in-use' with no attachment, a plain delete is refused.
+        vid = self.image_volume('gone')
+        self.cloud.volumes[vid]['status'] = 'in-use'
+        actions = self.plan(FakeGlance())
+        self.cloud.admin = True
+        self.assertEqual(0, self.run_plan(actions))
+        self.assertEqual(1, self.cloud.count('force_delete'))
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
+
+    def test_in_use_without_attachments_needs_an_admin(self):
+        vid = self.image_volume('gone')
+        self.cloud.volumes[vid]['status'] = 'in-use'
+        actions = self.plan(FakeGlance())
+        self.assertEqual(1, self.run_plan(actions))
+        self.assertIn('openstack volume set --state available', self.out[0])
+
     def test_a_volume_is_planned_once(self):
         # Two backends on one volume type: the second plan leaves it.
         self.image_volume('gone')

@@ -406,6 +406,9 @@ class TestAdd(base.StoreTestCase):
         self.assertNothingLeft()
 
     def test_create_times_out(self):
+        # Stuck 'creating': only force-delete removes it, which Cinder
+        # allows admins only.
+        self.cloud.admin = True
         self.cloud.transition_polls = 10 ** 6
         self.store.cinder.timeout = 0.1
         e = self.assertRaises(exceptions.BackendException, self.add, b'abc')
@@ -413,6 +416,16 @@ class TestAdd(base.StoreTestCase):
         self.assertIn("waiting for creation of volume", str(e))
         self.assertIn("'creating'", str(e))
         self.assertNothingLeft()
+
+    def test_create_times_out_without_admin(self):
+        self.cloud.transition_polls = 10 ** 6
+        self.store.cinder.timeout = 0.1
+        self.assertRaises(exceptions.BackendException, self.add, b'abc')
+        # Left 'creating' (reconcile takes it past its grace period), and
+        # said so.
+        self.assertEqual(['creating'], [v['status'] for v in
+                                        self.cloud.volumes.values()])
+        self.assertIn('it is left behind', self.log.output)
 
     def test_quota_exceeded_is_storage_full(self):
         self.cloud.quota_gib = 1
@@ -489,15 +502,17 @@ class TestAdd(base.StoreTestCase):
 
     @ddt.data(KeyboardInterrupt, SystemExit)
     def test_interrupt_while_creating_deletes_the_volume(self, interrupt):
-        self.cloud.transition_polls = 10 ** 6
+        self.cloud.transition_polls = 3
         api = self.store.cinder.api()
+        interrupts = [interrupt()]
 
         def interrupted(seconds):
-            raise interrupt()
+            if interrupts:
+                raise interrupts.pop()
         api._sleep = interrupted
         self.store.cinder.api = lambda context=None: api
         self.assertRaises(interrupt, self.add, base.payload(1000))
-        self.cloud.transition_polls = 1
+        self.assertEqual(0, self.cloud.count('force_delete'))
         self.assertNothingLeft()
 
     def test_declared_size_above_cap_creates_nothing(self):
@@ -548,6 +563,7 @@ class TestAdd(base.StoreTestCase):
         self.assertRegex(lines[-1], r'bytes=\d+ seconds=[\d.]+ mib_per_s=')
 
     def test_refused_delete_falls_back_to_force_delete(self):
+        self.cloud.admin = True  # the only ones Cinder lets force-delete
         self.cloud.fail('attachment_complete',
                         cinder_exc.ClientException(400, 'original'))
         self.cloud.fail('delete', cinder_exc.BadRequest(400, 'refused'), 2)
