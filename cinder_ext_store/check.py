@@ -232,7 +232,12 @@ def check_write(store, api, write_test):
 
 def run_checks(store, probe=False, write_test=False):
     """Every check of ``store``, in order; later ones need earlier ones."""
-    results = [check_credentials(store), check_endpoint(store)]
+    results = [check_credentials(store)]
+    if results[0].status == FAIL:
+        results.append(Result('endpoint', SKIP, 'skipped: the credentials '
+                              'do not authenticate'))
+    else:
+        results.append(check_endpoint(store))
     reachable = all(r.status != FAIL for r in results)
     api = store.cinder.api()
     if reachable:

@@ -120,8 +120,8 @@ def plan(store, glance, older_than, now=None, seen=None):
     :param store: a configured :class:`~cinder_ext_store.store.Store`
     :param glance: a :class:`GlanceImages`
     :param older_than: grace period, in seconds, of Cinder-side volumes
-    :param seen: volume ids other stores' plans already take (several
-        backends may share a volume type); updated
+    :param seen: what other stores' plans already take (several backends
+        share a lock path, and may share a volume type); updated
     """
     seen = set() if seen is None else seen
     now = now or cinder_api.utcnow()
@@ -131,6 +131,9 @@ def plan(store, glance, older_than, now=None, seen=None):
     crashed = set()
     for volume_id, marker in store.shares.dead_uploads():
         crashed.add(volume_id)
+        if ('upload', volume_id) in seen:
+            continue
+        seen.add(('upload', volume_id))
         actions.append(Action(
             name, 'release upload attachment',
             '%s of volume %s' % (marker.get('attachment_id') or '(none)',
@@ -140,6 +143,9 @@ def plan(store, glance, older_than, now=None, seen=None):
              'the uploading process %s is gone') % marker.get('pid'),
             lambda v=volume_id: store.shares.reclaim_upload(api, v)))
     for volume_id, state in store.shares.dead_shares():
+        if ('share', volume_id) in seen:
+            continue
+        seen.add(('share', volume_id))
         pids = ', '.join(sorted(state['readers'])) or 'none left'
         actions.append(Action(
             name, 'release read attachment',

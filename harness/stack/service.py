@@ -142,13 +142,28 @@ class Settings(object):
 
 
 def make_venv(directory, probe, requirements, pip_log):
-    """A virtualenv with ``requirements``, unless ``bin/<probe>`` exists."""
+    """A virtualenv with ``requirements`` (``bin/<probe>`` says it exists).
+
+    An existing one is topped up when the requirements changed since it
+    was made (they are recorded in it).
+    """
+    stamp = os.path.join(directory, '.cinder-ext-requirements')
+    wanted = '\n'.join(requirements)
     if os.path.exists(os.path.join(directory, 'bin', probe)):
-        return
-    log('installing %s into %s (a minute or two)'
-        % (' '.join(requirements), directory))
-    run([sys.executable, '-m', 'venv', directory])
+        try:
+            with open(stamp) as f:
+                if f.read() == wanted:
+                    return
+        except FileNotFoundError:
+            pass
+        log('updating %s: %s' % (directory, ' '.join(requirements)))
+    else:
+        log('installing %s into %s (a minute or two)'
+            % (' '.join(requirements), directory))
+        run([sys.executable, '-m', 'venv', directory])
     pip_install(directory, requirements, pip_log)
+    with open(stamp, 'w') as f:
+        f.write(wanted)
 
 
 def pip_install(directory, requirements, pip_log):

@@ -152,6 +152,17 @@ class TestRun(CheckTestCase):
             name for name, r in results.items() if r.status != check.OK])
         self.assertEqual(check.WARN, results['credentials'].status)
 
+    def test_bad_credentials_skip_the_endpoint(self):
+        self.store.cinder.session = Session(ksa_exc.Unauthorized('401'))
+        for name, value in (('cinder_store_auth_address', 'http://ks/v3'),
+                            ('cinder_store_user_name', 'glance'),
+                            ('cinder_store_password', 'wrong'),
+                            ('cinder_store_project_name', 'service')):
+            self.conf.set_override(name, value, group=base.BACKEND)
+        results = self.results()
+        self.assertEqual(check.FAIL, results['credentials'].status)
+        self.assertEqual(check.SKIP, results['endpoint'].status)
+
     def test_failure_skips_what_needs_it(self):
         self.store = self.make_store(self.make_conf(
             cinder_volume_type='gold'))

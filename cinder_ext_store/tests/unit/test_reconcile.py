@@ -112,6 +112,16 @@ class TestHost(ReconcileTestCase):
         self.assertEqual(0, self.run_plan(actions))
         self.assertNothingLeft()
 
+    def test_host_state_is_planned_once(self):
+        # Every store of the host shares the lock path: one plan takes it.
+        self.crashed_upload()
+        seen = set()
+        first = reconcile.plan(self.store, FakeGlance(), HOUR, seen=seen)
+        second = reconcile.plan(self.store, FakeGlance(), HOUR, seen=seen)
+        self.assertEqual(['release upload attachment', 'delete volume'],
+                         [a.what for a in first])
+        self.assertEqual([], second)
+
     def test_live_upload_is_not_touched(self):
         vid = self.image_volume('live')
         att = attachments.Attachment(self.api, self.host, vid, 'rw')
