@@ -173,12 +173,14 @@ def reconcile_command(args, conf, out=print):
         out("Glance's database cannot be reached (%s): only volumes stuck "
             "in %s are considered" % (glance.reason,
                                       '/'.join(reconcile.STUCK)))
-    failed = total = 0
-    seen = set()
+    # Plan everything before acting: releasing a dead upload removes the
+    # record that tells another store (its volume type) the volume is
+    # garbage.
+    seen, actions = set(), []
     for store in found.values():
-        actions = reconcile.plan(store, glance, args.older_than, seen=seen)
-        total += len(actions)
-        failed += reconcile.run(actions, args.apply, out)
+        actions += reconcile.plan(store, glance, args.older_than, seen=seen)
+    total = len(actions)
+    failed = reconcile.run(actions, args.apply, out)
     if not total:
         out('nothing to clean')
     elif not args.apply:

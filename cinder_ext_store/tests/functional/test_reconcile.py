@@ -92,8 +92,9 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
         sock.sendall((
             'PUT /v2/images/%s/file HTTP/1.1\r\nHost: %s\r\n'
             'X-Auth-Token: %s\r\nContent-Type: application/octet-stream\r\n'
-            'Transfer-Encoding: chunked\r\n\r\n'
-            % (image.id, url.netloc, self.user.session.get_token())).encode())
+            'X-Image-Meta-Store: %s\r\nTransfer-Encoding: chunked\r\n\r\n'
+            % (image.id, url.netloc, self.user.session.get_token(),
+               self.backend)).encode())
         src = images.ImageSource(base.GiB, seed=32, digests=())
         for _ in range(200):  # 200 MiB of a 1 GiB image, and no more
             chunk = src.read(base.MiB)

@@ -75,6 +75,30 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
         self.cloud.settle()
         self.assertEqual({}, self.cloud.volumes)
 
+    def test_all_stores_are_planned_before_acting(self):
+        # The upload's marker is on the host (planned by the first store),
+        # its volume is of the second store's type.
+        vid = self.image_volume('crashed')
+        att = test_reconcile.attachments.Attachment(self.api, self.host,
+                                                    vid, 'rw')
+        att.open()
+        self.store.shares.uploading(vid, att)
+        self.kill(os.path.join(self.store.shares.dir, '%s.upload' % vid))
+        other = self.make_store(self.make_conf(cinder_volume_type='fast'))
+        other.host = self.host
+        self.cloud.volumes[vid]['volume_type'] = 'fast'
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.cli.stores',
+            lambda conf: {'a': self.store, 'b': other}))
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.reconcile.GlanceImages',
+            lambda: test_reconcile.FakeGlance()))
+        args = cli._parser().parse_args(['reconcile', '--apply'])
+        self.assertEqual(0, cli.reconcile_command(args, None,
+                                                  out=self.out.append))
+        self.assertEqual('2 action(s) done, 0 failed', self.out[-1])
+        self.assertNothingLeft()
+
     def test_nothing_to_do(self):
         self.assertEqual(0, self.command())
         self.assertEqual(['nothing to clean'], self.out)
