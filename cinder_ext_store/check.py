@@ -19,10 +19,10 @@ gates on its exit status.
 """
 
 import os
-import tempfile
 import time
 import uuid
 
+from glance_store import exceptions
 from oslo_utils import units
 
 from cinder_ext_store import attachments
@@ -117,12 +117,8 @@ def check_volume_type(store, api):
 
 def check_lock_path(store):
     try:
-        path = store._lock_path()
-        os.makedirs(path, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path, prefix='.check-')
-        os.close(fd)
-        os.unlink(name)
-    except Exception as e:
+        path = store._check_lock_path()  # the probe the store starts with
+    except exceptions.BadStoreConfiguration as e:
         return Result('lock path', FAIL, 'not usable: %s' % e,
                       'set [oslo_concurrency] lock_path to a directory the '
                       'glance-api user can write, the same for all '

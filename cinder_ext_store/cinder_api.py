@@ -452,44 +452,51 @@ class CinderAPI(object):
             pass
         return RETRY
 
+    def delete_with_attachments(self, volume_id):
+        """Delete a volume whatever holds it; errors are raised.
+
+        A refused delete (an attached volume, one still 'creating' or
+        'extending') deletes the volume's attachments, waits for a status
+        that allows deletion, and tries again; still refused (stuck, or
+        'in-use' with no attachment left, as Cinder leaves a volume whose
+        queued extend finished after its last detach), it force-deletes,
+        which Cinder allows admins only.
+        """
+        try:
+            self.delete(volume_id)
+            return
+        except exceptions.NotFound:
+            raise
+        except exceptions.BackendException as e:
+            LOG.warning('Volume %s: %s; deleting its attachments and trying '
+                        'again', volume_id, e)
+        for attachment_id in self.attachment_ids(volume_id):
+            self.attachment_delete(attachment_id, volume_id)
+        try:
+            self.settle(volume_id, ('detaching', 'attaching', 'reserved',
+                                    'creating', 'extending'),
+                        'a status that allows deletion')
+        except exceptions.NotFound:
+            raise
+        except exceptions.BackendException as e:
+            LOG.warning('%s', e)
+        try:
+            self.delete(volume_id)
+        except exceptions.NotFound:
+            raise
+        except exceptions.BackendException as e:
+            LOG.warning('Volume %s: %s; force-deleting it', volume_id, e)
+            self.force_delete(volume_id)
+
     def delete_quietly(self, volume_id):
         """Best-effort delete for failure paths: never masks the cause.
 
-        Attachments still on the volume (a detach that failed) are deleted
-        first, since Cinder refuses to delete an attached volume; one that
-        is already gone does not stop the volume's deletion.
+        :meth:`delete_with_attachments`, with every error logged.
 
         :returns: False when the volume is left behind
         """
         try:
-            try:
-                self.delete(volume_id)
-            except exceptions.NotFound:
-                raise
-            except exceptions.BackendException as e:
-                LOG.warning('Volume %s: %s; deleting its attachments and '
-                            'trying again', volume_id, e)
-                for attachment_id in self.attachment_ids(volume_id):
-                    self.attachment_delete(attachment_id, volume_id)
-                # A volume still 'creating' (an interrupted wait) or
-                # 'extending' becomes deletable in seconds.
-                try:
-                    self.settle(volume_id, ('detaching', 'attaching',
-                                            'reserved', 'creating',
-                                            'extending'),
-                                'a status that allows deletion')
-                except exceptions.NotFound:
-                    raise
-                except exceptions.BackendException as e:
-                    LOG.warning('%s', e)
-                try:
-                    self.delete(volume_id)
-                except exceptions.BackendException as e:
-                    # Still refused (a volume stuck 'creating'):
-                    # force-delete (admin only by default) is what is left.
-                    LOG.warning('Volume %s: %s; force-deleting it',
-                                volume_id, e)
-                    self.force_delete(volume_id)
+            self.delete_with_attachments(volume_id)
             LOG.info('Deleted volume %s after a failed operation', volume_id)
         except exceptions.NotFound:
             LOG.info('Volume %s is already gone', volume_id)

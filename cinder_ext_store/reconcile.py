@@ -205,29 +205,14 @@ def _why_orphan(volume, glance, older_than, now, crashed):
 
 def _delete(api, volume_id):
     """Delete a volume and its attachments; errors are raised."""
-    for attachment_id in api.attachment_ids(volume_id):
-        api.attachment_delete(attachment_id, volume_id)
-    api.settle(volume_id, ('detaching', 'attaching', 'reserved',
-                           'extending'), 'release of its attachments')
     try:
-        api.delete(volume_id)
-    except exceptions.BackendException as e:
-        volume = api.get(volume_id)
-        if volume.status != 'in-use' or api.attachment_ids(volume_id):
-            raise
-        # Cinder finished an extend after the last detach and put the
-        # volume back 'in-use' with no attachment: only force-delete (an
-        # admin's) gets past that.
-        LOG.warning('Volume %s is in-use without attachments (%s); '
-                    'force-deleting it', volume_id, e)
-        try:
-            api.force_delete(volume_id)
-        except exceptions.Forbidden:
-            raise exceptions.BackendException(
-                'Cinder keeps volume %s in-use with no attachment and only '
-                'an admin may force-delete it: openstack volume set --state '
-                'available %s, then run reconcile again'
-                % (volume_id, volume_id))
+        api.delete_with_attachments(volume_id)
+    except exceptions.Forbidden:
+        raise exceptions.BackendException(
+            'Cinder refuses to delete volume %s (in-use with no attachment, '
+            'or stuck) and only an admin may force-delete it: openstack '
+            'volume set --state available %s, then run reconcile again'
+            % (volume_id, volume_id))
 
 
 def run(actions, apply, out):

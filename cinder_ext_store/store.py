@@ -166,7 +166,10 @@ class Store(glance_store.driver.Store):
         self._check_volume_type()
 
     def _check_lock_path(self):
-        """Readers and reconcile need a writable lock path: refuse without."""
+        """Readers and reconcile need a writable lock path: refuse without.
+
+        :returns: the lock path
+        """
         path = self._lock_path()
         try:
             os.makedirs(path, exist_ok=True)
@@ -180,6 +183,7 @@ class Store(glance_store.driver.Store):
                        '%d): %s; make it writable by the user glance-api '
                        'runs as, or set [oslo_concurrency] lock_path'
                        % (path, os.geteuid(), e))
+        return path
 
     def _check_volume_type(self):
         vtype = self.store_conf.cinder_volume_type

@@ -105,8 +105,9 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
 
     def test_failure_is_exit_status_1(self):
         self.image_volume('gone')
+        # Refused every time; force-delete is an admin's.
         self.cloud.fail('delete', reconcile.cinder_api.cinder_exc.BadRequest(
-            400, 'refused'))
+            400, 'refused'), 2)
         self.assertEqual(1, self.command('--older-than', '0', '--apply'))
         self.assertIn('1 failed', self.out[-1])
 
