@@ -91,6 +91,7 @@ class Attachment(object):
             raise exceptions.BackendException(
                 'Connecting volume %s (%s) to this host failed: %s'
                 % (self.volume_id, info.get('driver_volume_type'), e))
+        self.host.lend(self.device_info)
         self.api.attachment_complete(self.attachment_id, self.volume_id)
         self.device = devices.open_device(
             self.device_info['path'], writable=self.mode == 'rw',
@@ -110,8 +111,8 @@ class Attachment(object):
 
     def _disconnect(self, force):
         try:
-            self.connector.disconnect_volume(self.props, self.device_info,
-                                             force=force)
+            self.host.disconnect(self.connector, self.props,
+                                 self.device_info, force=force)
             return
         except Exception as e:
             LOG.error('Disconnecting volume %s from this host failed: %s',
@@ -121,8 +122,8 @@ class Attachment(object):
         if not force:
             # The upload fails either way; do not leave the device behind.
             try:
-                self.connector.disconnect_volume(self.props,
-                                                 self.device_info, force=True)
+                self.host.disconnect(self.connector, self.props,
+                                     self.device_info, force=True)
             except Exception as e:
                 LOG.error('Forced disconnect of volume %s failed too: %s',
                           self.volume_id, e)

@@ -24,12 +24,19 @@ import socket
 import sys
 import threading
 
+from glance_store import exceptions
 import os_brick
 from os_brick.initiator import connector as brick_connector
 from oslo_config import cfg
 from oslo_privsep import priv_context
 
+from cinder_ext_store import privileged
+
 LOG = logging.getLogger(__name__)
+
+#: The privsep sections whose helper_command starts a daemon for the store.
+PRIVSEP_BRICK = 'privsep_osbrick'
+PRIVSEP_STORE = privileged.default.cfg_section
 
 
 def _bindir():
@@ -89,24 +96,31 @@ class BrickHost(object):
         # Already root: run the helper of this Python environment directly.
         return ['env', 'PATH=%s:%s' % (_bindir(), os.environ.get('PATH', ''))]
 
+    def _helper_command(self, section):
+        try:
+            return self.global_conf[section].helper_command
+        except (cfg.NoSuchOptError, cfg.NoSuchGroupError, KeyError,
+                AttributeError, TypeError):
+            return None
+
     def privsep_problem(self):
-        """Why os-brick's privileged helper cannot start, or None.
+        """Why a privileged helper cannot start, or None.
 
         Checked at start-up, where only the obvious can be seen: a
-        configured ``[privsep_osbrick] helper_command`` whose program is
+        configured ``helper_command`` (of os-brick's ``[privsep_osbrick]``
+        or this store's ``[cinder_ext_store_privileged]``) whose program is
         missing, or (without one) no ``privsep-helper`` in this Python
         environment or, for a non-root glance-api, no sudo or rootwrap
-        configuration. ``cinder-ext-store check`` starts it for real.
+        configuration. ``cinder-ext-store check`` starts both for real.
         """
-        try:
-            command = self.global_conf.privsep_osbrick.helper_command
-        except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
-            command = None
-        if command:
-            program = shlex.split(command)[0]
-            if not shutil.which(program):
-                return ('[privsep_osbrick] helper_command runs %s, which '
-                        'does not exist or is not executable' % program)
+        commands = [(section, self._helper_command(section))
+                    for section in (PRIVSEP_BRICK, PRIVSEP_STORE)]
+        for section, command in commands:
+            if command and not shutil.which(shlex.split(command)[0]):
+                return ('[%s] helper_command runs %s, which does not exist '
+                        'or is not executable'
+                        % (section, shlex.split(command)[0]))
+        if all(command for _section, command in commands):
             return None
         if not _helper_here():
             return ('privsep-helper is not in %s (under uWSGI the Python '
@@ -152,3 +166,53 @@ class BrickHost(object):
             protocol, self.root_helper,
             use_multipath=self.conf.cinder_use_multipath,
             conn=connection_info)
+
+    def lend(self, device_info):
+        """Let this process open the block device os-brick attached.
+
+        Nothing to do as root, for a device this user can already open
+        (udev rules, a group) or for anything but a path under /dev (an RBD
+        handle; a file on a share, whose export decides who may open it).
+        """
+        path = device_info.get('path') if device_info else None
+        if (not isinstance(path, str) or not path.startswith(privileged.DEV)
+                or os.geteuid() == 0 or os.access(path, os.R_OK | os.W_OK)):
+            return
+        self._ensure_privsep()
+        try:
+            privileged.lend_device(path, os.geteuid())
+        except Exception as e:
+            raise exceptions.BackendException(
+                'Cannot open %s: glance-api runs as uid %d and the store\'s '
+                'privileged helper refused to lend it the device: %s'
+                % (path, os.geteuid(), e))
+        LOG.debug('Device %s lent to uid %d', path, os.geteuid())
+
+    def privileged_uid(self):
+        """Start the store's privileged daemon; the uid it runs as."""
+        self._ensure_privsep()
+        return privileged.whoami()
+
+    def give_back(self, device_info):
+        """Undo :meth:`lend`: root owns the device again. Never raises."""
+        path = device_info.get('path') if device_info else None
+        if not isinstance(path, str) or not path.startswith(privileged.DEV):
+            return
+        try:
+            if os.stat(path).st_uid == 0:
+                return
+            if os.geteuid() == 0:
+                privileged.give_back(path)  # reconcile run by root
+            else:
+                self._ensure_privsep()
+                privileged.return_device(path)
+            LOG.debug('Device %s given back to root', path)
+        except Exception as e:
+            LOG.error('Giving device %s back to root failed (it stays '
+                      'readable by uid %d until the next attachment of it '
+                      'or a reboot): %s', path, os.geteuid(), e)
+
+    def disconnect(self, connector, props, device_info, force=False):
+        """Give the device back, then disconnect it from this host."""
+        self.give_back(device_info)
+        connector.disconnect_volume(props, device_info, force=force)

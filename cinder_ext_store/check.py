@@ -26,6 +26,7 @@ from glance_store import exceptions
 from oslo_utils import units
 
 from cinder_ext_store import attachments
+from cinder_ext_store import brick_host
 from cinder_ext_store import cinder_api
 from cinder_ext_store import growth
 
@@ -126,20 +127,45 @@ def check_lock_path(store):
     return Result('lock path', OK, '%s is writable' % path)
 
 
+_HELPER_FIX = ('set [%s] helper_command to "sudo glance-rootwrap '
+               '/etc/glance/rootwrap.conf privsep-helper" and install the '
+               'sudoers rule and rootwrap filters of this package (doc: '
+               'Running glance-api unprivileged)')
+
+
 def check_privsep(store):
     try:
         props = store.host.connector_properties()
     except Exception as e:
         return Result('privsep', FAIL, 'os-brick cannot start its privileged '
-                      'helper: %s' % e,
-                      'set [privsep_osbrick] helper_command (for example '
-                      '"sudo privsep-helper --config-file /etc/glance/'
-                      'glance-api.conf") and allow it in sudoers / rootwrap')
+                      'helper: %s' % e, _HELPER_FIX % 'privsep_osbrick')
     return Result('privsep', OK, 'os-brick\'s helper runs; connector: '
                   'host %s, ip %s, initiator %s, multipath %s' % (
                       props.get('host'), props.get('ip'),
                       props.get('initiator') or 'none',
                       props.get('multipath')))
+
+
+def check_device_access(store):
+    """The store's own helper, needed when glance-api is not root."""
+    if os.geteuid() == 0:
+        return Result('device access', OK, 'glance-api runs as root: opens '
+                      'attached devices itself')
+    try:
+        uid = store.host.privileged_uid()
+    except Exception as e:
+        return Result('device access', FAIL, 'the store\'s privileged helper '
+                      '(lends attached devices to glance-api\'s user) does '
+                      'not start: %s' % e,
+                      _HELPER_FIX % brick_host.PRIVSEP_STORE)
+    if uid != 0:
+        return Result('device access', FAIL, 'the store\'s privileged helper '
+                      'runs as uid %d, not root' % uid,
+                      'start it through sudo (see helper_command of [%s])'
+                      % brick_host.PRIVSEP_STORE)
+    return Result('device access', OK, 'privileged helper runs as root; '
+                  'attached block devices are lent to uid %d while attached'
+                  % os.geteuid())
 
 
 def _probe_volume(api, store, tag):
@@ -238,7 +264,8 @@ def run_checks(store, probe=False, write_test=False):
     api = store.cinder.api()
     if reachable:
         results.append(check_volume_type(store, api))
-    results += [check_lock_path(store), check_privsep(store)]
+    results += [check_lock_path(store), check_privsep(store),
+                check_device_access(store)]
     usable = all(r.status != FAIL for r in results)
     if usable:
         results += [check_online_extend(store, api, probe),

@@ -21,6 +21,9 @@ here; options that only we have carry the ``cinder_ext_`` prefix.
 
 from glance_store._drivers.cinder import store as intree_cinder
 from oslo_config import cfg
+from oslo_privsep import priv_context
+
+from cinder_ext_store import privileged
 
 #: The in-tree options, as the very same objects (see module docstring).
 INTREE_OPTS = list(intree_cinder.Store.OPTIONS)
@@ -215,5 +218,8 @@ def list_opts():
 
     In multi-store deployments these options belong in each backend's own
     section; ``glance_store`` is where the legacy single-store mode reads them.
+    The privsep section configures how the store's privileged helper starts
+    (one per glance-api process, shared by all backends).
     """
-    return [('glance_store', OPTIONS)]
+    return [('glance_store', OPTIONS),
+            (privileged.default.cfg_section, priv_context.OPTS)]

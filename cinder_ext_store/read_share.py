@@ -472,8 +472,8 @@ class ReadShares(object):
         """Disconnect; ``connection`` is (connection_info, props)."""
         connection_info, props = connection
         try:
-            connector = self.host.connector(connection_info)
-            connector.disconnect_volume(props, device_info, force=force)
+            self.host.disconnect(self.host.connector(connection_info), props,
+                                 device_info, force=force)
         except Exception as e:
             LOG.error('Disconnecting volume from this host failed: %s', e)
 

@@ -542,6 +542,7 @@ class FakeHost(object):
         self.connected = {}
         self.faults = {}
         self.calls = []
+        self.lent = []
         self._ids = itertools.count()
 
     def fail(self, call, exc):
@@ -565,3 +566,22 @@ class FakeHost(object):
     def connector(self, connection_info):
         self._call('connector')
         return FakeConnector(self)
+
+    def privileged_uid(self):
+        return 0
+
+    def lend(self, device_info):
+        # As BrickHost.lend for a glance-api that is not root.
+        self._call('lend')
+        path = device_info.get('path')
+        if isinstance(path, str):
+            self.lent.append(path)
+
+    def give_back(self, device_info):
+        path = device_info.get('path')
+        if path in self.lent:
+            self.lent.remove(path)
+
+    def disconnect(self, connector, props, device_info, force=False):
+        self.give_back(device_info)
+        connector.disconnect_volume(props, device_info, force=force)

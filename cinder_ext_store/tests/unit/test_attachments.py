@@ -48,6 +48,19 @@ class TestLifecycle(base.StoreTestCase):
         self.assertRaises(ValueError, fail)
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)
+        # Lent for each attachment, given back on each detach.
+        self.assertEqual(2, self.host.calls.count('lend'))
+        self.assertEqual([], self.host.lent)
+
+    def test_refused_lending_undoes_the_attachment(self):
+        api = self.store.cinder.api()
+        vol = api.create(1, 'v', {})
+        self.host.fail('lend', exceptions.BackendException('refused'))
+        att = attachments.Attachment(api, self.host, vol.id, 'rw')
+        self.assertRaises(exceptions.BackendException, att.open)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertEqual('available', api.get(vol.id).status)
 
     def test_forced_disconnect_retry_also_fails(self):
         api = self.store.cinder.api()

@@ -10,7 +10,11 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+from unittest import mock
+
 import fixtures
+from glance_store import exceptions
+from oslo_privsep import priv_context
 
 from cinder_ext_store import brick_host
 from cinder_ext_store.tests.unit import base
@@ -80,11 +84,9 @@ class TestBrickHost(base.StoreTestCase):
 class TestPrivsepProblem(TestBrickHost):
     """What start-up can tell about the privsep helper."""
 
-    def set_helper(self, command):
-        from oslo_privsep import priv_context
-        self.conf.register_opts(priv_context.OPTS, group='privsep_osbrick')
-        self.conf.set_override('helper_command', command,
-                               group='privsep_osbrick')
+    def set_helper(self, command, section='privsep_osbrick'):
+        self.conf.register_opts(priv_context.OPTS, group=section)
+        self.conf.set_override('helper_command', command, group=section)
 
     def test_configured_helper_missing(self):
         self.set_helper('/nonexistent/privsep-helper --config-file x')
@@ -93,7 +95,23 @@ class TestPrivsepProblem(TestBrickHost):
 
     def test_configured_helper_present(self):
         self.set_helper('sh -c true')
+        self.set_helper('sh -c true', 'cinder_ext_store_privileged')
         self.assertIsNone(self.host.privsep_problem())
+
+    def test_store_helper_missing(self):
+        self.set_helper('sh -c true')
+        self.set_helper('/nonexistent/sudo x', 'cinder_ext_store_privileged')
+        self.assertIn('[cinder_ext_store_privileged] helper_command runs '
+                      '/nonexistent/sudo', self.host.privsep_problem())
+
+    def test_store_helper_unset_needs_rootwrap_when_not_root(self):
+        # Its daemon then starts with the root helper (sudo + rootwrap).
+        self.set_helper('sh -c true')
+        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 1000))
+        self.conf.set_override('rootwrap_config', '/nonexistent/rootwrap.conf',
+                               group=base.BACKEND)
+        self.assertIn('rootwrap_config /nonexistent/rootwrap.conf does not '
+                      'exist', self.host.privsep_problem())
 
     def test_no_helper_beside_this_python(self):
         # Under uWSGI: sys.prefix of an environment without privsep-helper.
@@ -117,3 +135,106 @@ class TestPrivsepProblem(TestBrickHost):
         self.useFixture(fixtures.MonkeyPatch(
             'cinder_ext_store.brick_host.sys.executable', '/usr/bin/uwsgi'))
         self.assertNotEqual('/usr/bin', brick_host._bindir())
+
+
+class TestDeviceLending(TestBrickHost):
+    """A glance-api that is not root borrows the device it attached."""
+
+    def setUp(self):
+        super(TestDeviceLending, self).setUp()
+        self.lent = self.patch_entry('lend_device')
+        self.returned = self.patch_entry('return_device')
+        self.uid = 1000
+        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: self.uid))
+        self.useFixture(fixtures.MonkeyPatch(
+            'os.access', lambda path, mode: False))
+
+    def patch_entry(self, name):
+        calls = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.%s' % name,
+            lambda *args: calls.append(args)))
+        return calls
+
+    def test_lends_a_device_under_dev(self):
+        self.host.lend({'path': '/dev/loop3'})
+        self.assertEqual([('/dev/loop3', 1000)], self.lent)
+
+    def test_nothing_to_lend_as_root(self):
+        self.uid = 0
+        self.host.lend({'path': '/dev/loop3'})
+        self.assertEqual([], self.lent)
+
+    def test_nothing_to_lend_when_already_accessible(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'os.access', lambda path, mode: True))  # udev rule, group
+        self.host.lend({'path': '/dev/loop3'})
+        self.assertEqual([], self.lent)
+
+    def test_handles_and_share_files_are_not_lent(self):
+        self.host.lend({'path': object()})  # an RBD handle
+        self.host.lend({'path': '/var/lib/glance/mnt/abc/volume-1'})
+        self.host.lend(None)
+        self.assertEqual([], self.lent)
+
+    def test_refusal_is_a_clear_backend_error(self):
+        def refuse(path, uid):
+            raise ValueError('/dev/loop3 is in use on this host: mounted')
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.lend_device', refuse))
+        e = self.assertRaises(exceptions.BackendException, self.host.lend,
+                              {'path': '/dev/loop3'})
+        self.assertIn('runs as uid 1000', str(e))
+        self.assertIn('mounted', str(e))
+
+    def owned_by(self, uid):
+        self.useFixture(fixtures.MonkeyPatch(
+            'os.stat', lambda path: mock.Mock(st_uid=uid)))
+
+    def test_gives_back_a_lent_device(self):
+        self.owned_by(1000)
+        self.host.give_back({'path': '/dev/loop3'})
+        self.assertEqual([('/dev/loop3',)], self.returned)
+
+    def test_root_owned_device_needs_nothing(self):
+        self.owned_by(0)
+        self.host.give_back({'path': '/dev/loop3'})
+        self.assertEqual([], self.returned)
+
+    def test_root_gives_back_without_the_daemon(self):
+        # reconcile run by root after a glance-api worker died
+        self.uid = 0
+        self.owned_by(1000)
+        direct = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.give_back', direct.append))
+        self.host.give_back({'path': '/dev/loop3'})
+        self.assertEqual(['/dev/loop3'], direct)
+        self.assertEqual([], self.returned)
+
+    def test_give_back_failure_is_logged_not_raised(self):
+        self.owned_by(1000)
+
+        def fail(path):
+            raise OSError('daemon gone')
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.return_device', fail))
+        log = self.useFixture(fixtures.FakeLogger())
+        self.host.give_back({'path': '/dev/loop3'})
+        self.assertIn('Giving device /dev/loop3 back to root failed',
+                      log.output)
+
+    def test_disconnect_gives_back_first(self):
+        self.owned_by(1000)
+        order = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.return_device',
+            lambda path: order.append('give back')))
+        connector = mock.Mock()
+        connector.disconnect_volume.side_effect = (
+            lambda *a, **k: order.append('disconnect'))
+        self.host.disconnect(connector, {'p': 1}, {'path': '/dev/loop3'},
+                             force=True)
+        self.assertEqual(['give back', 'disconnect'], order)
+        connector.disconnect_volume.assert_called_once_with(
+            {'p': 1}, {'path': '/dev/loop3'}, force=True)

@@ -11,6 +11,7 @@
 # under the License.
 
 import os
+from unittest import mock
 
 from cinderclient import exceptions as cinder_exc
 import fixtures
@@ -98,6 +99,36 @@ class TestChecks(CheckTestCase):
         self.assertIn('sudo: a password is required', r.detail)
         self.assertIn('helper_command', r.fix)
 
+    def test_device_access_as_root(self):
+        with mock.patch('os.geteuid', return_value=0):
+            r = check.check_device_access(self.store)
+        self.assertEqual(check.OK, r.status)
+        self.assertIn('root', r.detail)
+
+    def test_device_access_helper_runs_as_root(self):
+        self.host.privileged_uid = lambda: 0
+        with mock.patch('os.geteuid', return_value=997):
+            r = check.check_device_access(self.store)
+        self.assertEqual(check.OK, r.status, r.detail)
+        self.assertIn('lent to uid 997', r.detail)
+
+    def test_device_access_helper_cannot_start(self):
+        def refused():
+            raise OSError('sudo: a terminal is required')
+        self.host.privileged_uid = refused
+        with mock.patch('os.geteuid', return_value=997):
+            r = check.check_device_access(self.store)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('a terminal is required', r.detail)
+        self.assertIn('[cinder_ext_store_privileged] helper_command', r.fix)
+
+    def test_device_access_helper_not_root(self):
+        self.host.privileged_uid = lambda: 997
+        with mock.patch('os.geteuid', return_value=997):
+            r = check.check_device_access(self.store)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('uid 997, not root', r.detail)
+
     def test_probe_extend_allowed(self):
         r = check.check_online_extend(self.store, self.api, probe=True)
         self.assertEqual(check.OK, r.status, r.detail)
@@ -146,7 +177,8 @@ class TestRun(CheckTestCase):
         results = self.results(probe=True, write_test=True)
         self.assertEqual(
             ['credentials', 'endpoint', 'volume type', 'lock path',
-             'privsep', 'in-use extend', 'write test'], list(results))
+             'privsep', 'device access', 'in-use extend', 'write test'],
+            list(results))
         # Only the credentials warn: the fake store has none of its own.
         self.assertEqual(['credentials'], [
             name for name, r in results.items() if r.status != check.OK])
