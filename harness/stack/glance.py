@@ -17,16 +17,35 @@ volumes), ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
 re-attach) and ``intree`` (glance_store's own cinder driver, for
 comparison). The stores use service credentials, as production does.
 
+glance-api runs as the system user ``glance`` (created here), as
+distributions run it: it owns only its state directories and log, reads its
+configuration (group ``glance``, 0640) and reaches root through ``sudo
+glance-rootwrap`` alone. The sudoers rule and the rootwrap filters are this
+package's ``etc/`` files, installed with this stack's paths. The store's
+backends use ``rootwrap.conf`` (this package's filters: two privsep daemons,
+nothing else); the in-tree driver's ``intree`` backends use
+``rootwrap-intree.conf`` with glance_store's own filters (it needs ``chown``
+as root), so that nothing of those can help the store under test.
+
 A second glance-api, ``glance-api-locations``, serves the same database and
 stores with ``show_multiple_locations = True``: the setting OSSN-0065 warns
 about, under which users may add locations. The tests run the attacks it
 allows there; the default instance keeps Glance's defaults.
 """
 
+import grp
 import os
+import pwd
 import shutil
 
 from harness.stack import service
+
+#: The system user glance-api runs as.
+USER = os.environ.get('CINDER_EXT_GLANCE_USER', 'glance')
+SUDOERS = '/etc/sudoers.d/cinder-ext-stack-glance'
+#: sudo looks commands up on its secure_path; the in-tree driver runs
+#: "sudo glance-rootwrap ..." by name.
+ROOTWRAP_LINK = '/usr/local/bin/glance-rootwrap'
 
 #: backend -> (store type, volume type, extend attached, description)
 BACKENDS = {
@@ -56,6 +75,7 @@ class Glance(service.UwsgiService):
 
     #: Extra [DEFAULT] settings of this instance.
     extra_defaults = ''
+    run_as = USER
 
     def __init__(self, settings, keystone, postgres, ceph=None):
         super(Glance, self).__init__(settings)
@@ -96,6 +116,43 @@ class Glance(service.UwsgiService):
             '-e', service.REPO], self.s.path('pip.log'))
         if self.ceph:
             self.ceph.add_to_venv(venv)
+        self._install_user()
+
+    def _install_user(self):
+        """The glance user, sudo, and the one sudoers rule it gets."""
+        if not service.have_command('sudo'):
+            service.apt_install(['sudo'], recommends=False)
+        try:
+            pwd.getpwnam(USER)
+        except KeyError:
+            service.log('creating system user %s' % USER)
+            service.run(['useradd', '--system', '--user-group',
+                         '--no-create-home', '--home-dir', self.dir,
+                         '--shell', '/usr/sbin/nologin', USER])
+        rootwrap = os.path.join(self.s.venv('glance'), 'bin',
+                                'glance-rootwrap')
+        if os.path.realpath(ROOTWRAP_LINK) != rootwrap:
+            if os.path.lexists(ROOTWRAP_LINK):
+                os.unlink(ROOTWRAP_LINK)
+            os.symlink(rootwrap, ROOTWRAP_LINK)
+        with open(os.path.join(service.REPO, 'etc', 'sudoers.d',
+                               'glance-cinder-ext-store')) as f:
+            rule = f.read()
+        confs = [os.path.join(self.etc, name) for name in (
+            'rootwrap.conf', 'rootwrap-intree.conf')]
+        rule = rule.replace('Defaults:glance', 'Defaults:%s' % USER)
+        rule = rule.replace(
+            'glance ALL = (root) NOPASSWD: /usr/bin/glance-rootwrap '
+            '/etc/glance/rootwrap.conf *',
+            '%s ALL = (root) NOPASSWD: %s' % (USER, ', '.join(
+                '%s %s *' % (cmd, conf) for conf in confs
+                for cmd in (rootwrap, ROOTWRAP_LINK))))
+        candidate = SUDOERS + '.new'
+        with open(candidate, 'w') as f:
+            f.write(rule)
+        os.chmod(candidate, 0o440)
+        service.run(['visudo', '-c', '-q', '-f', candidate])
+        os.rename(candidate, SUDOERS)
 
     def url(self):
         return 'http://127.0.0.1:%d/versions' % self.port
@@ -105,6 +162,40 @@ class Glance(service.UwsgiService):
         return ['--env', 'OS_GLANCE_CONFIG_DIR=%s' % self.etc,
                 '--http-auto-chunked', '--http-chunked-input',
                 '--http-raw-body', '--chunked-input-limit', '16777216']
+
+    def rootwrap_config(self, store):
+        return os.path.join(self.etc, 'rootwrap.conf' if store == 'cinder_ext'
+                            else 'rootwrap-intree.conf')
+
+    def _write_rootwrap(self):
+        """rootwrap.conf + filters: this package's, and the in-tree's."""
+        filters = {
+            'cinder_ext': os.path.join(service.REPO, 'etc', 'glance',
+                                       'rootwrap.d',
+                                       'cinder_ext_store.filters'),
+            'cinder': os.path.join(self.s.venv('glance'), 'etc', 'glance',
+                                   'rootwrap.d',
+                                   'glance_cinder_store.filters')}
+        for store, source in filters.items():
+            conf = self.rootwrap_config(store)
+            d = conf[:-len('.conf')] + '.d'
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+            shutil.copy(source, d)
+            with open(conf, 'w') as f:
+                f.write('[DEFAULT]\nfilters_path = %s\nexec_dirs = %s/bin,'
+                        '/sbin,/usr/sbin,/bin,/usr/bin\nuse_syslog = False\n'
+                        % (d, self.s.venv('glance')))
+
+    def _own(self, paths, mode=None):
+        """Give ``paths`` to the glance user (``mode``: only readable)."""
+        entry = pwd.getpwnam(USER)
+        for path in paths:
+            if mode is None:
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            else:
+                os.chown(path, 0, grp.getgrnam(USER).gr_gid)
+                os.chmod(path, mode)
 
     def _backend(self, name, store, vtype, extend, description):
         if store == 'rbd':
@@ -121,8 +212,10 @@ class Glance(service.UwsgiService):
                 'cinder_store_project_domain_name = Default\n'
                 'cinder_volume_type = %s\ncinder_do_extend_attached = %s\n'
                 'cinder_state_transition_timeout = 120\n'
+                'rootwrap_config = %s\n'
                 % (name, vtype, description, self.s.auth_url,
-                   self.s.SERVICE_PASSWORD, vtype, extend))
+                   self.s.SERVICE_PASSWORD, vtype, extend,
+                   self.rootwrap_config(store)))
 
     @property
     def lock_path(self):
@@ -131,9 +224,15 @@ class Glance(service.UwsgiService):
     def _write_config(self):
         etc = self.etc
         lock = self.lock_path
-        for sub in (etc, lock, os.path.join(self.dir, 'staging'),
-                    os.path.join(self.dir, 'tasks')):
+        # glance owns its state, not the directory above the
+        # configuration: else it could swap rootwrap.conf for its own.
+        state = [lock, os.path.join(self.dir, 'staging'),
+                 os.path.join(self.dir, 'tasks')]
+        for sub in [etc] + state:
             os.makedirs(sub, exist_ok=True)
+        open(self.log_file, 'a').close()
+        self._own(state + [self.log_file])
+        self._write_rootwrap()
         shutil.copy(os.path.join(self.s.venv('glance'), 'etc', 'glance',
                                  'glance-api-paste.ini'), etc)
         sections = ''.join(self._backend(name, store, vtype, extend, what)
@@ -161,10 +260,12 @@ flavor = keystone
 lock_path = %(lock)s
 [os_brick]
 lock_path = %(lock)s
-# Root service without sudo: start privsep directly (the in-tree driver
-# would otherwise prefix sudo).
+# glance-api is not root: its privileged daemons start through sudo and
+# rootwrap, each allowed by one line of the store's filters.
 [privsep_osbrick]
-helper_command = %(venv)s/bin/privsep-helper
+helper_command = %(helper)s
+[cinder_ext_store_privileged]
+helper_command = %(helper)s
 """ % dict(
                 backends=','.join('%s:%s' % (name, spec[0])
                                   for name, spec in self.backends.items()),
@@ -172,7 +273,13 @@ helper_command = %(venv)s/bin/privsep-helper
                 extra=self.extra_defaults, db=self.postgres.url('glance'),
                 sections=sections,
                 authtoken=self.keystone.authtoken('glance'),
-                lock=lock, venv=self.s.venv('glance')))
+                lock=lock, helper='sudo %s %s privsep-helper' % (
+                    os.path.join(self.s.venv('glance'), 'bin',
+                                 'glance-rootwrap'),
+                    self.rootwrap_config('cinder_ext'))))
+        # Secrets inside: readable by the glance group only.
+        self._own([os.path.join(etc, name) for name in os.listdir(etc)
+                   if name.endswith(('.conf', '.ini'))], mode=0o640)
 
     def start(self):
         self._write_config()

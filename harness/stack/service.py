@@ -19,6 +19,7 @@ what it did not start.
 
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -257,14 +258,24 @@ class Service(object):
         """The names of this service's processes (pid files)."""
         return [self.name]
 
-    def spawn(self, cmd, logfile, env=None, name=None):
-        """Start ``cmd`` in its own session; record its pid."""
+    def spawn(self, cmd, logfile, env=None, name=None, user=None):
+        """Start ``cmd`` in its own session; record its pid.
+
+        :param user: a system user to run it as (its own group, no others)
+        """
         os.makedirs(os.path.dirname(logfile), exist_ok=True)
+        env = dict(os.environ, **(env or {}))
+        who = {}
+        if user:
+            entry = pwd.getpwnam(user)
+            who = dict(user=entry.pw_uid, group=entry.pw_gid,
+                       extra_groups=[])
+            env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
         with open(logfile, 'ab') as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
-                env=dict(os.environ, **(env or {})))
+                env=env, **who)
         self.record_pid(proc.pid, name)
         return proc.pid
 
@@ -322,6 +333,8 @@ class UwsgiService(Service):
     module = None
     workers = 1
     threads = 4
+    #: The system user uWSGI runs as (None: the stack's own, root).
+    run_as = None
 
     def uwsgi_options(self):
         """Extra uWSGI options of this application."""
@@ -343,7 +356,8 @@ class UwsgiService(Service):
                     '--module', self.module, '--buffer-size', '65535',
                     '--lazy-apps', '--add-header', 'Connection: close'] +
                    self.uwsgi_options(),
-                   os.path.join(self.s.logs, '%s.log' % self.name))
+                   os.path.join(self.s.logs, '%s.log' % self.name),
+                   user=self.run_as)
 
     def healthy(self):
         import urllib.request
