@@ -457,10 +457,11 @@ class CinderAPI(object):
 
         A refused delete (an attached volume, one still 'creating' or
         'extending') deletes the volume's attachments, waits for a status
-        that allows deletion, and tries again; still refused (stuck, or
-        'in-use' with no attachment left, as Cinder leaves a volume whose
-        queued extend finished after its last detach), it force-deletes,
-        which Cinder allows admins only.
+        that allows deletion, and tries again. A volume left 'in-use' with
+        no attachment (Cinder does that when a queued extend finishes after
+        the last detach) is set free with the legacy detach, which the
+        volume's own project may call. Still refused (stuck), it
+        force-deletes, which Cinder allows admins only.
         """
         try:
             self.delete(volume_id)
@@ -480,6 +481,13 @@ class CinderAPI(object):
             raise
         except exceptions.BackendException as e:
             LOG.warning('%s', e)
+        if self.release_unattached(volume_id):
+            try:
+                self.settle(volume_id, ('in-use', 'detaching'), 'detach')
+            except exceptions.NotFound:
+                raise
+            except exceptions.BackendException as e:
+                LOG.warning('%s', e)
         try:
             self.delete(volume_id)
         except exceptions.NotFound:
@@ -487,6 +495,24 @@ class CinderAPI(object):
         except exceptions.BackendException as e:
             LOG.warning('Volume %s: %s; force-deleting it', volume_id, e)
             self.force_delete(volume_id)
+
+    def release_unattached(self, volume_id):
+        """Free a volume 'in-use' without attachments; True if it was.
+
+        Cinder's legacy os-detach without an attachment id, on a volume
+        with none, only resets the status to 'available' (its volume
+        manager's backward-compatible path); the policy allows the volume's
+        own project, where os-force_delete and os-reset_status need an
+        admin.
+        """
+        if self.get(volume_id).status != 'in-use' or self.attachment_ids(
+                volume_id):
+            return False
+        LOG.warning('Volume %s is in-use without attachments; detaching it '
+                    'to make it deletable', volume_id)
+        self._request('detach', lambda: self._client().volumes.detach(
+            volume_id), volume_id=volume_id)
+        return True
 
     def delete_quietly(self, volume_id):
         """Best-effort delete for failure paths: never masks the cause.

@@ -209,10 +209,9 @@ def _delete(api, volume_id):
         api.delete_with_attachments(volume_id)
     except exceptions.Forbidden:
         raise exceptions.BackendException(
-            'Cinder refuses to delete volume %s (in-use with no attachment, '
-            'or stuck) and only an admin may force-delete it: openstack '
-            'volume set --state available %s, then run reconcile again'
-            % (volume_id, volume_id))
+            'Cinder refuses to delete volume %s (status %s) and only an '
+            'admin may force-delete it: openstack volume delete --force %s'
+            % (volume_id, api.get(volume_id).status, volume_id))
 
 
 def run(actions, apply, out):

@@ -149,6 +149,7 @@ class Stack(object):
                               'cinder', 'log', 'cinder-volume.log'),
                           glance_pidfile=self.glance.pidfile(),
                           glance_config_dir=self.glance.etc,
+                          glance_user=self.glance.run_as,
                           glance_lock_path=self.glance.lock_path,
                           glance_bin_dir=os.path.join(
                               s.venv('glance'), 'bin'),

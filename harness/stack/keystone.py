@@ -93,11 +93,14 @@ class Keystone(service.UwsgiService):
         ident = rest.Identity(self.admin()[0], self.s.auth_url)
         service_project = ident.project('service')
         demo = ident.project('demo')
-        # Glance's store creates, attaches, extends and (on failure)
-        # force-deletes volumes in the service project.
-        for name in ('glance', 'cinder'):
-            ident.user(name, self.s.SERVICE_PASSWORD, service_project,
-                       ('admin', 'service'))
+        # As production: Glance's service user is a member of the service
+        # project with the service role, not an admin (its store creates,
+        # attaches, extends and deletes volumes of that project only).
+        # Cinder's own service user is an admin, as DevStack makes it.
+        ident.user('glance', self.s.SERVICE_PASSWORD, service_project,
+                   ('member', 'service'))
+        ident.user('cinder', self.s.SERVICE_PASSWORD, service_project,
+                   ('admin', 'service'))
         ident.user('demo', self.s.DEMO_PASSWORD, demo, ('member', 'reader'))
         # A user of another project, as DevStack's alt_demo.
         ident.user('alt_demo', self.s.DEMO_PASSWORD,

@@ -109,9 +109,13 @@ class Identity(object):
         uid = self._find_or_create('users', name, {
             'domain_id': 'default', 'password': password,
             'default_project_id': project_id})
+        base = '%s/projects/%s/users/%s/roles' % (self.url, project_id, uid)
         for role in roles:
-            self.c.request('PUT', '%s/projects/%s/users/%s/roles/%s' % (
-                self.url, project_id, uid, self.role(role)))
+            self.c.request('PUT', '%s/%s' % (base, self.role(role)))
+        # Exactly these roles: an older stack may have granted more.
+        for held in self.c.get(base)['roles']:
+            if held['name'] not in roles:
+                self.c.request('DELETE', '%s/%s' % (base, held['id']))
         return uid
 
     def service(self, stype, name, url):

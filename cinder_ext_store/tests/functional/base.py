@@ -21,6 +21,8 @@ the URI alone.
 
 import hashlib
 import logging
+import os
+import pwd
 import subprocess
 import sys
 
@@ -146,6 +148,25 @@ class FunctionalTestCase(testtools.TestCase):
 
     def store(self, backend):
         return stores.get(backend)
+
+    def glance_command(self, *args, etc=None, timeout=300):
+        """``cinder-ext-store`` as an operator runs it on the Glance host.
+
+        From glance-api's environment, on its configuration directory
+        (``etc``, default the stack's) and as glance-api's user, so that
+        what it creates (locks, markers) glance-api can use afterwards.
+        """
+        cmd = [os.path.join(self.cloud.setting('glance_bin_dir'),
+                            'cinder-ext-store'), '--config-dir',
+               etc or self.cloud.setting('glance_config_dir')] + list(args)
+        who = {}
+        user = self.cloud.setting('glance_user')
+        if user and os.geteuid() == 0:
+            entry = pwd.getpwnam(user)
+            who = dict(user=entry.pw_uid, group=entry.pw_gid,
+                       extra_groups=[], cwd='/')
+        return subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=timeout, **who)
 
     def location(self, uri, backend):
         return stores.location(self.conf, uri, backend)

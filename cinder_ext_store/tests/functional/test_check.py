@@ -18,7 +18,6 @@ import configparser
 import logging
 import os
 import shutil
-import subprocess
 import time
 
 from cinder_ext_store.tests.functional import base
@@ -37,12 +36,8 @@ class TestCheck(base.FunctionalTestCase):
                       'with Keystone has it)')
 
     def check(self, etc, *args):
-        cmd = [os.path.join(self.cloud.setting('glance_bin_dir'),
-                            'cinder-ext-store'), '--config-dir', etc,
-               'check'] + list(args)
         started = time.monotonic()
-        done = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=300)
+        done = self.glance_command('check', *args, etc=etc)
         took = time.monotonic() - started
         text = '$ cinder-ext-store --config-dir %s check %s  (%.1fs, exit ' \
                '%d)\n%s' % ('<glance etc>' if etc == self.etc else
@@ -72,15 +67,21 @@ class TestCheck(base.FunctionalTestCase):
         rows = self.rows(out)
         backend = self.cloud.setting('glance_backend', 'images')
         for name in ('credentials', 'endpoint', 'volume type', 'lock path',
-                     'privsep', 'in-use extend', 'write test'):
+                     'privsep', 'device access', 'in-use extend',
+                     'write test'):
             self.assertEqual('ok', rows[(backend, name)][0], out)
         self.assertLess(took, 60)
         self.assertNoLeftovers()
 
     def broken_copy(self):
-        copy = os.path.join(self.useFixture(
-            base.fixtures.TempDir()).path, 'etc')
+        tmp = self.useFixture(base.fixtures.TempDir()).path
+        copy = os.path.join(tmp, 'etc')
         shutil.copytree(self.etc, copy)
+        # glance-api's user runs check: let it read this copy.
+        os.chmod(tmp, 0o755)
+        for name in os.listdir(copy):
+            os.chmod(os.path.join(copy, name), 0o755 if os.path.isdir(
+                os.path.join(copy, name)) else 0o644)
         path = os.path.join(copy, 'glance-api.conf')
         conf = configparser.ConfigParser(interpolation=None, strict=False)
         conf.read(path)

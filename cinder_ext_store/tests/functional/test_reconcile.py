@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 import urllib.parse
 
@@ -43,12 +42,7 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
         self.reads = os.path.join(self.lock, 'cinder_ext_reads')
 
     def reconcile(self, *args):
-        cmd = [os.path.join(self.cloud.setting('glance_bin_dir'),
-                            'cinder-ext-store'),
-               '--config-dir', self.cloud.setting('glance_config_dir'),
-               'reconcile'] + list(args)
-        done = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=300)
+        done = self.glance_command('reconcile', *args)
         text = ('$ cinder-ext-store --config-dir <glance etc> reconcile '
                 '%s\n%s' % (' '.join(args), done.stdout))
         LOG.warning('%s', text)

@@ -244,6 +244,28 @@ class FakeCinder(object):
         # The volume service deletes asynchronously: 'deleting', then gone.
         self._transition(vol, 'deleting', 'deleted')
 
+    def detach(self, version, volume_id, attachment_id=None):
+        """The legacy os-detach action, as Cinder 29's volume manager.
+
+        Without an attachment id and with no attachment left, it sets the
+        volume 'available'/'detached'; policy admin_or_owner.
+        """
+        self._call('detach', version, volume_id)
+        vol = self._volume(volume_id)
+        mine = [a for a in self.attachments.values()
+                if a['volume_id'] == volume_id]
+        if attachment_id is None and len(mine) > 1:
+            raise cinder_exc.BadRequest(
+                400, 'Error detaching volume - InvalidVolume: Detach volume '
+                     'failed: More than one attachment, but no '
+                     'attachment_id provided.')
+        if mine and attachment_id is None:
+            attachment_id = mine[0]['id']
+        if attachment_id is not None:
+            self.attachment_delete(version, attachment_id)
+            return
+        vol['status'] = 'available'
+
     def extend(self, version, volume_id, new_size):
         self._call('extend', version, volume_id, new_size)
         vol = self._volume(volume_id)
@@ -374,6 +396,9 @@ class _Volumes(_Manager):
 
     def force_delete(self, volume_id):
         self.cloud.delete(self.version, volume_id, force=True)
+
+    def detach(self, volume_id, attachment_uuid=None):
+        self.cloud.detach(self.version, volume_id, attachment_uuid)
 
     def extend(self, volume_id, new_size):
         self.cloud.extend(self.version, volume_id, new_size)

@@ -206,22 +206,30 @@ class TestVolumes(ReconcileTestCase):
 
     def test_in_use_without_attachments(self):
         # Cinder finished a queued extend after the last detach: the volume
-        # is 'in-use' with no attachment, a plain delete is refused.
+        # is 'in-use' with no attachment, a plain delete is refused. The
+        # legacy detach frees it without an admin.
         vid = self.image_volume('gone')
         self.cloud.volumes[vid]['status'] = 'in-use'
         actions = self.plan(FakeGlance())
-        self.cloud.admin = True
         self.assertEqual(0, self.run_plan(actions))
-        self.assertEqual(1, self.cloud.count('force_delete'))
+        self.assertEqual(1, self.cloud.count('detach'))
+        self.assertEqual(0, self.cloud.count('force_delete'))
         self.cloud.settle()
         self.assertEqual({}, self.cloud.volumes)
 
-    def test_in_use_without_attachments_needs_an_admin(self):
+    def test_stuck_creating_needs_an_admin(self):
+        self.api.timeout = 0.2  # nothing will change 'creating'
         vid = self.image_volume('gone')
-        self.cloud.volumes[vid]['status'] = 'in-use'
+        self.cloud.volumes[vid]['status'] = 'creating'
         actions = self.plan(FakeGlance())
         self.assertEqual(1, self.run_plan(actions))
-        self.assertIn('openstack volume set --state available', self.out[0])
+        self.assertIn('openstack volume delete --force %s' % vid,
+                      self.out[0], self.out)
+        self.cloud.admin = True
+        self.assertEqual(0, self.run_plan(self.plan(FakeGlance())))
+        self.assertEqual(2, self.cloud.count('force_delete'))  # 403, done
+        self.cloud.settle()
+        self.assertEqual({}, self.cloud.volumes)
 
     def test_a_volume_is_planned_once(self):
         # Two backends on one volume type: the second plan leaves it.
