@@ -13,8 +13,10 @@
 """What Cinder and this host hold, seen from outside the store.
 
 Volumes, attachments and (on the local stack) the loop devices of its
-volumes; with Ceph, the RBD images of its pools and the temporary ceph
-configurations os-brick writes for each RBD connection (they hold a key).
+volumes; with Ceph, the RBD images of its pools, the temporary ceph
+configurations os-brick writes for each RBD connection (they hold a key) and
+the librados connections (with their threads) open in the test process and
+in glance-api's workers.
 """
 
 import glob
@@ -40,8 +42,14 @@ class Inspector(object):
     """Snapshots of a cloud, to prove that a test left nothing behind."""
 
     def __init__(self, cloud):
+        from harness import clouds
         self.cloud = cloud
-        self.cinder = cloud.cinder()
+        # The admin sees every project's volumes (the store's own user is
+        # no admin, and Cinder ignores all_tenants for it).
+        try:
+            self.cinder = clouds.load(clouds.ADMIN_CLOUD).cinder()
+        except LookupError:  # a cloud without an admin
+            self.cinder = cloud.cinder()
 
     def volumes(self):
         """Every project's volumes where the credentials allow it."""
@@ -90,11 +98,46 @@ class Inspector(object):
         """os-brick's per-connection ceph configurations (with a key)."""
         return set(glob.glob('/tmp/brickrbd_*'))
 
+    def _processes(self):
+        """This process and glance-api's workers (local stack)."""
+        pids = [os.getpid()]
+        pidfile = self.cloud.setting('glance_pidfile')
+        try:
+            with open(pidfile) as f:
+                master = int(f.read().split()[0])
+            with open('/proc/%d/task/%d/children' % (master, master)) as f:
+                pids += [int(p) for p in f.read().split()]
+        except (OSError, TypeError, ValueError, IndexError):
+            pass
+        return pids
+
+    def rados_connections(self):
+        """Open librados connections, per process that has any.
+
+        Each connected ``rados.Rados`` runs its own messenger threads, the
+        first named ``msgr-worker-0``: counting those counts connections
+        (and the threads they hold), in this process (the in-process
+        stores) and in glance-api's workers.
+        """
+        found = set()
+        for pid in self._processes():
+            count = 0
+            for comm in glob.glob('/proc/%d/task/*/comm' % pid):
+                try:
+                    with open(comm) as f:
+                        count += f.read().strip() == 'msgr-worker-0'
+                except OSError:
+                    continue
+            if count:
+                found.add('pid %d: %d' % (pid, count))
+        return found
+
     def snapshot(self):
         return {'volumes': set(self.volumes()),
                 'attachments': self.attachments(), 'loop devices':
                 self.loops(), 'RBD images': self.rbd_images(),
-                'os-brick RBD configurations': self.brick_rbd_confs()}
+                'os-brick RBD configurations': self.brick_rbd_confs(),
+                'rados connections': self.rados_connections()}
 
     def wait_until(self, before, timeout=60):
         """Wait until the cloud is as ``before``; returns the last snapshot.

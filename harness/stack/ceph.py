@@ -25,7 +25,6 @@ path (not all of dist-packages).
 import glob
 import json
 import os
-import subprocess
 import uuid
 
 from harness.stack import service
@@ -114,7 +113,7 @@ class Ceph(service.Service):
     # -- install -------------------------------------------------------
 
     def install(self):
-        missing = [p for p in PACKAGES if not _installed(p)]
+        missing = [p for p in PACKAGES if not service.deb_installed(p)]
         if missing:
             # The recommends would add an MDS, a radosgw and more.
             service.apt_install(missing, recommends=False)
@@ -247,10 +246,3 @@ class Ceph(service.Service):
     def describe(self):
         return ('ceph:      %s (pools volumes, images; users cinder, '
                 'glance)' % self.conf)
-
-
-def _installed(package):
-    proc = subprocess.run(['dpkg-query', '-W', '-f', '${Status}', package],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True)
-    return 'install ok installed' in proc.stdout

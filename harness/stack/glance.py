@@ -43,6 +43,7 @@ from harness.stack import service
 #: The system user glance-api runs as.
 USER = os.environ.get('CINDER_EXT_GLANCE_USER', 'glance')
 SUDOERS = '/etc/sudoers.d/cinder-ext-stack-glance'
+SYSTEM_PYTHON = '/usr/bin/python3.11'
 #: sudo looks commands up on its secure_path; the in-tree driver runs
 #: "sudo glance-rootwrap ..." by name.
 ROOTWRAP_LINK = '/usr/local/bin/glance-rootwrap'
@@ -105,10 +106,15 @@ class Glance(service.UwsgiService):
 
     def install(self):
         venv = self.s.venv('glance')
+        # Debian's Python, as a distribution's glance-api: the glance user
+        # must be able to run the interpreter (pyenv's lives under /root).
+        service.apt_install([p for p in ('python3-venv', 'python3-dev')
+                             if not service.deb_installed(p)],
+                            recommends=False)
         service.make_venv(venv, 'uwsgi', [
             self.s.pins['glance'], 'uwsgi', 'python-glanceclient',
             'python-openstackclient', 'psycopg2-binary'],
-            self.s.path('pip.log'))
+            self.s.path('pip.log'), python=SYSTEM_PYTHON)
         # The store under test, from this checkout (every time: cheap, and
         # picks up new entry points).
         service.pip_install(venv, [

@@ -142,14 +142,34 @@ class Settings(object):
         return real
 
 
-def make_venv(directory, probe, requirements, pip_log):
+def _venv_home(directory):
+    try:
+        with open(os.path.join(directory, 'pyvenv.cfg')) as f:
+            for line in f:
+                key, _, value = line.partition('=')
+                if key.strip() == 'home':
+                    return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def make_venv(directory, probe, requirements, pip_log, python=None):
     """A virtualenv with ``requirements`` (``bin/<probe>`` says it exists).
 
     An existing one is topped up when the requirements changed since it
-    was made (they are recorded in it).
+    was made (they are recorded in it), and made again when it was made
+    from another Python.
+
+    :param python: the interpreter (default: the one running this)
     """
+    python = python or sys.executable
     stamp = os.path.join(directory, '.cinder-ext-requirements')
     wanted = '\n'.join(requirements)
+    home = _venv_home(directory)
+    if home is not None and home != os.path.dirname(python):
+        log('remaking %s with %s' % (directory, python))
+        shutil.rmtree(directory)
     if os.path.exists(os.path.join(directory, 'bin', probe)):
         try:
             with open(stamp) as f:
@@ -161,7 +181,7 @@ def make_venv(directory, probe, requirements, pip_log):
     else:
         log('installing %s into %s (a minute or two)'
             % (' '.join(requirements), directory))
-        run([sys.executable, '-m', 'venv', directory])
+        run([python, '-m', 'venv', directory])
     pip_install(directory, requirements, pip_log)
     with open(stamp, 'w') as f:
         f.write(wanted)
@@ -191,6 +211,14 @@ def apt_install(packages, recommends=True):
                           env=env, stdout=subprocess.DEVNULL)
     if proc.returncode:
         raise StackError('apt-get install %s failed' % ' '.join(packages))
+
+
+def deb_installed(package):
+    """Whether Debian package ``package`` is installed."""
+    proc = subprocess.run(['dpkg-query', '-W', '-f', '${Status}', package],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True)
+    return 'install ok installed' in proc.stdout
 
 
 def have_command(name):
