@@ -29,9 +29,12 @@
                              cinder-scheduler, cinder-api), as a crash or
                              a deploy would; `start NAME` starts it again
 
-Runs as root on Debian 12. Everything lives in $CINDER_EXT_STACK_DIR
-(default <repo>/.stack, ignored by git); `up` writes clouds.yaml there
-(see harness/clouds.py) and openrc for the `openstack` CLI.
+Runs as root on Debian 12; glance-api runs as the system user `glance`
+it creates. Everything lives in $CINDER_EXT_STACK_DIR (default
+<repo>/.stack, ignored by git), except the glance user, its sudoers rule
+(/etc/sudoers.d/cinder-ext-stack-glance) and /usr/local/bin/glance-rootwrap
+(`clean` removes the last two); `up` writes clouds.yaml there (see
+harness/clouds.py) and openrc for the `openstack` CLI.
 """
 
 import os
@@ -231,6 +234,14 @@ class Stack(object):
                 shutil.rmtree(os.path.realpath(link), ignore_errors=True)
         shutil.rmtree(self.s.state, ignore_errors=True)
         service.log('removed %s' % self.s.state)
+        # What the stack put outside its state: the glance user's sudoers
+        # rule and the rootwrap link point into the removed venv.
+        for path in (glance.SUDOERS, glance.ROOTWRAP_LINK):
+            if os.path.lexists(path) and (
+                    path != glance.ROOTWRAP_LINK or os.readlink(
+                        path).startswith(self.s.state)):
+                os.unlink(path)
+                service.log('removed %s' % path)
 
 
 def read_mode(state):
