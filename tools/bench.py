@@ -19,7 +19,9 @@ computed pair by pair within a repetition. Absolute figures on shared
 machines are noise; ratios are what to read.
 
 With ``CINDER_EXT_STORAGE=rbd`` every case runs on the stack's Ceph: the
-raw limit is ``rbd bench`` (16 requests in flight, and one), and the
+raw limits are ``rbd bench`` (16 requests in flight, and one) and librbd
+from Python with 8 requests in flight (the store's depth; the ``limit`` of
+the known-size ratio is the lower of it and parallel hashing), and the
 Glance cases add glance_store's own ``rbd`` store.
 
     tools/bench.sh [--size-gib 2] [--reps 3] [--json bench.json]
@@ -375,6 +377,35 @@ class Bench(object):
                                check=False, capture_output=True)
         return out
 
+    def librbd_aio(self, depth=8):
+        """librbd from Python with ``depth`` 4 MiB requests in flight.
+
+        The same bindings and request size the store uses, without a
+        store: sequential ``aio_write`` then ``aio_read`` of one image,
+        keeping ``depth`` requests queued (what the store's RBD writer and
+        read-ahead do).
+        """
+        clouds.add_ceph_bindings()
+        import rados
+        import rbd
+        name = 'bench-aio-%d' % os.getpid()
+        out = {}
+        chunk = pattern(CHUNK).read(CHUNK)
+        with rados.Rados(conffile=self.cloud.setting('ceph_conf'),
+                         rados_id='admin') as cluster:
+            with cluster.open_ioctx('volumes') as ioctx:
+                rbd.RBD().create(ioctx, name, self.size)
+                try:
+                    with rbd.Image(ioctx, name) as image:
+                        for io in ('write', 'read'):
+                            drop_caches()
+                            out['librbd_aio_%s_%d' % (io, depth)] = {
+                                'seconds': _aio_pass(image, io, self.size,
+                                                     chunk, depth)}
+                finally:
+                    rbd.RBD().remove(ioctx, name)
+        return out
+
     def hashing(self):
         out = {}
         src = pattern(self.size)
@@ -593,6 +624,8 @@ class Bench(object):
         yield 'limits', self.hashing
         yield 'limits', (self.rbd_raw if self.cloud.storage == 'rbd'
                          else self.raw)
+        if self.cloud.storage == 'rbd':
+            yield 'limits', self.librbd_aio
         for who in ('ours', 'intree'):
             yield 'store', lambda w=who: self.add_and_get(
                 w, 'add_known_%s' % w, True)
@@ -640,6 +673,32 @@ class Bench(object):
         return reps
 
 
+def _aio_pass(image, io, size, chunk, depth):
+    """Seconds to write or read ``size`` bytes, ``depth`` requests queued."""
+    done = threading.Semaphore(depth)
+    errors = []
+
+    def finished(completion, *rest):
+        if completion.get_return_value() < 0:
+            errors.append(completion.get_return_value())
+        done.release()
+    t0 = time.monotonic()
+    for offset in range(0, size, len(chunk)):
+        done.acquire()
+        n = min(len(chunk), size - offset)
+        if io == 'write':
+            image.aio_write(chunk[:n], offset, finished)
+        else:
+            image.aio_read(offset, n, finished)
+    for _ in range(depth):
+        done.acquire()
+    if io == 'write':
+        image.flush()
+    if errors:
+        raise RuntimeError('librbd aio_%s failed: %s' % (io, errors[:3]))
+    return time.monotonic() - t0
+
+
 def mibs(size, r):
     return size / MiB / r['seconds']
 
@@ -653,7 +712,8 @@ def rate(size, rep, key):
     before the last).
     """
     if key == 'limit':
-        writes = [mibs(size, rep[k]) for k in ('raw_write', 'raw_write_direct')
+        writes = [mibs(size, rep[k]) for k in ('raw_write', 'raw_write_direct',
+                                               'librbd_aio_write_8')
                   if k in rep]
         if 'hash_2threads' not in rep or not writes:
             return None
@@ -708,6 +768,11 @@ RATIOS = [
     ('known add: ours / rbd bench write 16', 'add_known_ours',
      'rbd_bench_write_16'),
     ('get: ours / rbd bench read 16', 'get_ours', 'rbd_bench_read_16'),
+    ('known add: ours / librbd aio write 8', 'add_known_ours',
+     'librbd_aio_write_8'),
+    ('get: ours / librbd aio read 8', 'get_ours', 'librbd_aio_read_8'),
+    ('Glance download: ours / librbd aio read 8', 'glance_download_ours',
+     'librbd_aio_read_8'),
     ('Glance known: ours / rbd bench write 16', 'glance_known_ours',
      'rbd_bench_write_16'),
     ('Glance download: ours / rbd bench read 16', 'glance_download_ours',

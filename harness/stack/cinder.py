@@ -126,15 +126,25 @@ class Cinder(service.Service):
         for name in ('api-paste.ini', 'resource_filters.json'):
             shutil.copy(os.path.join(etc, name), self.s.path('cinder'))
         # image_upload_use_cinder_backend: upload-to-image clones the volume
-        # into an image volume and registers it with Glance's store.
+        # into an image volume and registers it with Glance's store; in
+        # the internal tenant (the service project, as DevStack sets it),
+        # where Glance's non-admin store user sees it.
+        internal = ('image_upload_use_internal_tenant = True\n'
+                    if self.keystone else '')
+        tenant = ''
+        if self.keystone:
+            tenant = ('cinder_internal_tenant_project_id = %s\n'
+                      'cinder_internal_tenant_user_id = %s\n'
+                      % self.keystone.internal_tenant())
         backends = ''.join(
             '\n[%s]\nvolume_driver = harness.stack.loop_driver.LoopDriver\n'
             'volume_backend_name = %s\nloop_volume_dir = %s\n'
             'loop_online_extend_support = %s\n'
             'loop_capacity_gb = %d\nloop_thin_capacity_gb = %d\n'
-            'image_upload_use_cinder_backend = True\n'
+            'image_upload_use_cinder_backend = True\n%s'
             % (name, name, self._volume_dir_of(name), online,
-               CAPACITY_GB.get(name, 0), THIN_CAPACITY_GB.get(name, 0))
+               CAPACITY_GB.get(name, 0), THIN_CAPACITY_GB.get(name, 0),
+               internal)
             for name, online in VOLUME_TYPES.items())
         if self.ceph:
             # Cinder's own RBD driver, as most clouds run it.
@@ -144,7 +154,8 @@ class Cinder(service.Service):
                 'volume_backend_name = rbd\nrbd_pool = volumes\n'
                 'rbd_user = cinder\nrbd_ceph_conf = %s\n'
                 'rbd_cluster_name = ceph\n'
-                'image_upload_use_cinder_backend = True\n' % self.ceph.conf)
+                'image_upload_use_cinder_backend = True\n%s'
+                % (self.ceph.conf, internal))
         helper = '%s --config-file %s --privsep_context' % (
             os.path.join(self.venv, 'bin', 'privsep-helper'), self.conf)
         with open(self.conf, 'w') as f:
@@ -168,7 +179,7 @@ allowed_direct_url_schemes = cinder
 quota_volumes = -1
 quota_gigabytes = -1
 quota_snapshots = -1
-debug = True
+%(tenant)sdebug = True
 
 [database]
 connection = %(db)s
@@ -187,7 +198,7 @@ helper_command = %(helper)s os_brick.privileged.default
 %(backend_sections)s
 %(authtoken)s
 %(glance)s""" % dict(
-                helper=helper,
+                helper=helper, tenant=tenant,
                 glance=self._glance_section(),
                 mode=self.s.mode, rabbit=self.rabbit.url, host=HOST,
                 dir=self.s.path('cinder'), etc=etc, port=self.s.cinder_port,

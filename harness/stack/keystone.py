@@ -113,6 +113,19 @@ class Keystone(service.UwsgiService):
         ident.service('volumev3-faults', 'cinderv3-faults',
                       self.s.faults_base + '/$(project_id)s')
 
+    def internal_tenant(self):
+        """(project id, user id) for Cinder's internal tenant.
+
+        As DevStack sets it: the service project, with Cinder's own user.
+        Image volumes Cinder makes there (upload-to-image with
+        image_upload_use_internal_tenant) are visible to Glance's store,
+        whose non-admin service user is a member of that project.
+        """
+        ident = rest.Identity(self.admin()[0], self.s.auth_url)
+        return (ident.project('service'),
+                ident.user('cinder', self.s.SERVICE_PASSWORD,
+                           ident.project('service'), ('admin', 'service')))
+
     def authtoken(self, user):
         """The [keystone_authtoken] section for service user user."""
         return ('[keystone_authtoken]\nwww_authenticate_uri = %s\n'
