@@ -21,6 +21,7 @@ RBD images and os-brick's RBD files counted on the host. Each cell logs
 one ``fault-matrix`` line, which the session note quotes.
 """
 
+import _thread
 import hashlib
 import logging
 import os
@@ -265,10 +266,17 @@ class TestInterrupted(FaultTestCase):
         # The store sits in a status GET that answers late; SIGINT arrives
         # (Ctrl-C, a worker's graceful stop): KeyboardInterrupt, and the
         # volume it was waiting for is deleted, not leaked.
-        # The signal is sent while that GET is held, not after a fixed
-        # delay: a timer could fire before the wait or after it.
+        # SIGINT's handler runs in the main thread, while that GET is held
+        # (not after a fixed delay: a timer could fire before the wait or
+        # after it). interrupt_main() rather than kill(): the kernel may
+        # hand a process signal to any thread, and the main thread then
+        # only sees it once its blocking call returns.
+        self.assertIs(signal.default_int_handler,
+                      signal.getsignal(signal.SIGINT),
+                      'something replaced the SIGINT handler')
+
         def interrupt():
-            os.kill(os.getpid(), signal.SIGINT)
+            _thread.interrupt_main()
             time.sleep(2)
         rule = self.proxy.add(faults.VOLUME_GET, faults.Fault.hook(interrupt))
         self.assertRaises(KeyboardInterrupt, self.upload)
