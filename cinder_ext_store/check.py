@@ -67,7 +67,7 @@ def check_credentials(store):
                       'check cinder_store_user_name / cinder_store_password '
                       '/ cinder_store_project_name (and their domains) in '
                       'the backend section, and cinder_store_auth_address')
-    return Result('credentials', OK, '%s in project %s authenticate' % (
+    return Result('credentials', OK, '%s in project %s authenticates' % (
         conf.cinder_store_user_name or 'application credential',
         conf.cinder_store_project_name or '-'))
 

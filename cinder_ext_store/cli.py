@@ -142,8 +142,8 @@ def check_command(args, conf, out=print):
         if name in refused:
             rows.append((name, check.Result(
                 'configuration', check.FAIL, refused[name],
-                'Glance refuses this store at start-up: fix the option '
-                'named')))
+                'Glance refuses this store at start-up (the store\'s add is '
+                'disabled): fix what the detail names')))
         rows += [(name, r) for r in check.run_checks(
             store, probe=args.probe, write_test=args.write_test)]
     widths = [max(len(x) for x in col) for col in zip(
