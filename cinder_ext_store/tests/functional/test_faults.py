@@ -266,11 +266,10 @@ class TestInterrupted(FaultTestCase):
         # The store sits in a status GET that answers late; SIGINT arrives
         # (Ctrl-C, a worker's graceful stop): KeyboardInterrupt, and the
         # volume it was waiting for is deleted, not leaked.
-        # SIGINT's handler runs in the main thread, while that GET is held
+        # SIGINT's handler runs in the main thread while that GET is held
         # (not after a fixed delay: a timer could fire before the wait or
-        # after it). interrupt_main() rather than kill(): the kernel may
-        # hand a process signal to any thread, and the main thread then
-        # only sees it once its blocking call returns.
+        # after it); interrupt_main() is what a SIGINT does, minus the
+        # kernel's choice of thread.
         # A test run started in the background by a non-interactive shell
         # inherits SIGINT ignored; a glance-api has Python's handler.
         self.addCleanup(signal.signal, signal.SIGINT,
