@@ -146,13 +146,15 @@ class Glance(service.UwsgiService):
             rule = f.read()
         confs = [os.path.join(self.etc, name) for name in (
             'rootwrap.conf', 'rootwrap-intree.conf')]
+        example = ('glance ALL = (root) NOPASSWD: /usr/bin/glance-rootwrap '
+                   '/etc/glance/rootwrap.conf *')
+        if example not in rule:
+            raise service.StackError('etc/sudoers.d/glance-cinder-ext-store '
+                                     'no longer holds: %s' % example)
         rule = rule.replace('Defaults:glance', 'Defaults:%s' % USER)
-        rule = rule.replace(
-            'glance ALL = (root) NOPASSWD: /usr/bin/glance-rootwrap '
-            '/etc/glance/rootwrap.conf *',
-            '%s ALL = (root) NOPASSWD: %s' % (USER, ', '.join(
-                '%s %s *' % (cmd, conf) for conf in confs
-                for cmd in (rootwrap, ROOTWRAP_LINK))))
+        rule = rule.replace(example, '%s ALL = (root) NOPASSWD: %s' % (
+            USER, ', '.join('%s %s *' % (cmd, conf) for conf in confs
+                            for cmd in (rootwrap, ROOTWRAP_LINK))))
         candidate = SUDOERS + '.new'
         with open(candidate, 'w') as f:
             f.write(rule)
