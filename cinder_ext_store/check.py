@@ -130,7 +130,7 @@ def check_lock_path(store):
 _HELPER_FIX = ('set [%s] helper_command to "sudo glance-rootwrap '
                '/etc/glance/rootwrap.conf privsep-helper" and install the '
                'sudoers rule and rootwrap filters of this package (doc: '
-               'Running glance-api unprivileged)')
+               'Install, "The user glance-api runs as")')
 
 
 def check_privsep(store):
