@@ -122,9 +122,7 @@ class Keystone(service.UwsgiService):
         whose non-admin service user is a member of that project.
         """
         ident = rest.Identity(self.admin()[0], self.s.auth_url)
-        return (ident.project('service'),
-                ident.user('cinder', self.s.SERVICE_PASSWORD,
-                           ident.project('service'), ('admin', 'service')))
+        return ident.project('service'), ident.user_id('cinder')
 
     def authtoken(self, user):
         """The [keystone_authtoken] section for service user user."""

@@ -98,6 +98,11 @@ class Identity(object):
         return self.c.post('%s/%s' % (self.url, kind),
                            {key: dict(body, name=name)})[key]['id']
 
+    def user_id(self, name):
+        """The id of existing user ``name``."""
+        return self.c.get('%s/users?name=%s' % (self.url, name))[
+            'users'][0]['id']
+
     def project(self, name):
         return self._find_or_create('projects', name,
                                     {'domain_id': 'default'})
