@@ -18,15 +18,11 @@ from concurrent import futures
 
 from glance_store import exceptions
 
-#: Chunks read in advance, where the device allows concurrent reads.
-READ_AHEAD = 2
-
-
-def read_range(device, offset, length, chunk_size, ahead=READ_AHEAD):
+def read_range(device, offset, length, chunk_size, ahead=None):
     """Yield ``length`` bytes of ``device`` from ``offset``.
 
-    Devices that allow concurrent reads get ``ahead`` chunks requested in
-    advance by worker threads, so the device is busy while the consumer
+    ``ahead`` chunks (default: the device's ``read_ahead``) are requested
+    in advance by worker threads, so the device is busy while the consumer
     (Glance, a socket) takes the current chunk.
 
     :raises BackendException: the device ends early (a short image is never
@@ -35,7 +31,9 @@ def read_range(device, offset, length, chunk_size, ahead=READ_AHEAD):
     end = offset + length
     spans = [(at, min(chunk_size, end - at))
              for at in range(offset, end, chunk_size)]
-    if not device.concurrent_reads or ahead < 1 or len(spans) < 2:
+    if ahead is None:
+        ahead = device.read_ahead
+    if ahead < 1 or len(spans) < 2:
         for at, want in spans:
             yield _checked(device, at, want, end)
         return

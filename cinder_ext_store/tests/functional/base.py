@@ -124,9 +124,11 @@ class FunctionalTestCase(testtools.TestCase):
         if (self.cloud.storage == 'rbd' and
                 self.cloud.setting('volume_type_rbd') is None):
             # Not a silent run on loop devices under the rbd name.
-            self.fail('CINDER_EXT_STORAGE=rbd but the cloud has no RBD '
+            self.fail('CINDER_EXT_STORAGE=rbd but cloud %s has no RBD '
                       'settings: start the stack with Ceph (tools/stack up, '
-                      'without --no-ceph)')
+                      'without --no-ceph), and leave OS_CLOUD unset or name '
+                      'the store\'s cloud (the openrc sets a user\'s)'
+                      % self.cloud.name)
         self.backends = backends(self.cloud)
         if 'faults' in self.backends:
             fault_proxy(self.cloud)

@@ -235,7 +235,9 @@ class TestRbdDevice(testtools.TestCase):
         image = FakeRbdImage(10)
         image.data[:] = b'0123456789'
         dev = self.device(image)
-        self.assertTrue(dev.concurrent_reads)
+        # Reads go as deep as the writes.
+        self.assertEqual(4, dev.read_ahead)
+        self.assertEqual(8, devices.RbdDevice(image, 'v').read_ahead)
         self.assertEqual(b'345', dev.read_at(3, 3))
         self.assertEqual(b'89', dev.read_at(8, 5))
         self.assertEqual(b'', dev.read_at(10, 5))

@@ -52,6 +52,20 @@ class TestReadRange(testtools.TestCase):
                     self.assertEqual(f.read(length), got)
             dev.close()
 
+    def test_read_ahead_depth_is_the_devices(self):
+        dev = devices.open_device(self.path, False, 'v')
+        for depth in (0, 3):
+            dev.read_ahead = depth
+            before = set(threading.enumerate())
+            chunks = reader.read_range(dev, 0, 1 << 20, 4096)
+            next(chunks)
+            started = set(threading.enumerate()) - before
+            self.assertEqual(depth, len(started))
+            self.assertTrue(all(t.name.startswith('cinder-ext-read')
+                                for t in started))
+            chunks.close()
+        dev.close()
+
     def test_early_close_stops_the_read_ahead(self):
         dev = devices.open_device(self.path, False, 'v')
         before = set(threading.enumerate())
