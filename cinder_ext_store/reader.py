@@ -18,6 +18,7 @@ from concurrent import futures
 
 from glance_store import exceptions
 
+
 def read_range(device, offset, length, chunk_size, ahead=None):
     """Yield ``length`` bytes of ``device`` from ``offset``.
 
