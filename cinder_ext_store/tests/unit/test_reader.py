@@ -11,6 +11,7 @@
 # under the License.
 
 import threading
+import time
 
 from glance_store import exceptions
 import testtools
@@ -54,16 +55,40 @@ class TestReadRange(testtools.TestCase):
 
     def test_read_ahead_depth_is_the_devices(self):
         dev = devices.open_device(self.path, False, 'v')
-        for depth in (0, 3):
-            dev.read_ahead = depth
-            before = set(threading.enumerate())
-            chunks = reader.read_range(dev, 0, 1 << 20, 4096)
-            next(chunks)
-            started = set(threading.enumerate()) - before
-            self.assertEqual(depth, len(started))
-            self.assertTrue(all(t.name.startswith('cinder-ext-read')
-                                for t in started))
-            chunks.close()
+        read_at, gate, readers = dev.read_at, threading.Event(), set()
+
+        def held_read(offset, length):  # every read waits for the gate
+            readers.add(threading.current_thread())
+            gate.wait(10)
+            return read_at(offset, length)
+        dev.read_at = held_read
+        # No read-ahead: the consumer's own thread reads.
+        dev.read_ahead = 0
+        gate.set()
+        chunks = reader.read_range(dev, 0, 1 << 20, 4096)
+        next(chunks)
+        chunks.close()
+        self.assertEqual({threading.current_thread()}, readers)
+        # Depth 3: three reads in flight at once, each in a worker thread,
+        # and no fourth while they are held.
+        dev.read_ahead = 3
+        gate.clear()
+        readers.clear()
+        chunks = reader.read_range(dev, 0, 1 << 20, 4096)
+        consumer = threading.Thread(target=next, args=(chunks,))
+        consumer.start()
+        for _ in range(500):
+            if len(readers) >= 3:
+                break
+            time.sleep(0.01)
+        time.sleep(0.05)
+        self.assertEqual(3, len(readers))
+        gate.set()
+        consumer.join(10)
+        chunks.close()
+        self.assertEqual(3, len(readers))
+        self.assertTrue(all(t.name.startswith('cinder-ext-read')
+                            for t in readers))
         dev.close()
 
     def test_early_close_stops_the_read_ahead(self):
