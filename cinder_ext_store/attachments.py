@@ -95,7 +95,8 @@ class Attachment(object):
         self.api.attachment_complete(self.attachment_id, self.volume_id)
         self.device = devices.open_device(
             self.device_info['path'], writable=self.mode == 'rw',
-            volume_id=self.volume_id, direct=self.direct)
+            volume_id=self.volume_id, direct=self.direct,
+            rbd_op_timeout=self.host.rbd_op_timeout)
 
     def rescan(self):
         """Make this host see a size Cinder changed; returns bytes.

@@ -83,6 +83,11 @@ class BrickHost(object):
         self._lock = threading.Lock()
 
     @property
+    def rbd_op_timeout(self):
+        """Seconds an RBD request may wait for Ceph (0: no limit)."""
+        return self.conf.cinder_ext_rbd_op_timeout
+
+    @property
     def root_helper(self):
         # As root, privsep starts its helper directly; sudo may not exist.
         if os.geteuid() == 0:

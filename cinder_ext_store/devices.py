@@ -205,13 +205,22 @@ def _translated(action, volume_id, func, *args):
     """``func(*args)``, its errors as glance_store exceptions."""
     try:
         return func(*args)
-    except OSError as e:
-        raise os_error(e, action, volume_id)
     except exceptions.GlanceStoreException:
         raise
     except Exception as e:
-        raise exceptions.BackendException(
-            '%s volume %s failed: %s' % (action, volume_id, e))
+        raise _translate(e, action, volume_id)
+
+
+def _translate(e, action, volume_id):
+    if isinstance(e, OSError):
+        return os_error(e, action, volume_id)
+    return exceptions.BackendException(
+        '%s volume %s failed: %s' % (action, volume_id, e))
+
+
+def _timed_out(e):
+    """Whether ``e`` is librbd's timeout (``rbd.Timeout``, ETIMEDOUT)."""
+    return abs(getattr(e, 'errno', None) or 0) == errno.ETIMEDOUT
 
 
 class HandleDevice(Device):
@@ -264,7 +273,9 @@ class RbdDevice(Device):
 
     The image is ``RBDVolumeIOWrapper.rbd_image`` (os-brick's ``RBDVolume``,
     which proxies the ``rbd.Image`` it holds as ``image``): public
-    attributes of os-brick's RBD connector since its first release.
+    attributes of os-brick's RBD connector since its first release. Its
+    ``client.client`` is the ``rados.Rados`` connection os-brick opened for
+    this attachment alone, where :meth:`limit_waits` sets a timeout.
     """
 
     def __init__(self, image, volume_id, in_flight=8):
@@ -274,23 +285,63 @@ class RbdDevice(Device):
         # writes (2 GiB on the stack's Ceph: 2 ahead 886 MiB/s, 4 1093,
         # 8 1162, 16 1171).
         self.read_ahead = in_flight
+        self.op_timeout = 0  # librbd's default: wait without limit
         self._slots = threading.BoundedSemaphore(in_flight)
         self._in_flight = in_flight
         self._lock = threading.Lock()
         self._error = None
 
     @classmethod
-    def from_handle(cls, handle, volume_id):
-        """An RbdDevice for an os-brick RBD handle, or None if not one."""
+    def from_handle(cls, handle, volume_id, op_timeout=0):
+        """An RbdDevice for an os-brick RBD handle, or None if not one.
+
+        :param op_timeout: seconds each request may wait for Ceph (0: no
+            limit), see :meth:`limit_waits`
+        """
         volume = getattr(handle, 'rbd_image', None)
         image = getattr(volume, 'image', volume)
         if image is None or not all(hasattr(image, name) for name in (
                 'aio_write', 'read', 'flush', 'size')):
             return None
-        return cls(image, volume_id)
+        device = cls(image, volume_id)
+        if op_timeout:
+            device.limit_waits(getattr(getattr(volume, 'client', None),
+                                       'client', None), op_timeout)
+        return device
+
+    def limit_waits(self, cluster, seconds):
+        """Make requests of this connection fail after ``seconds``.
+
+        librados applies ``rados_osd_op_timeout`` to a connected client at
+        once (verified with Ceph 16: a write held by a full cluster fails
+        with ETIMEDOUT after the limit). Without the connection, warn: the
+        transfer still works, it just cannot fail on a stuck cluster.
+        """
+        try:
+            cluster.conf_set('rados_osd_op_timeout', str(seconds))
+        except Exception as e:
+            LOG.warning('Cannot limit Ceph waits for volume %s (%s): a '
+                        'full or stuck cluster will hold its transfer',
+                        self.volume_id, e)
+            return
+        self.op_timeout = seconds
 
     def _call(self, action, func, *args):
-        return _translated(action, self.volume_id, func, *args)
+        try:
+            return func(*args)
+        except exceptions.GlanceStoreException:
+            raise
+        except Exception as e:
+            if _timed_out(e):
+                raise self._timeout_error(action, e)
+            raise _translate(e, action, self.volume_id)
+
+    def _timeout_error(self, action, e):
+        return exceptions.BackendException(
+            '%s volume %s failed: Ceph did not complete the request in %d s '
+            '(cinder_ext_rbd_op_timeout): the cluster is full or unhealthy, '
+            'see ceph health detail (%s)'
+            % (action, self.volume_id, self.op_timeout, e))
 
     def _measure(self):
         return self._call('sizing', self.image.size)
@@ -299,6 +350,8 @@ class RbdDevice(Device):
         with self._lock:
             error = self._error
         if error is not None:
+            if _timed_out(error):
+                raise self._timeout_error('writing to', error)
             raise os_error(error, 'writing to', self.volume_id)
 
     def write_at(self, offset, data, aligned=False):
@@ -351,9 +404,10 @@ class RbdDevice(Device):
         self.image = None
 
 
-def open_device(path, writable, volume_id, direct=False):
+def open_device(path, writable, volume_id, direct=False, rbd_op_timeout=0):
     """A :class:`Device` for what os-brick's ``connect_volume`` returned."""
     if isinstance(path, str):
         return PathDevice(path, writable, volume_id, direct=direct)
-    return RbdDevice.from_handle(path, volume_id) or HandleDevice(
-        path, volume_id)
+    return RbdDevice.from_handle(
+        path, volume_id, op_timeout=rbd_op_timeout) or HandleDevice(
+            path, volume_id)

@@ -132,6 +132,30 @@ Possible values:
 Related options:
     * cinder_ext_direct_io
 """),
+    cfg.IntOpt('cinder_ext_rbd_op_timeout',
+               default=120,
+               min=0,
+               help="""
+Seconds a read or write of a Ceph RBD volume may wait for the cluster.
+
+librbd waits for an answer without limit, and a cluster that cannot take a
+write (OSDs full, placement groups inactive) holds it without an error: an
+upload would hang until space or OSDs return, keeping its volume, its
+attachment and its client. With a limit, the operation fails with a
+timeout, the upload fails with an error that names this option, and the
+store deletes its volume as on any failure. The limit is set on the Ceph
+connection os-brick opens for each attachment (``rados_osd_op_timeout``);
+it does not change how os-brick connects, and other Ceph clients of the
+process keep their own settings. Ignored for other volume types.
+
+Choose it longer than the cluster's normal pauses (an OSD restart or
+peering stalls I/O for seconds); the default fails a transfer after two
+minutes without progress.
+
+Possible values:
+    * 0: wait without limit (librbd's default)
+    * A positive number of seconds
+"""),
 ]
 
 API_OPTS = [

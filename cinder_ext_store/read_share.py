@@ -450,7 +450,9 @@ class ReadShares(object):
             raise exceptions.BackendException(
                 'Connecting volume %s to this host failed: %s'
                 % (volume_id, e))
-        return devices.open_device(info['path'], False, volume_id), info
+        return devices.open_device(
+            info['path'], False, volume_id,
+            rbd_op_timeout=self.host.rbd_op_timeout), info
 
     def leave(self, api, volume_id, conf=None):
         """One reader of this process left (``conf``: its RBD handle's)."""

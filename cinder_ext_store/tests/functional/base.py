@@ -87,7 +87,8 @@ def backends(cloud):
         more['faults'] = stores.Backend('cinder_ext', vtype, True, (
             ('cinder_catalog_info', cloud.setting('fault_catalog_info')),
             ('cinder_ext_api_timeout', 3),
-            ('cinder_state_transition_timeout', 30)))
+            ('cinder_state_transition_timeout', 30),
+            ('cinder_ext_rbd_op_timeout', 5)))
     for name in ('small', 'full'):  # pools that fill up (test_faults)
         if cloud.setting('volume_type_%s' % name):
             more[name] = stores.Backend(

@@ -23,6 +23,7 @@ one ``fault-matrix`` line, which the session note quotes.
 
 import _thread
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -391,6 +392,72 @@ class Hooked(object):
             hook, self.hook = self.hook, None
             hook()
         return data
+
+
+# (OSD full ratios to lower, in this order; Ceph's defaults to restore.)
+_RATIOS = (('nearfull', '0.0005', '0.85'), ('backfillfull', '0.0008', '0.9'),
+           ('full', '0.001', '0.95'))
+
+
+def ceph_full(conf, full, timeout=60):
+    """Make the stack's Ceph full (``full``) or give it its room back.
+
+    Lowers the OSD full ratios below what the one OSD holds, as if it had
+    filled up: Ceph flags the cluster full and every client holds its
+    writes. Returns once ``ceph health`` reports it (or stops reporting it).
+    """
+    ceph = ['ceph', '-c', conf, '--id', 'admin']
+    for name, low, default in (_RATIOS if full else reversed(_RATIOS)):
+        subprocess.run(ceph + ['osd', 'set-%s-ratio' % name,
+                               low if full else default],
+                       check=True, capture_output=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(ceph + ['health', '--format', 'json'],
+                             capture_output=True, text=True).stdout
+        if ('OSD_FULL' in json.loads(out or '{}').get('checks', {})) == full:
+            return
+        time.sleep(1)
+    raise AssertionError('Ceph did not become %s in %ds'
+                         % ('full' if full else 'writable again', timeout))
+
+
+class TestCephFull(FaultTestCase):
+    """The Ceph cluster fills up during an upload (RBD only).
+
+    librbd holds writes to a full cluster without an error; the store's
+    ``cinder_ext_rbd_op_timeout`` (5 s on the ``faults`` backend) must turn
+    that into a failed upload that deletes its volume, not a hung one.
+    """
+
+    def test_upload_fails_within_the_limit_and_cleans_up(self):
+        conf = self.cloud.setting('ceph_conf')
+        if self.cloud.storage != 'rbd' or not conf:
+            self.fail('needs the stack\'s Ceph (CINDER_EXT_STORAGE=rbd)')
+        self.addCleanup(ceph_full, conf, False)  # whatever happens
+        filled = []
+
+        def fill():
+            ceph_full(conf, True)
+            filled.append(time.monotonic())
+            # Room again well after the store's limit, so Cinder (whose
+            # own RBD calls wait without limit) can delete the volume.
+            timer = threading.Timer(15, ceph_full, (conf, False))
+            timer.start()
+            self.addCleanup(timer.join)
+
+        size = 256 * base.MiB
+        src = Hooked(images.ImageSource(size, seed=8), 32 * base.MiB, fill)
+        e = self.assertRaises(exceptions.BackendException, self.add,
+                              self.backend, src, size,
+                              image_id=self.image_id)
+        # Without the limit the writes would wait for the room given back
+        # at 15 s and the upload succeed; the error is the limit's.
+        self.assertTrue(filled, 'the cluster never filled up')
+        self.assertIn('Ceph did not complete the request in 5 s', str(e))
+        self.assertIn('cinder_ext_rbd_op_timeout', str(e))
+        self.cell('Ceph cluster full mid-upload (librbd holds writes)',
+                  'BackendException after 5 s')
 
 
 class TestVolumeService(FaultTestCase):

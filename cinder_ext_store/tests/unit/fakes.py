@@ -584,6 +584,7 @@ class FakeHost(object):
                 'ip': '127.0.0.1'}
 
     privsep_error = None
+    rbd_op_timeout = 0
 
     def privsep_problem(self):
         return self.privsep_error

@@ -14,6 +14,7 @@ import errno
 import io
 import mmap
 import os
+from unittest import mock
 
 import ddt
 import fixtures
@@ -265,3 +266,74 @@ class TestRbdDevice(testtools.TestCase):
         # A file-like handle without a librbd image behind it.
         dev = devices.open_device(io.BytesIO(b'x'), True, 'vol')
         self.assertIsInstance(dev, devices.HandleDevice)
+
+    def wrapper(self, image, cluster):
+        class Client(object):  # os-brick's RBDClient: .client is the Rados
+            client = cluster
+
+        class Volume(object):
+            def __init__(self):
+                self.image = image
+                self.client = Client()
+
+        class Wrapper(object):
+            rbd_image = Volume()
+        return Wrapper()
+
+    def test_waits_are_limited_on_the_attachments_connection(self):
+        cluster = mock.Mock()
+        dev = devices.open_device(self.wrapper(FakeRbdImage(8), cluster),
+                                  True, 'vol', rbd_op_timeout=7)
+        cluster.conf_set.assert_called_once_with('rados_osd_op_timeout', '7')
+        self.assertEqual(7, dev.op_timeout)
+        # 0: librbd's own behaviour, nothing set.
+        cluster = mock.Mock()
+        dev = devices.open_device(self.wrapper(FakeRbdImage(8), cluster),
+                                  True, 'vol', rbd_op_timeout=0)
+        self.assertFalse(cluster.conf_set.called)
+        self.assertEqual(0, dev.op_timeout)
+
+    def test_a_connection_that_refuses_the_limit_still_works(self):
+        cluster = mock.Mock()
+        cluster.conf_set.side_effect = ValueError('no such option')
+        image = FakeRbdImage(8)
+        with self.assertLogs(devices.LOG, 'WARNING') as logs:
+            dev = devices.open_device(self.wrapper(image, cluster), True,
+                                      'vol', rbd_op_timeout=7)
+        self.assertIn('Cannot limit Ceph waits for volume vol',
+                      logs.output[0])
+        self.assertEqual(0, dev.op_timeout)
+        dev.write_at(0, b'z' * 8)
+        image.complete()
+        dev.sync()
+        self.assertEqual(b'z' * 8, bytes(image.data))
+
+    def test_a_write_ceph_never_completed_names_the_timeout(self):
+        image = FakeRbdImage(64)
+        dev = devices.open_device(self.wrapper(image, mock.Mock()), True,
+                                  'vol', rbd_op_timeout=5)
+        image.fail_at[8] = -errno.ETIMEDOUT  # librbd's answer at the limit
+        dev.write_at(0, b'a' * 8)
+        dev.write_at(8, b'b' * 8)
+        image.complete()
+        e = self.assertRaises(exceptions.BackendException, dev.sync)
+        self.assertNotIsInstance(e, exceptions.StorageFull)
+        for text in ('writing to volume vol failed',
+                     'Ceph did not complete the request in 5 s',
+                     'cinder_ext_rbd_op_timeout', 'ceph health detail'):
+            self.assertIn(text, str(e))
+
+    def test_a_read_ceph_never_answered_names_the_timeout(self):
+        class Timeout(Exception):  # rbd.Timeout: an rbd.OSError, errno 110
+            errno = errno.ETIMEDOUT
+        image = FakeRbdImage(64)
+        image.read = mock.Mock(side_effect=Timeout('RBD operation timeout'))
+        dev = devices.open_device(self.wrapper(image, mock.Mock()), False,
+                                  'vol', rbd_op_timeout=5)
+        e = self.assertRaises(exceptions.BackendException, dev.read_at, 0, 8)
+        self.assertIn('reading volume vol failed: Ceph did not complete the '
+                      'request in 5 s', str(e))
+        # Other librbd errors keep their own text.
+        image.read.side_effect = ValueError('InvalidArgument')
+        e = self.assertRaises(exceptions.BackendException, dev.read_at, 0, 8)
+        self.assertEqual('reading volume vol failed: InvalidArgument', str(e))
