@@ -68,6 +68,22 @@ class Device(metaclass=abc.ABCMeta):
             self._size = self._measure()
         return self._size
 
+    def _call(self, action, func, *args):
+        """``func(*args)``, its errors as glance_store exceptions."""
+        try:
+            return func(*args)
+        except exceptions.GlanceStoreException:
+            raise
+        except Exception as e:
+            raise self._error_for(e, action)
+
+    def _error_for(self, e, action):
+        """The glance_store exception for ``e`` raised while ``action``."""
+        if isinstance(e, OSError):
+            return os_error(e, action, self.volume_id)
+        return exceptions.BackendException(
+            '%s volume %s failed: %s' % (action, self.volume_id, e))
+
     @abc.abstractmethod
     def _measure(self):
         """The size in bytes, asked of the device now."""
@@ -201,23 +217,6 @@ class PathDevice(Device):
                 setattr(self, name, None)
 
 
-def _translated(action, volume_id, func, *args):
-    """``func(*args)``, its errors as glance_store exceptions."""
-    try:
-        return func(*args)
-    except exceptions.GlanceStoreException:
-        raise
-    except Exception as e:
-        raise _translate(e, action, volume_id)
-
-
-def _translate(e, action, volume_id):
-    if isinstance(e, OSError):
-        return os_error(e, action, volume_id)
-    return exceptions.BackendException(
-        '%s volume %s failed: %s' % (action, volume_id, e))
-
-
 def _timed_out(e):
     """Whether ``e`` is librbd's timeout (``rbd.Timeout``, ETIMEDOUT)."""
     return abs(getattr(e, 'errno', None) or 0) == errno.ETIMEDOUT
@@ -235,9 +234,6 @@ class HandleDevice(Device):
     def __init__(self, handle, volume_id):
         super(HandleDevice, self).__init__(volume_id)
         self.handle = handle
-
-    def _call(self, action, func, *args):
-        return _translated(action, self.volume_id, func, *args)
 
     def _measure(self):
         self._call('sizing', self.handle.seek, 0, os.SEEK_END)
@@ -326,17 +322,10 @@ class RbdDevice(Device):
             return
         self.op_timeout = seconds
 
-    def _call(self, action, func, *args):
-        try:
-            return func(*args)
-        except exceptions.GlanceStoreException:
-            raise
-        except Exception as e:
-            if _timed_out(e):
-                raise self._timeout_error(action, e)
-            raise _translate(e, action, self.volume_id)
-
-    def _timeout_error(self, action, e):
+    def _error_for(self, e, action):
+        # A timeout names the limit and what usually causes it.
+        if not _timed_out(e):
+            return super(RbdDevice, self)._error_for(e, action)
         return exceptions.BackendException(
             '%s volume %s failed: Ceph did not complete the request in %d s '
             '(cinder_ext_rbd_op_timeout): the cluster is full or unhealthy, '
@@ -350,9 +339,7 @@ class RbdDevice(Device):
         with self._lock:
             error = self._error
         if error is not None:
-            if _timed_out(error):
-                raise self._timeout_error('writing to', error)
-            raise os_error(error, 'writing to', self.volume_id)
+            raise self._error_for(error, 'writing to')
 
     def write_at(self, offset, data, aligned=False):
         self._raise_failed()
