@@ -21,6 +21,12 @@ deletes the attachment on every path: after success the device is synced
 first and a failing disconnect is an error (it may mean unflushed data);
 after a failure the cleanup is best effort and never hides the original
 exception. :func:`attached` is the same as a context manager.
+
+What another process made comes back as an Attachment too
+(:meth:`Attachment.adopt`, from a host record): a reader of this host
+joins an existing read attachment with a host connection of its own
+(``owner=False``: its close leaves the attachment to the share), and
+reconcile releases what a dead process left (:meth:`Attachment.release`).
 """
 
 import contextlib
@@ -31,6 +37,7 @@ from oslo_utils import excutils
 from oslo_utils import strutils
 
 from cinder_ext_store import devices
+from cinder_ext_store import host_records
 
 LOG = logging.getLogger(__name__)
 
@@ -53,12 +60,16 @@ def connection_properties(connection_info):
 class Attachment(object):
     """One live attachment of a volume to this host."""
 
-    def __init__(self, api, host, volume_id, mode, direct=False):
+    def __init__(self, api, host, volume_id, mode, direct=False,
+                 owner=True, token=None):
         self.api = api
+        self.token = token  # names the Cinder attachment (see cinder_api)
         self.host = host
         self.volume_id = volume_id
         self.mode = mode
         self.direct = direct
+        self.owner = owner  # close() deletes the Cinder attachment
+        self.recorded_identity = None  # of an adopted host connection
         self.attachment_id = None
         self.connection_info = None
         self.connector = None
@@ -77,7 +88,8 @@ class Attachment(object):
 
     def _open(self):
         attachment = self.api.attachment_create(
-            self.volume_id, self.host.connector_properties(), self.mode)
+            self.volume_id, self.host.connector_properties(), self.mode,
+            token=self.token)
         self.attachment_id = attachment['id']
         info = attachment.get('connection_info') or {}
         self.connection_info = info
@@ -98,6 +110,92 @@ class Attachment(object):
             volume_id=self.volume_id, direct=self.direct,
             rbd_op_timeout=self.host.rbd_op_timeout)
 
+    @classmethod
+    def adopt(cls, api, host, volume_id, record, owner=True):
+        """The attachment a host record names (made by any process).
+
+        :param record: ``attachment_id``, ``connection_info``, ``props``
+            and ``host_connection`` (None: no shared connection)
+        :param owner: False for a reader joining another's attachment
+        """
+        adopted = cls(api, host, volume_id, record.get('mode', 'ro'),
+                      owner=owner)
+        adopted.attachment_id = record.get('attachment_id')
+        adopted.connection_info = record.get('connection_info') or {}
+        adopted.props = record.get('props')
+        info = record.get('host_connection')
+        if info is not None:
+            info = dict(info)
+            adopted.recorded_identity = info.pop('identity', None)
+        adopted.device_info = info
+        return adopted
+
+    def connect(self, direct=False):
+        """Connect this adopted attachment again, for this process alone.
+
+        An RBD handle cannot be shared between processes: a reader that
+        joins a share opens its own. Undone on failure; returns the device.
+        """
+        self.direct = direct
+        try:
+            self.connector = self.host.connector(self.connection_info)
+            self.device_info = self.connector.connect_volume(self.props)
+            self.device = devices.open_device(
+                self.device_info['path'], writable=False,
+                volume_id=self.volume_id, direct=direct,
+                rbd_op_timeout=self.host.rbd_op_timeout)
+        except Exception as e:
+            self.close(succeeded=False)  # never raises after a failure
+            if isinstance(e, exceptions.GlanceStoreException):
+                raise
+            raise exceptions.BackendException(
+                'Connecting volume %s to this host failed: %s'
+                % (self.volume_id, e))
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                self.close(succeeded=False)
+        return self.device
+
+    def release(self):
+        """Release what a dead process left (forced disconnect, delete).
+
+        :raises: what Cinder raised deleting the attachment, so that the
+            record that names it is kept for another try
+        """
+        if self.device_info is not None and self._same_device():
+            try:
+                self._disconnect(force=True)
+            except Exception:
+                pass  # logged; the attachment goes all the same
+        self.device_info = None
+        if self.attachment_id is not None:
+            try:
+                self.api.attachment_delete(self.attachment_id,
+                                           self.volume_id)
+            except exceptions.NotFound:
+                pass  # released elsewhere (an operator)
+            self.attachment_id = None
+
+    def _same_device(self):
+        """Whether the recorded host connection is still what it was.
+
+        A path whose device changed since it was recorded belongs to
+        another volume now: it is not disconnected.
+        """
+        recorded = self.recorded_identity
+        if recorded is None:
+            return True
+        try:
+            now = host_records.device_identity(self.device_info['path'])
+        except OSError as e:
+            now = str(e)
+        if now == recorded:
+            return True
+        LOG.warning('Volume %s: %s is no longer the device recorded (%s, now '
+                    '%s); not disconnecting it', self.volume_id,
+                    self.device_info['path'], recorded, now)
+        return False
+
     def rescan(self):
         """Make this host see a size Cinder changed; returns bytes.
 
@@ -111,6 +209,8 @@ class Attachment(object):
         return actual
 
     def _disconnect(self, force):
+        if self.connector is None:
+            self.connector = self.host.connector(self.connection_info)
         try:
             self.host.disconnect(self.connector, self.props,
                                  self.device_info, force=force)
@@ -146,7 +246,7 @@ class Attachment(object):
                 self._disconnect(force=not succeeded)
             except Exception as e:
                 errors.append(e)
-        if self.attachment_id is not None:
+        if self.attachment_id is not None and self.owner:
             try:
                 self.api.attachment_delete(self.attachment_id,
                                            self.volume_id)

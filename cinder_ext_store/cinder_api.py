@@ -22,7 +22,9 @@ Cinder errors into glance_store exceptions that name the volume.
 import contextlib
 import datetime
 import logging
+import os
 import time
+import uuid
 
 from cinderclient import api_versions
 from cinderclient import exceptions as cinder_exc
@@ -60,9 +62,6 @@ RETRY_FIRST = 0.5
 RETRY_MAX = 4.0
 #: HTTP statuses that say "not now" rather than "never".
 TRANSIENT_STATUSES = (500, 502, 503, 504)
-#: Clock skew allowed when telling a volume a failed create made from older
-#: volumes of the same name (Cinder's clock against this host's).
-CREATE_SKEW = datetime.timedelta(minutes=5)
 
 #: What a recovery returns when the failed request left nothing behind.
 RETRY = object()
@@ -96,10 +95,31 @@ def transient(error):
     return status in TRANSIENT_STATUSES
 
 
+#: Volume metadata key of the token each create of this store carries: a
+#: lost answer is recovered only by the volume that carries the token the
+#: request sent (another store's volume of the same image never does), and
+#: reconcile knows the store's own volumes by it.
+CREATE_TOKEN = 'cinder_ext_create'
+
+
+def made_by_store(volume):
+    """Whether this store created ``volume`` (it carries a create token)."""
+    return bool((getattr(volume, 'metadata', None) or {}).get(CREATE_TOKEN))
+
+
 def created_at(volume):
     """When Cinder created the volume (naive UTC), or None."""
+    return _stamp(volume, 'created_at')
+
+
+def updated_at(volume):
+    """When Cinder last changed the volume (naive UTC), or None."""
+    return _stamp(volume, 'updated_at') or created_at(volume)
+
+
+def _stamp(volume, field):
     try:
-        stamp = datetime.datetime.fromisoformat(volume.created_at)
+        stamp = datetime.datetime.fromisoformat(getattr(volume, field))
     except (AttributeError, TypeError, ValueError):
         return None
     if stamp.tzinfo is not None:
@@ -151,10 +171,15 @@ class CinderSession(object):
     def __init__(self, conf):
         self.conf = conf
         self._session = None
+        self._pid = None
 
     @property
     def session(self):
-        if self._session is None:
+        # Glance forks its workers after it configured the stores: a
+        # session (its connection pool, its token) made before the fork
+        # is not shared with the children; each process makes its own.
+        if self._session is None or self._pid != os.getpid():
+            self._pid = os.getpid()
             self._session = ksa_session.Session(
                 auth=self._service_auth(), verify=_verify_setting(self.conf),
                 timeout=self.conf.cinder_ext_api_timeout)
@@ -333,14 +358,13 @@ class CinderAPI(object):
         the error is raised, also when the wait is interrupted
         (KeyboardInterrupt, SystemExit): nothing is left behind.
         """
-        since = utcnow() - CREATE_SKEW
+        metadata = dict(metadata, **{CREATE_TOKEN: uuid.uuid4().hex})
         volume = self._request(
             'creation of a %d GiB volume' % size_gib,
             lambda: self._client().volumes.create(
                 size_gib, name=name, metadata=metadata,
                 volume_type=volume_type),
-            recover=lambda: self._made_by_lost_create(
-                name, metadata, size_gib, volume_type, since))
+            recover=lambda: self._made_by_lost_create(name, metadata))
         LOG.debug('Volume %s (%d GiB) requested', volume.id, size_gib)
         try:
             return self.wait(volume.id, 'available', ('creating',),
@@ -349,27 +373,24 @@ class CinderAPI(object):
             self.delete_quietly(volume.id)
             raise
 
-    def _made_by_lost_create(self, name, metadata, size_gib, volume_type,
-                             since):
+    def _made_by_lost_create(self, name, metadata):
         """The volume a create whose answer was lost made, or RETRY.
 
-        Ours: the name and metadata we sent, created since we asked (less
-        clock skew), not attached. Glance uploads one image once at a time,
-        so an older volume of that name is a leftover, not ours.
+        Only a volume carrying this request's token is ours: another store
+        (a second backend, the in-tree driver) may be writing a volume of
+        the same name, metadata, size and type for the same image at the
+        same time, and that one is never adopted nor deleted.
         """
+        token = metadata[CREATE_TOKEN]
         with translated('search for volume %s' % name):
             found = self._client().volumes.list(search_opts={'name': name})
         mine = [v for v in found
-                if v.name == name and
-                all((v.metadata or {}).get(k) == val
-                    for k, val in metadata.items()) and
-                v.size == size_gib and
-                (not volume_type or v.volume_type == volume_type) and
-                not getattr(v, 'attachments', None) and
-                (created_at(v) or since) >= since]
+                if (v.metadata or {}).get(CREATE_TOKEN) == token]
         if not mine:
             return RETRY
-        mine.sort(key=lambda v: created_at(v) or since)
+        # Each retry sends the same token: several lost answers may have
+        # made several volumes, all of them this request's.
+        mine.sort(key=lambda v: created_at(v) or datetime.datetime.min)
         for extra in mine[1:]:
             self.delete_quietly(extra.id)
         LOG.info('Volume %s was created by a request whose answer was '
@@ -585,32 +606,42 @@ class CinderAPI(object):
             a.id for a in self._client(MV_ATTACH).attachments.list(
                 search_opts={'volume_id': volume_id})], volume_id=volume_id)
 
-    def attachment_create(self, volume_id, connector, mode):
+    def attachment_create(self, volume_id, connector, mode, token=None):
         """Create an attachment for ``connector``; returns its dict.
 
         Passing the connector here makes Cinder export the volume in the
         same call, so ``connection_info`` comes back without an update.
+
+        :param token: a UUID sent as the attachment's instance, made up if
+            None: what names this request's attachment (a host record keeps
+            it before the request, so that a process that dies before the
+            answer leaves something to find it by)
         """
         attachments = self._client(MV_ATTACH).attachments
-        before = set()
+        token = token or str(uuid.uuid4())
+        return self._request(
+            'attachment (%s)' % mode,
+            lambda: attachments.create(volume_id, connector,
+                                       instance_id=token, mode=mode),
+            recover=lambda: self._undo_lost_attach(volume_id, token),
+            volume_id=volume_id)
 
-        def create():
-            before.clear()
-            before.update(self.attachment_ids(volume_id))
-            return attachments.create(volume_id, connector, mode=mode)
+    def attachments_of_request(self, volume_id, token):
+        """The ids of the attachments of ``volume_id`` made with ``token``."""
+        return self._request('attachment listing', lambda: [
+            a.id for a in self._client(MV_ATTACH).attachments.list(
+                search_opts={'volume_id': volume_id})
+            if getattr(a, 'instance', None) == token], volume_id=volume_id)
 
-        return self._request('attachment (%s)' % mode, create,
-                             recover=lambda: self._undo_lost_attach(
-                                 volume_id, before),
-                             volume_id=volume_id)
-
-    def _undo_lost_attach(self, volume_id, before):
+    def _undo_lost_attach(self, volume_id, token):
         """Delete what an attachment create whose answer was lost made.
 
         Its connection_info went with the answer, so the attachment is of
-        no use: deleted, and the create is sent again.
+        no use: deleted, and the create is sent again. Only an attachment
+        carrying this request's token is deleted: one another reader or
+        host made meanwhile is theirs.
         """
-        for attachment_id in set(self.attachment_ids(volume_id)) - before:
+        for attachment_id in self.attachments_of_request(volume_id, token):
             LOG.info('Deleting attachment %s of volume %s, made by a '
                      'request whose answer was lost', attachment_id,
                      volume_id)

@@ -170,15 +170,18 @@ def reconcile_command(args, conf, out=print):
         return 0
     glance = reconcile.GlanceImages()
     if not glance.reachable:
-        out("Glance's database cannot be reached (%s): only volumes stuck "
-            "in %s are considered" % (glance.reason,
-                                      '/'.join(reconcile.STUCK)))
+        out("Glance's database cannot be reached (%s): no image volume is "
+            "deleted; this host's dead attachments are still released"
+            % glance.reason)
     # Plan everything before acting: releasing a dead upload removes the
     # record that tells another store (its volume type) the volume is
     # garbage.
-    seen, actions = set(), []
+    seen, actions, notes = set(), [], []
     for store in found.values():
-        actions += reconcile.plan(store, glance, args.older_than, seen=seen)
+        actions += reconcile.plan(store, glance, args.older_than, seen=seen,
+                                  notes=notes)
+    for note in notes:
+        out(note.describe())
     total = len(actions)
     failed = reconcile.run(actions, args.apply, out)
     if not total:
@@ -188,7 +191,12 @@ def reconcile_command(args, conf, out=print):
             'carry them out' % total)
     else:
         out('%d action(s) done, %d failed' % (total - failed, failed))
-    return 1 if failed else 0
+    undecided = sum(1 for n in notes if n.undecided)
+    if not glance.reachable:
+        out('incomplete: image volumes were not judged without Glance '
+            '(%d kept undecided); run again once its database answers'
+            % undecided)
+    return 1 if failed or not glance.reachable else 0
 
 
 def main(argv=None):

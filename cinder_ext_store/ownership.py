@@ -170,6 +170,76 @@ def check_may_delete(volume, context, lookup=None):
                     'project or an admin may delete it' % (volume.id, owner))
 
 
+def glance_locations(volume_id):
+    """Every location of this Glance's database naming ``volume_id``.
+
+    :returns: (image id, image live, location status) tuples; deleted
+        locations left out
+    """
+    try:
+        from glance.db.sqlalchemy import api as db_api
+        from glance.db.sqlalchemy import models
+    except ImportError:
+        raise GlanceUnavailable('glance is not installed here')
+    loc, image = models.ImageLocation, models.Image
+    try:
+        with db_api.session_for_read() as session:
+            rows = session.query(
+                loc.image_id, image.deleted, image.status, loc.status,
+                loc.value).join(image, loc.image_id == image.id).filter(
+                    loc.deleted.is_(False),
+                    loc.value.like('cinder://%' + volume_id)).all()
+    except Exception as e:
+        raise GlanceUnavailable('no Glance database: %s' % e)
+    return [(image_id, not deleted and status not in ('deleted', 'killed'),
+             loc_status) for image_id, deleted, status, loc_status, value
+            in rows if value.rstrip('/').rsplit('/', 1)[-1] == volume_id]
+
+
+def images_naming(volume_id, lookup=None):
+    """The ids of the images whose live locations name ``volume_id``.
+
+    None when Glance cannot be asked.
+    """
+    try:
+        rows = (lookup or glance_locations)(volume_id)
+    except GlanceUnavailable:
+        return None
+    except Exception as e:
+        LOG.warning('Cannot read which images name volume %s from Glance: '
+                    '%s', volume_id, e)
+        return None
+    return sorted({image_id for image_id, _live, _status in rows})
+
+
+def other_images_using(volume_id, lookup=None):
+    """The images besides the one being deleted that still use the volume.
+
+    Glance calls the store's delete while the image being deleted still
+    names the volume (its location is ``active``, or ``pending_delete``
+    when the scrubber deletes it later), and the store is never told which
+    image that is. So the volume is another image's too when two or more
+    images name it and one of them lives with an ``active`` location: then
+    the ids of those images; else an empty list. None when Glance cannot
+    be asked.
+    """
+    try:
+        rows = (lookup or glance_locations)(volume_id)
+    except GlanceUnavailable:
+        return None
+    except Exception as e:
+        LOG.warning('Cannot read which images use volume %s from Glance: '
+                    '%s', volume_id, e)
+        return None
+    naming = {image_id for image_id, _live, status in rows
+              if status in ('active', 'pending_delete')}
+    live = {image_id for image_id, alive, status in rows
+            if alive and status == 'active'}
+    if len(naming) >= 2 and live:
+        return sorted(naming)
+    return []
+
+
 def owner_for_upload(context, image_id, lookup=None):
     """The project that owns the image being uploaded, or None.
 

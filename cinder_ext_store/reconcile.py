@@ -22,20 +22,26 @@ It finds, on this host (the state the store keeps in its lock path):
 * read shares (one read-only attachment per volume and host) none of
   whose reader processes is alive;
 
-and, in Cinder (the store's project, its volume type):
+and, in Cinder (the store's project, its volume type), image volumes that
+this Glance's database proves nobody uses: the image was deleted, or it
+lives and its locations do not name the volume, which this store made
+(its creation token) and nobody touched for the grace period.
 
-* image volumes whose Glance image is gone, or does not use them, past the
-  grace period. Glance is asked through its database, as glance-api itself
-  reads it; when it cannot be reached, only volumes stuck in ``creating``,
-  ``error``, ``error_extending`` or ``attaching`` past the grace period
-  are taken.
+What it cannot prove it keeps, and says so (:class:`Note`):
 
-A volume that backs an image (one of the image's locations names it) is
-never touched, nor is an attachment a live process holds; a volume that
-is attached but not provably by a dead process of this host is left to
-the host it is attached to.
+* without Glance's database, no image volume is deleted: a volume in
+  ``attaching`` or ``error`` may be the only copy of an active image (a
+  reader killed between attachment create and complete leaves that);
+* an image this Glance does not know (another Glance's, or a purged
+  record), a volume Cinder made from an image (``volume_image_metadata``:
+  its image-volume cache, a user's volume) or one this store did not make;
+* a live upload of this host (also while detached for offline growth), an
+  image whose upload may still run (updated within the grace period) and
+  a volume attached anywhere.
 """
 
+import collections
+import datetime
 import logging
 
 from glance_store import exceptions
@@ -45,10 +51,10 @@ from cinder_ext_store import ownership
 
 LOG = logging.getLogger(__name__)
 
-#: Statuses of a volume that no live upload keeps for long.
-STUCK = ('creating', 'error', 'error_extending', 'attaching')
-#: Statuses of a Glance image whose data is not (yet) in a location.
-UNFINISHED = ('queued', 'saving', 'uploading', 'importing', 'killed')
+#: Statuses of a Glance image whose upload may still be running.
+UPLOADING = ('queued', 'saving', 'uploading', 'importing')
+#: Statuses of a Glance image that no longer needs data.
+DELETED = ('deleted',)
 
 
 class Action(object):
@@ -68,6 +74,35 @@ class Action(object):
         """``[store] <verb> <what> <target>: <reason>``."""
         return '[%s] %s%s %s: %s' % (self.store, verb, self.what,
                                      self.target, self.reason)
+
+
+class Note(object):
+    """A volume reconcile kept without proof either way.
+
+    ``undecided``: it could not judge it at all (the run's exit status
+    says so).
+    """
+
+    def __init__(self, store, volume, reason, undecided=False):
+        self.store = store
+        self.volume = volume
+        self.reason = reason
+        self.undecided = undecided
+
+    def describe(self):
+        return '[%s] %s volume %s (%s, %s): %s' % (
+            self.store, 'UNDECIDED, kept' if self.undecided else 'kept',
+            self.volume.id, self.volume.name, self.volume.status,
+            self.reason)
+
+
+class ImageRecord(collections.namedtuple(
+        'ImageRecord', 'status deleted volumes updated_at')):
+    """An image as this Glance's database holds it.
+
+    ``volumes``: the ids of the volumes its live locations name;
+    ``updated_at``: naive UTC, or None.
+    """
 
 
 class GlanceImages(object):
@@ -92,17 +127,40 @@ class GlanceImages(object):
     def reachable(self):
         return self._api is not None
 
+    def used_by(self, volume_id):
+        """Live images whose live locations name ``volume_id``.
+
+        Any image, not only the one the volume was made for: an admin may
+        add a location of one image's volume to another.
+        """
+        rows = ownership.glance_locations(volume_id)
+        return sorted({image_id for image_id, live, status in rows
+                       if live and status in ('active', 'pending_delete')})
+
     def image(self, image_id):
-        """(status, ids of the volumes its locations name), or None."""
+        """The :class:`ImageRecord` of ``image_id``, deleted ones included.
+
+        None when this Glance never knew it (or purged it).
+        """
         try:
-            image = self._api.image_get(self._context, image_id)
+            image = self._api.image_get(self._context, image_id,
+                                        force_show_deleted=True)
         except self._not_found:
             return None
         volumes = {loc['url'].rstrip('/').rsplit('/', 1)[-1]
                    for loc in image.get('locations') or ()
                    if loc.get('status') != 'deleted' and
                    loc.get('url', '').startswith('cinder://')}
-        return image['status'], volumes
+        return ImageRecord(image['status'],
+                           bool(image.get('deleted')) or
+                           image['status'] in DELETED,
+                           volumes, _naive(image.get('updated_at')))
+
+
+def _naive(stamp):
+    if stamp is None or stamp.tzinfo is None:
+        return stamp
+    return stamp.astimezone(datetime.timezone.utc).replace(tzinfo=None)
 
 
 def _age(volume, now):
@@ -114,7 +172,7 @@ def _volume_type(store, api):
     return store.store_conf.cinder_volume_type or api.default_volume_type()
 
 
-def plan(store, glance, older_than, now=None, seen=None):
+def plan(store, glance, older_than, now=None, seen=None, notes=None):
     """The actions that clean what dead processes left for ``store``.
 
     :param store: a configured :class:`~cinder_ext_store.store.Store`
@@ -122,14 +180,17 @@ def plan(store, glance, older_than, now=None, seen=None):
     :param older_than: grace period, in seconds, of Cinder-side volumes
     :param seen: what other stores' plans already take (several backends
         share a lock path, and may share a volume type); updated
+    :param notes: a list that gets a :class:`Note` for each image volume
+        kept without proof either way
     """
     seen = set() if seen is None else seen
+    notes = [] if notes is None else notes
     now = now or cinder_api.utcnow()
     name = store.backend_group or 'glance_store'
     api = store.cinder.api()
     actions = []
     crashed = set()
-    for volume_id, marker in store.shares.dead_uploads():
+    for volume_id, marker in store.uploads.dead():
         crashed.add(volume_id)
         if ('upload', volume_id) in seen:
             continue
@@ -141,7 +202,7 @@ def plan(store, glance, older_than, now=None, seen=None):
             ('the upload failed and could not clean up (process %s)'
              if marker.get('abandoned') else
              'the uploading process %s is gone') % marker.get('pid'),
-            lambda v=volume_id: store.shares.reclaim_upload(api, v)))
+            lambda v=volume_id: store.uploads.reclaim(api, v)))
     for volume_id, state in store.shares.dead_shares():
         if ('share', volume_id) in seen:
             continue
@@ -152,55 +213,109 @@ def plan(store, glance, older_than, now=None, seen=None):
             '%s of volume %s' % (state['attachment_id'], volume_id),
             'no reader process of this host is alive (recorded: %s)' % pids,
             lambda v=volume_id: store.shares.release_unless_read(api, v)))
+    actions += _leftover_files(store, api, name, seen, older_than)
+    live = store.uploads.live()
     vtype = _volume_type(store, api)
     for volume in api.volumes():
-        if volume.volume_type != vtype or volume.id in seen:
+        if (volume.volume_type != vtype or volume.id in seen or
+                volume.id in live):
             continue
         try:
             ownership.check_image_volume(volume)
         except exceptions.NotFound:
             continue  # not an image volume: never ours to clean
-        reason = _why_orphan(volume, glance, older_than, now,
-                             volume.id in crashed)
-        if reason:
-            seen.add(volume.id)
+        verdict, reason = _judge(volume, glance, older_than, now,
+                                 volume.id in crashed)
+        if verdict is None:
+            continue
+        seen.add(volume.id)
+        if verdict == DELETE:
             actions.append(Action(
                 name, 'delete volume', '%s (%s, %s)' % (
                     volume.id, volume.name, volume.status), reason,
                 lambda v=volume.id: _delete(api, v)))
+        else:
+            notes.append(Note(name, volume, reason,
+                              undecided=verdict == UNDECIDED))
     return actions
 
 
-def _why_orphan(volume, glance, older_than, now, crashed):
-    """Why ``volume`` is garbage, or None to keep it."""
+DELETE, KEEP, UNDECIDED = 'delete', 'keep', 'undecided'
+
+
+def _leftover_files(store, api, name, seen, older_than):
+    """Remove the lock and leftover files of volumes that are gone."""
+    records = store.shares.records
+    actions = []
+    for volume_id, names in sorted(records.leftovers(older_than).items()):
+        if ('files', volume_id) in seen:
+            continue
+        try:
+            api.get(volume_id)
+            continue  # it exists: its lock may be taken again
+        except exceptions.NotFound:
+            pass
+        seen.add(('files', volume_id))
+        actions.append(Action(
+            name, 'remove files', '%s of volume %s' % (
+                ', '.join(sorted(names)), volume_id),
+            'the volume no longer exists',
+            lambda n=names: records.remove_files(n)))
+    return actions
+
+
+def _recent(stamp, now, older_than):
+    return stamp is None or (now - stamp).total_seconds() < older_than
+
+
+def _judge(volume, glance, older_than, now, crashed):
+    """(verdict, reason) of one image volume.
+
+    DELETE, KEEP (said), UNDECIDED, or (None, None) for a volume kept
+    without a word (it backs an image, it is young).
+    """
     image_id = ownership.image_of(volume)
-    age = _age(volume, now)
-    young = age is None or age < older_than
-    attached = bool(getattr(volume, 'attachments', None))
-    if glance.reachable:
-        found = glance.image(image_id)
-        if found is not None and volume.id in found[1]:
-            return None  # backs the image
-        if crashed:
-            return 'its upload died before it finished (image %s %s)' % (
-                image_id, found[0] if found else 'gone')
-        if young or attached:
-            return None
-        if found is None:
-            return 'image %s is gone from Glance (volume %ds old)' % (
-                image_id, age)
-        status = found[0]
-        if status in UNFINISHED:
-            return ('image %s is %s and never used this volume (%ds old)'
-                    % (image_id, status, age))
-        return ('image %s is %s and its locations do not name this volume '
-                '(%ds old)' % (image_id, status, age))
+    if not glance.reachable:
+        if crashed or volume.status in ('attaching', 'error', 'creating',
+                                        'error_extending'):
+            return UNDECIDED, (
+                "Glance's database cannot be read: an image volume is "
+                'never deleted without it (image %s)' % image_id)
+        return None, None
+    found = glance.image(image_id)
+    if found is not None and volume.id in found.volumes:
+        return None, None  # backs the image
+    if glance.used_by(volume.id):
+        return None, None  # backs another image
     if crashed:
-        return 'its upload died before it finished'
-    if young or volume.status not in STUCK:
-        return None
-    return ('stuck in %s for %ds (Glance cannot be asked: only stuck volumes '
-            'are taken)' % (volume.status, age))
+        # This host's record proves the store made it for an upload that
+        # died before add() returned: no image can name it.
+        return DELETE, 'its upload died before it finished (image %s %s)' % (
+            image_id, found.status if found else 'unknown to Glance')
+    if getattr(volume, 'attachments', None):
+        return None, None  # left to the host it is attached to
+    if (_recent(cinder_api.created_at(volume), now, older_than) or
+            _recent(cinder_api.updated_at(volume), now, older_than)):
+        return None, None
+    if getattr(volume, 'volume_image_metadata', None):
+        # Cinder made it from the image (its image-volume cache, a volume
+        # of a user): Cinder's, whatever Glance says.
+        return None, None
+    if found is None:
+        return KEEP, ('image %s is unknown to this Glance (another '
+                      "Glance's, or its record was purged)" % image_id)
+    if found.deleted:
+        return DELETE, 'image %s was deleted in Glance' % image_id
+    if not cinder_api.made_by_store(volume):
+        return KEEP, ('image %s is %s and does not name this volume, but '
+                      'this store did not make it (no creation token)'
+                      % (image_id, found.status))
+    if found.status in UPLOADING and _recent(found.updated_at, now,
+                                             older_than):
+        return None, None  # its upload may still run, on another host
+    return DELETE, ('image %s is %s and its locations do not name this '
+                    'volume, which this store made (%ds old)'
+                    % (image_id, found.status, _age(volume, now)))
 
 
 def _delete(api, volume_id):

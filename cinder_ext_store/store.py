@@ -45,12 +45,14 @@ from cinder_ext_store import brick_host
 from cinder_ext_store import cinder_api
 from cinder_ext_store import growth
 from cinder_ext_store import hashing
+from cinder_ext_store import host_records
 from cinder_ext_store import options
 from cinder_ext_store import ownership
 from cinder_ext_store import pipeline
 from cinder_ext_store import read_share
 from cinder_ext_store import reader
 from cinder_ext_store import stats as stats_mod
+from cinder_ext_store import upload_markers
 from cinder_ext_store import write_target
 
 LOG = logging.getLogger(__name__)
@@ -220,11 +222,19 @@ class Store(glance_store.driver.Store):
         """This host's shared read attachments (made on first use)."""
         with self._shares_lock:
             if self._shares is None:
+                records = host_records.Records(self._lock_path())
+                self._uploads = upload_markers.UploadMarkers(records,
+                                                             self.host)
                 self._shares = read_share.ReadShares(
-                    self._lock_path(), self.host,
+                    records, self.host, self._uploads,
                     retries=self.store_conf.cinder_attachment_retry_attempts,
                     direct=self.store_conf.cinder_ext_direct_io)
             return self._shares
+
+    @property
+    def uploads(self):
+        """This host's upload markers."""
+        return self.shares.uploads
 
     def _lock_path(self):
         for group in ('oslo_concurrency', 'os_brick'):
@@ -315,8 +325,11 @@ class Store(glance_store.driver.Store):
                                     metadata,
                                     self.store_conf.cinder_volume_type)
             stats.volume_id = volume.id
-            self.shares.uploading(volume.id)
             try:
+                # Before anything else, so that reconcile knows whose it is
+                # should this process die; a marker that cannot be written
+                # fails the upload (and deletes the volume).
+                self.uploads.uploading(volume.id)
                 if getattr(volume, 'encrypted', False):
                     raise exceptions.BackendException(
                         'Volume %s of type %s is encrypted: the store would '
@@ -326,8 +339,8 @@ class Store(glance_store.driver.Store):
                 target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
                     growable=not known, stats=stats, max_bytes=cap,
-                    on_attach=lambda att: self.shares.uploading(volume.id,
-                                                                att),
+                    on_attach=lambda att: self.uploads.uploading(volume.id,
+                                                                 att),
                     direct=self.store_conf.cinder_ext_direct_io)
                 written = self._write(target, image_file, image_size, hashes,
                                       stats)
@@ -343,9 +356,9 @@ class Store(glance_store.driver.Store):
                     # What cannot be deleted now stays on record for
                     # cinder-ext-store reconcile.
                     abandoned = not api.delete_quietly(volume.id)
-                    self.shares.uploaded(volume.id, abandoned=abandoned)
+                    self.uploads.uploaded(volume.id, abandoned=abandoned)
             else:
-                self.shares.uploaded(volume.id)
+                self.uploads.uploaded(volume.id)
             md5, multihash = hashes.hexdigests()
         finally:
             hashes.close()
@@ -376,6 +389,8 @@ class Store(glance_store.driver.Store):
         stats = stats_mod.TransferStats(
             'get', self._name,
             progress_interval=self.store_conf.cinder_ext_progress_interval)
+        # Named in the log line even when the lookup fails.
+        stats.volume_id = getattr(location.store_location, 'volume_id', None)
         try:
             api = self._api(context)
             with stats.phase('lookup'):
@@ -395,6 +410,10 @@ class Store(glance_store.driver.Store):
                                     length, self.READ_CHUNKSIZE, stats,
                                     self._report)
         except BaseException as e:
+            if stats.image_id is None and stats.volume_id:
+                # Glance never passes the image: its database names it.
+                stats.image_id = ','.join(
+                    ownership.images_naming(stats.volume_id) or ()) or None
             self._report(stats, e)
             raise
         return it, length
@@ -430,6 +449,18 @@ class Store(glance_store.driver.Store):
         api = self._api(context)
         volume = self._volume_for(api, location)
         ownership.check_may_delete(volume, context)
+        sharing = ownership.other_images_using(volume.id)
+        if sharing:
+            # Two images name one volume (a location added by an admin, a
+            # service or with show_multiple_locations): deleting one must
+            # not take the other's data. Glance drops this location only.
+            LOG.warning('Image volume %s is not deleted: images %s name it; '
+                        'it goes with the last of them', volume.id,
+                        ', '.join(sharing))
+            return
+        if sharing is None:
+            LOG.debug('Glance cannot say which images use volume %s (not '
+                      'inside glance-api): deleting it', volume.id)
         readers = self.shares.release_unless_read(api, volume.id)
         if readers:
             raise exceptions.InUseByStore(

@@ -39,7 +39,8 @@ class WriteTarget(object):
     :param max_bytes: the largest image the store accepts (grown no further)
     :param on_attach: called with each new
         :class:`~cinder_ext_store.attachments.Attachment` (the store records
-        it for ``cinder-ext-store reconcile``)
+        it for ``cinder-ext-store reconcile``), and with None once it is
+        detached (so that no record names a detached attachment)
     """
 
     def __init__(self, api, host, volume, policy, online, growable, stats,
@@ -77,6 +78,14 @@ class WriteTarget(object):
         if attachment is not None:
             with self.stats.phase('detach'):
                 attachment.close(succeeded)
+            if self.on_attach is not None:
+                try:
+                    self.on_attach(None)
+                except Exception:
+                    if succeeded:
+                        raise
+                    LOG.exception('Volume %s: recording the detach failed',
+                                  self.volume_id)
 
     def ensure_capacity(self, end):
         """Make sure bytes up to offset ``end`` can be written."""

@@ -213,6 +213,9 @@ class FakeCinder(object):
                       volume_type=vol['volume_type'],
                       multiattach=vol['multiattach'],
                       created_at=vol['created_at'],
+                      updated_at=vol.get('updated_at', vol['created_at']),
+                      # Cinder shows it on volumes it made from an image.
+                      volume_image_metadata=vol.get('image_metadata'),
                       encrypted=vol.get('encrypted', False),
                       attachments=attachments)
 
@@ -315,7 +318,8 @@ class FakeCinder(object):
 
     # -- attachments -------------------------------------------------------
 
-    def attachment_create(self, version, volume_id, connector, mode):
+    def attachment_create(self, version, volume_id, connector, mode,
+                          instance_id=None):
         self._call('attachment_create', version, volume_id, mode)
         if version < api_versions.APIVersion('3.27'):
             raise cinder_exc.NotFound(404, 'attachments need 3.27')
@@ -329,6 +333,7 @@ class FakeCinder(object):
         aid = str(uuid.uuid4())
         self.attachments[aid] = dict(id=aid, volume_id=volume_id,
                                      host=connector.get('host'), mode=mode,
+                                     instance=instance_id,
                                      status='attaching')
         # Exporting the volume refreshes what a new connection sees.
         self._grow_file(volume_id, vol['size'])
@@ -347,8 +352,9 @@ class FakeCinder(object):
     def attachment_list(self, version, volume_id):
         """Every attachment of the volume, in any status."""
         self._call('attachment_list', version, volume_id)
+        # Cinder's summary view: id, status, instance, volume_id.
         return [Volume(id=a['id'], status=a['status'],
-                       volume_id=a['volume_id'], attach_mode=a['mode'])
+                       volume_id=a['volume_id'], instance=a['instance'])
                 for a in self.attachments.values()
                 if a['volume_id'] == volume_id]
 
@@ -412,11 +418,11 @@ class _Volumes(_Manager):
 
 
 class _Attachments(_Manager):
-    def create(self, volume_id, connector, mode='null'):
+    def create(self, volume_id, connector, instance_id=None, mode='null'):
         return self.cloud.answer('attachment_create',
                                  self.cloud.attachment_create(
                                      self.version, volume_id, connector,
-                                     mode))
+                                     mode, instance_id))
 
     def list(self, search_opts=None):
         return self.cloud.attachment_list(self.version,

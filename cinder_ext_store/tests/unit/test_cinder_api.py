@@ -138,6 +138,21 @@ class TestSession(testtools.TestCase):
                           None)
 
 
+class TestSessionAfterFork(testtools.TestCase):
+
+    def test_a_forked_worker_makes_its_own_session(self):
+        # Glance configures the stores (configure_add asks Cinder about
+        # the volume type) before it forks its workers.
+        session = cinder_api.CinderSession(make_conf(**PASSWORD))
+        parent = session.session
+        self.assertIs(parent, session.session)
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.cinder_api.os.getpid', lambda: -42))
+        child = session.session
+        self.assertIsNot(parent, child)
+        self.assertIs(child, session.session)
+
+
 @ddt.ddt
 class TestTranslation(testtools.TestCase):
 
@@ -308,6 +323,63 @@ class TestRetries(testtools.TestCase):
                                ksa_exc.ConnectFailure('reset'))
         mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
         self.assertEqual({other['id'], mine['id']},
+                         set(self.cloud.attachments))
+
+    def test_lost_create_never_adopts_another_stores_volume(self):
+        # Another backend on the same project and type (a second cinder_ext
+        # store, the in-tree driver in a multi-store import) creates the
+        # same image's volume at the same moment: same name, metadata, size
+        # and type. Ours is told apart by its token, theirs kept.
+        theirs = self.cloud.create(fakes.api_versions.APIVersion('3.0'), 1,
+                                   'image-x', {'glance_image_id': 'x'},
+                                   None).id
+        self.cloud.settle()
+        self.cloud.lose_answer('create', ksa_exc.ConnectFailure('reset'))
+        mine = self._volume()
+        self.assertNotEqual(theirs, mine.id)
+        self.assertEqual({theirs, mine.id}, set(self.cloud.volumes))
+        self.assertEqual(2, self.cloud.count('create'))  # lost, then again
+        self.assertTrue(cinder_api.made_by_store(mine))
+        self.assertEqual('available', self.cloud.volumes[theirs]['status'])
+
+    def test_extra_volumes_of_one_request_are_deleted(self):
+        # Each retry sends the same token: all it made is this request's.
+        self.cloud.lose_answer('create', ksa_exc.ConnectFailure('reset'))
+        real = self.cloud.list
+
+        def twice(version, name=None):
+            found = real(version, name)
+            if len(self.cloud.volumes) == 1:  # a second lost create
+                vol = found[0]
+                self.cloud.create(version, 1, vol.name, vol.metadata, None)
+                found = real(version, name)
+            return found
+
+        self.cloud.list = twice
+        volume = self._volume()
+        self.cloud.settle()
+        self.assertEqual([volume.id], list(self.cloud.volumes))
+
+    def test_lost_attachment_create_keeps_one_made_meanwhile(self):
+        # Another reader (or host) attached while our answer was lost: only
+        # the attachment our request made is deleted.
+        vid = self._volume().id
+        self.cloud.volumes[vid]['multiattach'] = True
+        real = self.cloud.attachment_create
+        raced = []
+
+        def racing(version, volume_id, connector, mode, instance_id=None):
+            made = real(version, volume_id, connector, mode, instance_id)
+            if not raced:
+                raced.append(real(version, volume_id, {'host': 'other'},
+                                  'ro', None)['id'])
+            return made
+
+        self.cloud.attachment_create = racing
+        self.cloud.lose_answer('attachment_create',
+                               ksa_exc.ConnectFailure('reset'))
+        mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
+        self.assertEqual({raced[0], mine['id']},
                          set(self.cloud.attachments))
 
     def test_lost_delete_answer(self):

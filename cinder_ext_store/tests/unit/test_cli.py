@@ -61,7 +61,8 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
                                                          self.store}))
         self.useFixture(fixtures.MonkeyPatch(
             'cinder_ext_store.reconcile.GlanceImages',
-            lambda: glance or test_reconcile.FakeGlance()))
+            lambda: glance or test_reconcile.FakeGlance(
+                {'gone': ('deleted',)})))
         args = cli._parser().parse_args(['reconcile'] + list(argv))
         return cli.reconcile_command(args, None, out=self.out.append)
 
@@ -82,7 +83,7 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
         att = test_reconcile.attachments.Attachment(self.api, self.host,
                                                     vid, 'rw')
         att.open()
-        self.store.shares.uploading(vid, att)
+        self.store.uploads.uploading(vid, att)
         self.kill(os.path.join(self.store.shares.dir, '%s.upload' % vid))
         other = self.make_store(self.make_conf(cinder_volume_type='fast'))
         other.host = self.host
@@ -111,12 +112,17 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
         self.assertEqual(1, self.command('--older-than', '0', '--apply'))
         self.assertIn('1 failed', self.out[-1])
 
-    def test_glance_unreachable_is_said(self):
+    def test_glance_unreachable_is_said_and_fails_the_run(self):
+        vid = self.image_volume('gone', status='attaching')
         glance = test_reconcile.FakeGlance(reachable=False)
         glance.reason = 'no database'
-        self.command(glance=glance)
+        self.assertEqual(1, self.command('--apply', glance=glance))
         self.assertIn("Glance's database cannot be reached (no database)",
                       self.out[0])
+        self.assertIn('UNDECIDED, kept volume %s' % vid, self.out[1])
+        self.assertIn('incomplete: image volumes were not judged',
+                      self.out[-1])
+        self.assertIn(vid, self.cloud.volumes)
 
 
 class TestCheckCommand(testtools.TestCase):

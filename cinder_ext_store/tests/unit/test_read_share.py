@@ -21,6 +21,7 @@ import threading
 import fixtures
 from glance_store import exceptions
 
+from cinder_ext_store import host_records
 from cinder_ext_store import read_share
 from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import fakes
@@ -121,7 +122,7 @@ class TestProcesses(ShareTestCase):
         state = self.state()
         parent = os.getppid()
         state['readers'][str(parent)] = {
-            'start': read_share.process_start(parent), 'count': 1}
+            'start': host_records.process_start(parent), 'count': 1}
         self.write_state(state)
         it.close()
         self.assertEqual(1, len(self.cloud.attachments))
@@ -203,7 +204,7 @@ class TestProcesses(ShareTestCase):
         self.store.shares.retries = 1
         e = self.assertRaises(exceptions.BackendException, self.reader)
         self.assertIn('multiattach', str(e))
-        self.assertIn('unreadable state', self.log.output)
+        self.assertIn('is unreadable', self.log.output)
         self.assertEqual(1, len([n for n in os.listdir(self.store.shares.dir)
                                  if '.corrupt-' in n]))
 
@@ -227,11 +228,11 @@ class TestRefusals(ShareTestCase):
         self.assertEqual([other['id']], list(self.cloud.attachments))
 
     def test_reader_of_a_running_upload_fails_at_once(self):
-        self.store.shares.uploading(self.vid)
+        self.store.uploads.uploading(self.vid)
         e = self.assertRaises(exceptions.BackendException, self.reader)
         self.assertIn('still being written', str(e))
         self.assertEqual(0, self.cloud.count('attachment_create'))
-        self.store.shares.uploaded(self.vid)
+        self.store.uploads.uploaded(self.vid)
         self.assertEqual(self.data, b''.join(self.reader()))
 
     def test_reader_of_a_volume_being_deleted_fails_at_once(self):
@@ -249,9 +250,11 @@ class TestRefusals(ShareTestCase):
         calls = []
 
         def full_disk(shares, volume_id, state):
-            calls.append(state)
-            if len(calls) == 1:
-                raise OSError(28, 'No space left on device')
+            # The share's record, once the attachment exists.
+            if state and state['attachment_id']:
+                calls.append(state)
+                if len(calls) == 1:
+                    raise OSError(28, 'No space left on device')
             return real(shares, volume_id, state)
 
         self.useFixture(fixtures.MonkeyPatch(
@@ -259,3 +262,114 @@ class TestRefusals(ShareTestCase):
         self.assertRaises(OSError, self.reader)
         self.assertReleased()
         self.assertEqual(self.data, b''.join(self.reader()))
+
+
+class TestRecords(ShareTestCase):
+    """The host's records survive crashes and cannot be forged."""
+
+    def dead_pending_reader(self):
+        """A reader killed after Cinder made its attachment.
+
+        Before the answer: its provisional record names the token.
+        """
+        token = 'c1a55e00-0000-4000-8000-00000000dead'
+        v = fakes.api_versions.APIVersion('3.54')
+        self.cloud.attachment_create(v, self.vid, {'host': 'me'}, 'ro',
+                                     token)
+        self.store.shares.records.save(
+            '%s.json' % self.vid,
+            {'attachment_id': None, 'pending': token,
+             'readers': {'999999999': {'start': 1, 'count': 0}}})
+        return token
+
+    def test_share_is_recorded_before_the_attachment_is_made(self):
+        real = self.cloud.attachment_create
+        seen = []
+
+        def create(version, volume_id, connector, mode, instance_id=None):
+            seen.append((self.state(), instance_id))
+            return real(version, volume_id, connector, mode, instance_id)
+
+        self.cloud.attachment_create = create
+        self.assertEqual(self.data, b''.join(self.reader()))
+        record, token = seen[0]
+        self.assertIsNone(record['attachment_id'])
+        self.assertEqual(token, record['pending'])
+        self.assertIsNotNone(token)
+        self.assertReleased()
+
+    def test_reader_killed_in_the_attach_window(self):
+        self.dead_pending_reader()
+        # Non-multiattach: the dead reader's attachment blocks every new
+        # one until it is found by its token and released.
+        self.assertEqual(self.data, b''.join(self.reader()))
+        self.assertIn('died while attaching', self.log.output)
+        self.assertReleased()
+
+    def test_attach_window_is_swept_and_reconciled(self):
+        self.dead_pending_reader()
+        self.assertEqual([self.vid], [v for v, _ in
+                                      self.store.shares.dead_shares()])
+        self.store.shares.sweep(self.store.cinder.api())
+        self.assertReleased()
+
+    def test_directory_and_files_are_private(self):
+        it = self.reader()
+        next(it)
+        self.assertEqual(0o700, os.stat(self.store.shares.dir).st_mode
+                         & 0o777)
+        self.assertEqual(0o600, os.stat(self.state_file).st_mode & 0o777)
+        it.close()
+
+    def test_an_open_directory_is_tightened(self):
+        os.chmod(self.store.shares.dir, 0o755)  # made by an older store
+        store = self.make_store()
+        self.assertEqual(self.data, b''.join(store.get(
+            self.location(self.uri), context=self.context)[0]))
+        self.assertEqual(0o700, os.stat(self.store.shares.dir).st_mode
+                         & 0o777)
+
+    def test_a_record_others_may_write_is_refused(self):
+        it = self.reader()
+        next(it)
+        state = self.state()
+        state['host_connection']['path'] = '/dev/sda'
+        self.write_state(state)
+        os.chmod(self.state_file, 0o666)
+        e = self.assertRaises(exceptions.BackendException, self.reader)
+        self.assertIn('not written by this store', str(e))
+        os.chmod(self.state_file, 0o600)
+        self.write_state(dict(state, host_connection=dict(
+            state['host_connection'], path=self.cloud.path(self.vid))))
+        it.close()
+
+    def test_recorded_device_is_checked_before_it_is_opened(self):
+        it = self.reader()
+        next(it)
+        state = self.state()
+        other = base.device_file(self)  # another file (device) now
+        state['host_connection']['path'] = other
+        self.write_state(state)
+        e = self.assertRaises(exceptions.BackendException, self.reader)
+        self.assertIn('not the device recorded at attach time', str(e))
+        it.close()
+
+    def test_connection_secrets_are_not_recorded(self):
+        real = self.cloud.attachment_create
+
+        def chap(*args):
+            made = real(*args)
+            made['connection_info'].update(auth_password='s3cret',
+                                           discovery_auth_password='s3cr3t')
+            return made
+
+        self.cloud.attachment_create = chap
+        it = self.reader()
+        next(it)
+        with open(self.state_file) as f:
+            text = f.read()
+        self.assertNotIn('s3cret', text)
+        self.assertNotIn('s3cr3t', text)
+        self.assertIn('device_path', text)
+        it.close()
+        self.assertReleased()

@@ -23,15 +23,28 @@ HOUR = 3600
 LATER = datetime.timedelta(hours=2)
 
 
+LONG_AGO = datetime.datetime(2000, 1, 1)
+
+
+def image(status, volumes=(), updated_at=LONG_AGO):
+    return reconcile.ImageRecord(status, status == 'deleted', set(volumes),
+                                 updated_at)
+
+
 class FakeGlance(object):
     """Glance's images: id -> (status, volume ids of its locations)."""
 
     def __init__(self, images=None, reachable=True):
-        self.images = images or {}
+        self.images = {i: image(*v) if isinstance(v, tuple) else v
+                       for i, v in (images or {}).items()}
         self.reachable = reachable
 
     def image(self, image_id):
         return self.images.get(image_id)
+
+    def used_by(self, volume_id):
+        return sorted(i for i, rec in self.images.items()
+                      if not rec.deleted and volume_id in rec.volumes)
 
 
 class ReconcileTestCase(base.StoreTestCase):
@@ -56,6 +69,14 @@ class ReconcileTestCase(base.StoreTestCase):
             self.cloud.volumes[vol.id]['status'] = status
         return vol.id
 
+    def crashed_upload(self):
+        vid = self.image_volume('crashed')
+        att = attachments.Attachment(self.api, self.host, vid, 'rw')
+        att.open()
+        self.store.uploads.uploading(vid, att)
+        self.kill(os.path.join(self.store.shares.dir, '%s.upload' % vid))
+        return vid
+
     def kill(self, path):
         """Make the process a state file names look dead."""
         with open(path) as f:
@@ -68,14 +89,6 @@ class ReconcileTestCase(base.StoreTestCase):
 
 
 class TestHost(ReconcileTestCase):
-
-    def crashed_upload(self):
-        vid = self.image_volume('crashed')
-        att = attachments.Attachment(self.api, self.host, vid, 'rw')
-        att.open()
-        self.store.shares.uploading(vid, att)
-        self.kill(os.path.join(self.store.shares.dir, '%s.upload' % vid))
-        return vid
 
     def test_crashed_upload(self):
         self.crashed_upload()
@@ -93,7 +106,7 @@ class TestHost(ReconcileTestCase):
             '[images] would release upload attachment'), self.out[0])
         self.assertEqual(0, self.run_plan(actions))
         self.assertNothingLeft()
-        self.assertEqual([], list(self.store.shares.dead_uploads()))
+        self.assertEqual([], list(self.store.uploads.dead()))
 
     def test_upload_that_could_not_clean_up(self):
         # Cinder refuses every detach: the upload fails, its volume stays
@@ -126,7 +139,7 @@ class TestHost(ReconcileTestCase):
         vid = self.image_volume('live')
         att = attachments.Attachment(self.api, self.host, vid, 'rw')
         att.open()
-        self.store.shares.uploading(vid, att)
+        self.store.uploads.uploading(vid, att)
         self.cloud.volumes[vid]['created_at'] = '2000-01-01T00:00:00'
         self.assertEqual([], self.plan(FakeGlance({'live': ('saving',
                                                             set())})))
@@ -155,54 +168,131 @@ class TestHost(ReconcileTestCase):
         self.assertEqual(1, self.run_plan(actions[:1]))
         self.assertIn('FAILED: ', self.out[0])
         # The marker stays, so that the next run tries again.
-        self.assertEqual([vid], [v for v, _ in
-                                 self.store.shares.dead_uploads()])
+        self.assertEqual([vid], [v for v, _ in self.store.uploads.dead()])
 
 
 class TestVolumes(ReconcileTestCase):
 
     def test_glance_decides(self):
-        gone = self.image_volume('gone')
+        deleted = self.image_volume('deleted')
         unfinished = self.image_volume('queued')
         elsewhere = self.image_volume('moved')
         backing = self.image_volume('active')
-        glance = FakeGlance({'queued': ('queued', set()),
+        glance = FakeGlance({'deleted': ('deleted',),
+                             'queued': ('queued',),
                              'moved': ('active', {'another-volume'}),
                              'active': ('active', {backing})})
         actions = self.plan(glance)
         reasons = {a.target.split()[0]: a.reason for a in actions}
-        self.assertEqual({gone, unfinished, elsewhere}, set(reasons))
-        self.assertIn('image gone is gone from Glance', reasons[gone])
-        self.assertIn('queued and never used', reasons[unfinished])
+        self.assertEqual({deleted, unfinished, elsewhere}, set(reasons))
+        self.assertIn('image deleted was deleted in Glance', reasons[deleted])
+        self.assertIn('queued and its locations do not name',
+                      reasons[unfinished])
         self.assertIn('do not name this volume', reasons[elsewhere])
         self.run_plan(actions)
         self.cloud.settle()
         self.assertEqual([backing], list(self.cloud.volumes))
 
     def test_grace_period(self):
-        self.image_volume('gone')
-        self.assertEqual([], self.plan(FakeGlance(), later=datetime.timedelta(
+        self.image_volume('deleted')
+        glance = FakeGlance({'deleted': ('deleted',)})
+        self.assertEqual([], self.plan(glance, later=datetime.timedelta(
             minutes=30)))
-        self.assertEqual(1, len(self.plan(FakeGlance(), older_than=60,
+        self.assertEqual(1, len(self.plan(glance, older_than=60,
                                           later=datetime.timedelta(
                                               minutes=30))))
 
     def test_attached_volume_is_left_to_its_host(self):
-        vid = self.image_volume('gone')
+        vid = self.image_volume('deleted')
         att = attachments.Attachment(self.api, self.host, vid, 'rw')
         att.open()
-        self.assertEqual([], self.plan(FakeGlance()))
+        self.assertEqual([], self.plan(FakeGlance({'deleted':
+                                                   ('deleted',)})))
         att.close(succeeded=True)
 
-    def test_without_glance_only_stuck_volumes(self):
-        stuck = self.image_volume('a', status='error')
-        self.image_volume('b')  # available: may back an image
-        actions = self.plan(FakeGlance(reachable=False))
-        self.assertEqual([stuck], [a.target.split()[0] for a in actions])
-        self.assertIn("stuck in error", actions[0].reason)
+    def test_without_glance_no_image_volume_is_deleted(self):
+        # A reader killed between attachment create and complete leaves an
+        # active image's only volume 'attaching'; a failed extend leaves
+        # 'error'-like states: none of it is garbage by itself.
+        attaching = self.image_volume('a', status='attaching')
+        error = self.image_volume('b', status='error')
+        self.image_volume('c')  # available: may back an image
+        notes = []
+        actions = reconcile.plan(self.store, FakeGlance(reachable=False),
+                                 HOUR, now=cinder_api.utcnow() + LATER,
+                                 notes=notes)
+        self.assertEqual([], actions)
+        self.assertEqual({attaching, error}, {n.volume.id for n in notes})
+        self.assertTrue(all(n.undecided for n in notes))
+        self.assertIn('never deleted without it', notes[0].describe())
+        self.assertEqual(3, len(self.cloud.volumes))
+
+    def test_without_glance_a_crashed_upload_keeps_its_volume(self):
+        vid = self.crashed_upload()
+        notes = []
+        actions = reconcile.plan(self.store, FakeGlance(reachable=False),
+                                 HOUR, notes=notes)
+        # The dead process's attachment is this host's to release.
+        self.assertEqual(['release upload attachment'],
+                         [a.what for a in actions])
+        self.assertEqual([vid], [n.volume.id for n in notes])
         self.run_plan(actions)
-        self.cloud.settle()
-        self.assertNotIn(stuck, self.cloud.volumes)
+        self.assertIn(vid, self.cloud.volumes)
+
+    def test_live_upload_in_offline_growth_is_not_planned(self):
+        # Between detach and re-attach the volume has no attachment; an
+        # hour-old upload of a 'saving' image is still not garbage.
+        vid = self.image_volume('growing')
+        self.store.uploads.uploading(vid)
+        self.cloud.volumes[vid]['created_at'] = '2000-01-01T00:00:00'
+        self.assertEqual([], self.plan(FakeGlance(
+            {'growing': ('saving', (), LONG_AGO)})))
+        self.store.uploads.uploaded(vid)
+        self.assertEqual(1, len(self.plan(FakeGlance(
+            {'growing': ('saving', (), LONG_AGO)}))))
+
+    def test_upload_of_another_host_is_judged_by_the_image(self):
+        # No marker here (another host uploads): an image in 'saving' that
+        # Glance updated within the grace period keeps its volume.
+        vid = self.image_volume('elsewhere')
+        self.cloud.volumes[vid]['created_at'] = '2000-01-01T00:00:00'
+        now = cinder_api.utcnow()
+        recent = FakeGlance({'elsewhere': ('saving', (), now)})
+        self.assertEqual([], reconcile.plan(self.store, recent, HOUR,
+                                            now=now))
+        # A volume Cinder changed recently (an extend) is kept too.
+        old = FakeGlance({'elsewhere': ('saving', (), LONG_AGO)})
+        self.cloud.volumes[vid]['updated_at'] = now.isoformat()
+        self.assertEqual([], reconcile.plan(self.store, old, HOUR, now=now))
+
+    def test_volumes_that_are_not_this_glances(self):
+        # Cinder's image-volume cache entry of an active image: Cinder made
+        # it from the image (volume_image_metadata).
+        cache = self.image_volume('cached')
+        self.cloud.volumes[cache]['image_metadata'] = {'image_id': 'cached'}
+        # An image this Glance never knew (another Glance on this project).
+        foreign = self.image_volume('foreign')
+        # An image volume this store did not make (no creation token).
+        intree = self.image_volume('intree')
+        del self.cloud.volumes[intree]['metadata'][cinder_api.CREATE_TOKEN]
+        notes = []
+        glance = FakeGlance({'cached': ('active', {'backing'}),
+                             'intree': ('active', {'backing-2'})})
+        actions = reconcile.plan(self.store, glance, HOUR,
+                                 now=cinder_api.utcnow() + LATER,
+                                 notes=notes)
+        self.assertEqual([], actions)
+        self.assertEqual({foreign, intree}, {n.volume.id for n in notes})
+        self.assertFalse(any(n.undecided for n in notes))
+        self.assertEqual(3, len(self.cloud.volumes))
+
+    def test_a_volume_another_image_names_is_kept(self):
+        # An admin pointed a second image at the first one's volume; the
+        # first was deleted (the store kept the volume for the second).
+        vid = self.image_volume('first')
+        glance = FakeGlance({'first': ('deleted',),
+                             'second': ('active', {vid})})
+        self.assertEqual([], self.plan(glance))
 
     def test_in_use_without_attachments(self):
         # Cinder finished a queued extend after the last detach: the volume
@@ -210,7 +300,7 @@ class TestVolumes(ReconcileTestCase):
         # legacy detach frees it without an admin.
         vid = self.image_volume('gone')
         self.cloud.volumes[vid]['status'] = 'in-use'
-        actions = self.plan(FakeGlance())
+        actions = self.plan(FakeGlance({'gone': ('deleted',)}))
         self.assertEqual(0, self.run_plan(actions))
         self.assertEqual(1, self.cloud.count('detach'))
         self.assertEqual(0, self.cloud.count('force_delete'))
@@ -221,12 +311,13 @@ class TestVolumes(ReconcileTestCase):
         self.api.timeout = 0.2  # nothing will change 'creating'
         vid = self.image_volume('gone')
         self.cloud.volumes[vid]['status'] = 'creating'
-        actions = self.plan(FakeGlance())
+        glance = FakeGlance({'gone': ('deleted',)})
+        actions = self.plan(glance)
         self.assertEqual(1, self.run_plan(actions))
         self.assertIn('openstack volume delete --force %s' % vid,
                       self.out[0], self.out)
         self.cloud.admin = True
-        self.assertEqual(0, self.run_plan(self.plan(FakeGlance())))
+        self.assertEqual(0, self.run_plan(self.plan(glance)))
         self.assertEqual(2, self.cloud.count('force_delete'))  # 403, done
         self.cloud.settle()
         self.assertEqual({}, self.cloud.volumes)
@@ -234,10 +325,11 @@ class TestVolumes(ReconcileTestCase):
     def test_a_volume_is_planned_once(self):
         # Two backends on one volume type: the second plan leaves it.
         self.image_volume('gone')
+        glance = FakeGlance({'gone': ('deleted',)})
         seen = set()
-        first = reconcile.plan(self.store, FakeGlance(), HOUR,
+        first = reconcile.plan(self.store, glance, HOUR,
                                now=cinder_api.utcnow() + LATER, seen=seen)
-        second = reconcile.plan(self.store, FakeGlance(), HOUR,
+        second = reconcile.plan(self.store, glance, HOUR,
                                 now=cinder_api.utcnow() + LATER, seen=seen)
         self.assertEqual((1, 0), (len(first), len(second)))
 
@@ -246,5 +338,27 @@ class TestVolumes(ReconcileTestCase):
         self.api.create(1, 'image-x', {'glance_image_id': 'y'})  # mismatch
         self.api.create(1, 'image-z', {'glance_image_id': 'z'},
                         volume_type='fast')  # another store's type
-        self.assertEqual([], self.plan(FakeGlance()))
+        glance = FakeGlance({'x': ('deleted',), 'y': ('deleted',),
+                             'z': ('deleted',)})
+        self.assertEqual([], self.plan(glance))
         self.assertEqual([], self.plan(FakeGlance(reachable=False)))
+
+    def test_files_of_volumes_that_are_gone_are_pruned(self):
+        uri = self.add(base.payload(3000), image_id='files')[0]
+        vid = self.volume_id(uri)
+        b''.join(self.store.get(self.location(uri), context=self.context)[0])
+        records = self.store.shares.records
+        gone = '0b5e55ed-0000-4000-8000-000000000000'
+        for name in ('cinder_ext-read-%s' % gone, '%s.json.1.tmp' % gone,
+                     '%s.json.corrupt-1' % gone):
+            open(records.path(name), 'w').close()
+            os.utime(records.path(name), (0, 0))
+        os.utime(records.path('cinder_ext-read-%s' % vid), (0, 0))
+        actions = [a for a in self.plan(FakeGlance())
+                   if a.what == 'remove files']
+        self.assertEqual(1, len(actions))
+        self.assertIn(gone, actions[0].target)
+        self.run_plan(actions)
+        left = os.listdir(records.dir)
+        self.assertFalse([n for n in left if gone in n])
+        self.assertIn('cinder_ext-read-%s' % vid, left)  # it exists

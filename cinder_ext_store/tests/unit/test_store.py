@@ -40,6 +40,7 @@ from cinder_ext_store import ownership
 from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import fakes
+from cinder_ext_store import upload_markers
 
 VOLUME = '6f1e3a52-8d7b-4b8e-9d4e-2a6c1f0b9a11'
 CREDS = dict(cinder_store_auth_address='http://ks/v3',
@@ -583,6 +584,94 @@ class TestAdd(base.StoreTestCase):
         self.assertIn('original', str(e))
         self.assertIn('delete it by hand', self.log.output)
         self.assertEqual(1, len(self.cloud.volumes))
+
+    def test_failed_marker_write_deletes_the_volume(self):
+        # Nobody could clean up after an upload without its marker.
+        real = upload_markers.UploadMarkers.uploading
+        calls = []
+
+        def full_disk(markers, volume_id, attachment=None):
+            calls.append(volume_id)
+            if len(calls) == 1:
+                raise OSError(errno.ENOSPC, 'No space left on device')
+            return real(markers, volume_id, attachment)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.upload_markers.UploadMarkers.uploading',
+            full_disk))
+        self.assertRaises(OSError, self.add, base.payload(1000))
+        self.assertNothingLeft()
+        self.assertEqual([], self.store.shares.records.names('.upload'))
+
+    def test_marker_never_names_a_detached_attachment(self):
+        # Offline growth: detach, extend, re-attach. While detached the
+        # marker names no attachment (a dead upload's record must not make
+        # reconcile disconnect a device path reused by another volume).
+        store = self.make_store(self.make_conf(
+            cinder_do_extend_attached=False))
+        marker = os.path.join(store.shares.dir, '%s.upload')
+        seen = []
+        real = self.cloud.extend
+
+        def extend(version, volume_id, new_size):
+            with open(marker % volume_id) as f:
+                seen.append(json.load(f).get('attachment_id'))
+            return real(version, volume_id, new_size)
+
+        self.cloud.extend = extend
+        data = base.payload(3 * base.TEST_GIB + 5)
+        uri = self.add(data, size=0, store=store)[0]
+        self.assertStored(uri, data)
+        self.assertTrue(seen)
+        self.assertEqual([None] * len(seen), seen)
+
+
+class TestSharedVolume(base.StoreTestCase):
+    """Two images name one volume: deleting one keeps the other's data."""
+
+    def setUp(self):
+        super(TestSharedVolume, self).setUp()
+        self.data = base.payload(5000)
+        self.uri = self.add(self.data, image_id='first')[0]
+        self.vid = self.volume_id(self.uri)
+        self.rows = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.ownership.glance_locations',
+            lambda volume_id: [r for r in self.rows]))
+
+    def test_delete_keeps_a_volume_another_image_names(self):
+        # An admin added the first image's location to a second image.
+        self.rows[:] = [('first', True, 'active'), ('second', True, 'active')]
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.assertIn(self.vid, self.cloud.volumes)
+        self.assertIn('images first, second name it', self.log.output)
+        self.assertEqual(self.data, self.read_all(self.uri))
+        # Glance drops the first image's location; the last one deletes.
+        self.rows[:] = [('second', True, 'active')]
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.cloud.settle()
+        self.assertNotIn(self.vid, self.cloud.volumes)
+
+    def test_scrubber_keeps_a_volume_another_image_names(self):
+        # Delayed delete: the image being scrubbed is deleted already, its
+        # location pending_delete.
+        self.rows[:] = [('first', False, 'pending_delete'),
+                        ('second', True, 'active')]
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.assertIn(self.vid, self.cloud.volumes)
+        self.rows[:] = [('first', False, 'pending_delete')]
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.cloud.settle()
+        self.assertNotIn(self.vid, self.cloud.volumes)
+
+    def test_failed_get_names_image_and_volume(self):
+        self.rows[:] = [('second', True, 'active')]
+        self.cloud.volumes.pop(self.vid)
+        self.assertRaises(exceptions.NotFound, self.store.get,
+                          self.location(self.uri), context=self.context)
+        self.assertIn('cinder_ext get image=second volume=%s' % self.vid,
+                      self.log.output)
+        self.assertIn('result=failed', self.log.output)
 
 
 @ddt.ddt

@@ -1,0 +1,265 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The records this host keeps in the lock path, and who is alive.
+
+Read shares and upload markers are small JSON files in
+``<lock path>/cinder_ext_reads``. They say which attachment and host
+connection a process holds, so that whoever comes next (a later reader,
+``cinder-ext-store reconcile``) can release what a dead process left. A
+record is therefore as dangerous as what it names:
+
+* the directory is 0700 and its files 0600, owned by the store's user;
+  a directory or file another user owns, or others may write, is refused
+  (a forged record could name any device or attachment);
+* every write is durable: the file and the directory are synced before a
+  record counts, so a power loss or a container restart does not lose
+  the record of an attachment that is still there;
+* connection secrets (iSCSI CHAP) are not stored: detaching does not need
+  them.
+
+A process is named by its pid and start time, so a reused pid is not
+taken for the process that died.
+"""
+
+import json
+import logging
+import os
+import stat
+import time
+
+from glance_store import exceptions
+
+LOG = logging.getLogger(__name__)
+
+SUBDIR = 'cinder_ext_reads'
+
+#: Keys of a connection's data that only a connect needs (iSCSI CHAP
+#: passwords). An RBD reader that joins a share connects again with the
+#: recorded properties, so its user name and keyring (when Cinder sends
+#: one) stay, in a file only the store's user reads.
+_SECRETS = ('auth_password', 'discovery_auth_password')
+
+
+def process_start(pid):
+    """The start time of process ``pid`` (clock ticks), or None if gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return int(f.read().rsplit(')', 1)[1].split()[19])
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+_me = [None, None]
+
+
+def identity():
+    """(pid, start time) of this process, as records name it.
+
+    Computed again after a fork: Glance forks its workers after it made
+    the stores.
+    """
+    pid = os.getpid()
+    if _me[0] != pid:
+        _me[:] = [pid, process_start(pid)]
+    return tuple(_me)
+
+
+def alive(pid, start):
+    """Whether process ``pid`` that started at ``start`` still runs."""
+    return start is not None and process_start(pid) == start
+
+
+def without_secrets(connection_info):
+    """``connection_info`` less what only a connect needs.
+
+    The attachments API puts the driver's data at the top level; older
+    shapes nest it under ``data``: both are cleaned.
+    """
+    if not isinstance(connection_info, dict):
+        return connection_info
+    kept = {k: v for k, v in connection_info.items() if k not in _SECRETS}
+    if isinstance(kept.get('data'), dict):
+        kept['data'] = {k: v for k, v in kept['data'].items()
+                        if k not in _SECRETS}
+    return kept
+
+
+def device_identity(path):
+    """What a host connection's path is now: (kind, device or inode...).
+
+    A block device is its device number; anything else its file system
+    and inode. A later reader compares it with the recorded one before it
+    opens the path.
+    """
+    st = os.stat(path)
+    if stat.S_ISBLK(st.st_mode):
+        return ['blk', st.st_rdev]
+    return ['file', st.st_dev, st.st_ino]
+
+
+class Records(object):
+    """The record directory of one lock path."""
+
+    def __init__(self, state_dir):
+        self.dir = os.path.join(state_dir, SUBDIR)
+        self._checked = False
+
+    def ensure_dir(self):
+        """Make (0700) or check the directory; refuse one not ours."""
+        try:
+            os.mkdir(self.dir, 0o700)
+            _sync_dir(os.path.dirname(self.dir))
+        except FileExistsError:
+            pass
+        if self._checked:
+            return
+        st = os.lstat(self.dir)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise exceptions.BackendException(
+                'Record directory %s is not a directory of this user (uid '
+                '%d): refusing to trust it; remove it or make it glance-'
+                "api's" % (self.dir, os.geteuid()))
+        if st.st_mode & 0o077:
+            # An older store made it 0755: ours, so tighten it.
+            LOG.warning('Record directory %s was mode %o; setting 0700',
+                        self.dir, stat.S_IMODE(st.st_mode))
+            os.chmod(self.dir, 0o700)
+        self._checked = True
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def names(self, suffix):
+        """The record names (less ``suffix``) of one kind."""
+        try:
+            found = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return []
+        return [n[:-len(suffix)] for n in found if n.endswith(suffix)]
+
+    def load(self, name):
+        """The record ``name``, None when there is none.
+
+        :raises ValueError: unreadable JSON (the caller moves it aside)
+        :raises BackendException: a file not owned by this user, or
+            writable by others
+        """
+        path = self.path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise exceptions.BackendException(
+                'Record %s cannot be opened: %s' % (path, e))
+        with os.fdopen(fd) as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                raise exceptions.BackendException(
+                    'Record %s is owned by uid %d with mode %o: not '
+                    'written by this store; refusing it'
+                    % (path, st.st_uid, stat.S_IMODE(st.st_mode)))
+            return json.load(f)
+
+    def save(self, name, record):
+        """Write ``record`` durably (0600), or remove it when None."""
+        path = self.path(name)
+        if record is None:
+            self.remove(name)
+            return
+        self.ensure_dir()
+        tmp = '%s.%d.tmp' % (path, os.getpid())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
+                     os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, 'w') as f:
+                json.dump(record, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # readers never see half a file
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _sync_dir(self.dir)
+
+    def remove(self, name):
+        try:
+            os.unlink(self.path(name))
+        except FileNotFoundError:
+            return
+        _sync_dir(self.dir)
+
+    def move_aside(self, name, why):
+        """Keep an unreadable record for a person, out of the way."""
+        path = self.path(name)
+        aside = '%s.corrupt-%d' % (path, time.time())
+        os.replace(path, aside)
+        LOG.error('Record %s is unreadable (%s), moved to %s; what it '
+                  'named, if anything, is not released by this store',
+                  path, why, aside)
+
+    def leftovers(self, older_than=3600, now=None):
+        """Lock, temporary and moved-aside files, by volume id.
+
+        Only of volumes with no record (a read share, an upload marker)
+        and untouched for ``older_than`` seconds: the caller removes those
+        whose volume no longer exists (:meth:`remove_files`).
+        """
+        now = now or time.time()
+        found = {}
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return found
+        recorded = {n.split('.', 1)[0] for n in names
+                    if n.endswith('.json') or n.endswith('.upload')}
+        for name in names:
+            volume_id = _volume_of(name)
+            if volume_id is None or volume_id in recorded:
+                continue
+            try:
+                if now - os.lstat(self.path(name)).st_mtime < older_than:
+                    continue
+            except FileNotFoundError:
+                continue
+            found.setdefault(volume_id, []).append(name)
+        return found
+
+    def remove_files(self, names):
+        for name in names:
+            try:
+                os.unlink(self.path(name))
+            except FileNotFoundError:
+                pass
+
+
+def _volume_of(name):
+    """The volume id a record directory entry is about, or None."""
+    for prefix in ('cinder_ext-read-', 'cinder_ext-upload-'):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    head = name.split('.', 1)[0]
+    if len(head) == 36 and head.count('-') == 4:
+        return head
+    return None
+
+
+def _sync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

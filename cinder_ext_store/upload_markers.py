@@ -1,0 +1,202 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Upload markers: which volumes this host's processes are writing.
+
+An upload records ``<volume id>.upload`` in the host's record directory
+(:mod:`~cinder_ext_store.host_records`) as soon as its volume exists, and
+updates it with each attachment it opens and closes. The marker tells
+
+* readers of this host to fail at once instead of waiting for an
+  attachment Cinder refuses until the upload ends;
+* ``cinder-ext-store reconcile`` what a dead upload held (its attachment
+  and host connection) and that its volume is garbage, and that a live
+  upload's volume is not, also while it is detached to grow offline.
+
+The marker names an attachment only while it is open: a detached one is
+forgotten before the next attach, so that a dead upload's record never
+makes reconcile disconnect a device path another volume reuses.
+"""
+
+import logging
+import os
+
+from glance_store import exceptions
+
+from cinder_ext_store import attachments
+from cinder_ext_store import host_records
+
+LOG = logging.getLogger(__name__)
+
+SUFFIX = '.upload'
+
+
+def rbd_conf(handle_info):
+    """The temporary ceph configuration behind an RBD handle, or None.
+
+    os-brick's RBD connector writes one per connection (``brickrbd_*`` in
+    the temporary directory, holding the user's key) and removes it on
+    disconnect; a process killed before that leaves it behind, so records
+    name it for whoever reclaims the dead process's share.
+    ``RBDVolumeIOWrapper.rbd_conf`` names it.
+    """
+    path = getattr((handle_info or {}).get('path'), 'rbd_conf', None)
+    if is_brick_rbd_conf(path):
+        return path
+    return None
+
+
+def is_brick_rbd_conf(path):
+    # A record is only as trusted as the lock path: never unlink anything
+    # but a plain os-brick temporary file.
+    import tempfile
+    return (isinstance(path, str) and os.path.isabs(path) and
+            os.path.basename(path).startswith('brickrbd_') and
+            os.path.dirname(path) == tempfile.gettempdir() and
+            not os.path.islink(path))
+
+
+def remove_rbd_conf(path):
+    if is_brick_rbd_conf(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class UploadMarkers(object):
+    """The upload markers of this host.
+
+    :param records: the host's :class:`~cinder_ext_store.host_records.
+        Records`
+    :param host: the :class:`~cinder_ext_store.brick_host.BrickHost` that
+        disconnects what a dead upload left
+    """
+
+    def __init__(self, records, host):
+        self.records = records
+        self.host = host
+
+    def _name(self, volume_id):
+        return volume_id + SUFFIX
+
+    def _load(self, volume_id):
+        try:
+            return self.records.load(self._name(volume_id))
+        except ValueError as e:
+            self.records.move_aside(self._name(volume_id), e)
+            return None
+
+    def uploading(self, volume_id, attachment=None):
+        """Record that this process writes ``volume_id``.
+
+        :param attachment: the upload's open
+            :class:`~cinder_ext_store.attachments.Attachment`, or None
+            while it holds none (before the first attach, between a detach
+            and the next attach)
+        :raises: what the write raised: the caller must not go on with an
+            upload nobody could clean up after
+        """
+        pid, start = host_records.identity()
+        marker = {'pid': pid, 'start': start}
+        if attachment is not None:
+            path = attachment.device_info['path']
+            host_connection = None
+            if isinstance(path, str):
+                host_connection = dict(
+                    attachment.device_info,
+                    identity=host_records.device_identity(path))
+            marker.update(
+                mode='rw', attachment_id=attachment.attachment_id,
+                connection_info=host_records.without_secrets(
+                    attachment.connection_info),
+                props=host_records.without_secrets(attachment.props),
+                host_connection=host_connection,
+                rbd_conf=rbd_conf(attachment.device_info))
+        self.records.save(self._name(volume_id), marker)
+
+    def uploaded(self, volume_id, abandoned=False):
+        """The upload ended; ``abandoned``: its cleanup could not finish.
+
+        An abandoned upload's marker stays, flagged, so that reconcile
+        cleans its attachment and volume although this process lives on.
+        """
+        if abandoned:
+            try:
+                marker = self._load(volume_id) or {}
+                marker['abandoned'] = True
+                self.records.save(self._name(volume_id), marker)
+                return
+            except (OSError, exceptions.BackendException) as e:
+                LOG.error('Could not record abandoned upload of volume %s: '
+                          '%s', volume_id, e)
+        self.records.remove(self._name(volume_id))
+
+    def _markers(self):
+        for volume_id in self.records.names(SUFFIX):
+            try:
+                marker = self._load(volume_id)
+            except (OSError, exceptions.BackendException) as e:
+                LOG.error('Upload marker of volume %s skipped: %s',
+                          volume_id, e)
+                continue
+            if isinstance(marker, dict):
+                yield volume_id, marker
+
+    @staticmethod
+    def _live(marker):
+        return (not marker.get('abandoned') and
+                host_records.alive(marker.get('pid', 0),
+                                   marker.get('start')))
+
+    def live(self):
+        """Volume ids this host's living processes are writing."""
+        return {v for v, m in self._markers() if self._live(m)}
+
+    def dead(self):
+        """(volume id, marker) of uploads reconcile may clean.
+
+        Those whose process is gone, and those that failed and could not
+        clean up (``marker['abandoned']``).
+        """
+        for volume_id, marker in self._markers():
+            if not self._live(marker):
+                yield volume_id, marker
+
+    def check_not_uploading(self, volume_id):
+        """Refuse to read a volume a live upload of this host writes."""
+        try:
+            writer = self._load(volume_id)
+        except (OSError, exceptions.BackendException):
+            return
+        if writer and self._live(writer):
+            raise exceptions.BackendException(
+                'Volume %s is still being written by an upload on this host '
+                '(process %s)' % (volume_id, writer['pid']))
+
+    def reclaim(self, api, volume_id):
+        """Undo what a dead upload held on this host: connection, attachment.
+
+        :raises: what Cinder raised deleting the attachment (the marker is
+            kept, so that a later run can try again)
+        """
+        marker = self._load(volume_id)
+        if marker is None:
+            return
+        if self._live(marker):
+            raise exceptions.BackendException(
+                'Volume %s is being written by live process %s'
+                % (volume_id, marker['pid']))
+        attachments.Attachment.adopt(api, self.host, volume_id,
+                                     marker).release()
+        remove_rbd_conf(marker.get('rbd_conf'))
+        self.records.remove(self._name(volume_id))
