@@ -61,9 +61,9 @@ class Attachment(object):
     """One live attachment of a volume to this host."""
 
     def __init__(self, api, host, volume_id, mode, direct=False,
-                 owner=True, token=None):
+                 owner=True, before=None):
         self.api = api
-        self.token = token  # names the Cinder attachment (see cinder_api)
+        self.before = before  # the volume's attachments before ours
         self.host = host
         self.volume_id = volume_id
         self.mode = mode
@@ -89,7 +89,7 @@ class Attachment(object):
     def _open(self):
         attachment = self.api.attachment_create(
             self.volume_id, self.host.connector_properties(), self.mode,
-            token=self.token)
+            before=self.before)
         self.attachment_id = attachment['id']
         info = attachment.get('connection_info') or {}
         self.connection_info = info

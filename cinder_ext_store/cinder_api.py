@@ -606,42 +606,59 @@ class CinderAPI(object):
             a.id for a in self._client(MV_ATTACH).attachments.list(
                 search_opts={'volume_id': volume_id})], volume_id=volume_id)
 
-    def attachment_create(self, volume_id, connector, mode, token=None):
+    def attachment_create(self, volume_id, connector, mode, before=None):
         """Create an attachment for ``connector``; returns its dict.
 
         Passing the connector here makes Cinder export the volume in the
         same call, so ``connection_info`` comes back without an update.
 
-        :param token: a UUID sent as the attachment's instance, made up if
-            None: what names this request's attachment (a host record keeps
-            it before the request, so that a process that dies before the
-            answer leaves something to find it by)
+        :param before: the ids of the volume's attachments before this
+            request (looked up when None); a caller that records them first
+            can find what a process that died before the answer made
         """
         attachments = self._client(MV_ATTACH).attachments
-        token = token or str(uuid.uuid4())
+        if before is None:
+            before = self.attachment_ids(volume_id)
+        before = set(before)
         return self._request(
             'attachment (%s)' % mode,
-            lambda: attachments.create(volume_id, connector,
-                                       instance_id=token, mode=mode),
-            recover=lambda: self._undo_lost_attach(volume_id, token),
+            lambda: attachments.create(volume_id, connector, mode=mode),
+            recover=lambda: self._undo_lost_attach(volume_id, before, mode,
+                                                   connector.get('host')),
             volume_id=volume_id)
 
-    def attachments_of_request(self, volume_id, token):
-        """The ids of the attachments of ``volume_id`` made with ``token``."""
-        return self._request('attachment listing', lambda: [
-            a.id for a in self._client(MV_ATTACH).attachments.list(
-                search_opts={'volume_id': volume_id})
-            if getattr(a, 'instance', None) == token], volume_id=volume_id)
+    def attachments_made_since(self, volume_id, before, mode, host):
+        """Attachments of ``volume_id`` a request of ``host`` may have made.
 
-    def _undo_lost_attach(self, volume_id, token):
+        Cinder shows neither an attachment's host until it is attached nor
+        when it was made: a request's own is one that was not there
+        ``before``, in the ``mode`` it asked for, and, once attached, of
+        its host. (Cinder refuses an instance id as a tag: only Nova may
+        delete such an attachment.)
+        """
+        def find():
+            client = self._client(MV_ATTACH)
+            new = [a for a in client.attachments.list(
+                search_opts={'volume_id': volume_id}, detailed=True)
+                if a.id not in before and
+                getattr(a, 'attach_mode', mode) == mode]
+            if not new:
+                return []
+            hosts = {a.get('attachment_id'): a.get('host_name')
+                     for a in getattr(client.volumes.get(volume_id),
+                                      'attachments', None) or ()}
+            return [a.id for a in new
+                    if a.id not in hosts or hosts[a.id] == host]
+        return self._request('attachment listing', find, volume_id=volume_id)
+
+    def _undo_lost_attach(self, volume_id, before, mode, host):
         """Delete what an attachment create whose answer was lost made.
 
         Its connection_info went with the answer, so the attachment is of
-        no use: deleted, and the create is sent again. Only an attachment
-        carrying this request's token is deleted: one another reader or
-        host made meanwhile is theirs.
+        no use: deleted, and the create is sent again.
         """
-        for attachment_id in self.attachments_of_request(volume_id, token):
+        for attachment_id in self.attachments_made_since(volume_id, before,
+                                                         mode, host):
             LOG.info('Deleting attachment %s of volume %s, made by a '
                      'request whose answer was lost', attachment_id,
                      volume_id)

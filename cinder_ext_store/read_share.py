@@ -26,9 +26,9 @@ that is both a thread lock and a file lock (oslo.concurrency's external
 lock of that volume).
 
 The first reader records the share *before* it asks Cinder for the
-attachment (``pending``: the token the attachment will carry), so that a
-reader killed in the attach window leaves a record that finds the
-attachment. Later readers open the recorded device only if it is still
+attachment (``pending``: the volume's attachments before it, this host),
+so that a reader killed in the attach window leaves a record that finds
+the attachment. Later readers open the recorded device only if it is still
 the device recorded (its device number); a file-like RBD handle cannot be
 shared between processes, so each reader then connects its own. The last
 reader to leave disconnects and deletes the attachment. A reader process
@@ -39,7 +39,6 @@ at a process's first read) releases shares that nobody alive holds.
 
 import logging
 import time
-import uuid
 
 from glance_store import exceptions
 from oslo_concurrency import lockutils
@@ -235,18 +234,19 @@ class ReadShares(object):
         """
         pid, start = host_records.identity()
         for attempt in range(self.retries):
-            token = str(uuid.uuid4())
-            pending = {'attachment_id': None, 'pending': token,
-                       'readers': {str(pid): {'start': start, 'count': 0}}}
-            self._save(volume_id, pending)
+            request = {'before': sorted(api.attachment_ids(volume_id)),
+                       'host': self.host.connector_properties().get('host')}
+            self._save(volume_id, {
+                'attachment_id': None, 'pending': request,
+                'readers': {str(pid): {'start': start, 'count': 0}}})
             attachment = attachments.Attachment(
                 api, self.host, volume_id, 'ro', direct=self.direct,
-                token=token)
+                before=request['before'])
             try:
                 device = attachment.open()
                 break
             except BaseException as e:
-                self._forget_pending(api, volume_id, token)
+                self._forget_pending(api, volume_id, request)
                 if not isinstance(e, exceptions.BackendException):
                     raise
                 busy = 'status must be available' in str(e)
@@ -287,21 +287,26 @@ class ReadShares(object):
         attachment.owner = False
         return state, device, (None if shared else attachment)
 
-    def _forget_pending(self, api, volume_id, token):
+    def _forget_pending(self, api, volume_id, request):
         """Remove what a failed attach left: its attachment, its record.
 
         The attachment is there if Cinder made one and the cleanup missed
         it (an answer lost for good).
         """
         try:
-            for attachment_id in api.attachments_of_request(volume_id,
-                                                            token):
-                api.attachment_delete(attachment_id, volume_id)
+            self._release_pending(api, volume_id, request)
             self._save(volume_id, None)
         except Exception as e:
             LOG.error('Volume %s: the provisional read record of a failed '
                       'attach stays for the next reader or reconcile: %s',
                       volume_id, e)
+
+    @staticmethod
+    def _release_pending(api, volume_id, request):
+        """Delete the attachment a recorded request made, if it did."""
+        for attachment_id in api.attachments_made_since(
+                volume_id, set(request['before']), 'ro', request['host']):
+            api.attachment_delete(attachment_id, volume_id)
 
     def _join(self, api, volume_id, state):
         """The device of an existing share, for one more reader.
@@ -348,11 +353,8 @@ class ReadShares(object):
     def _detach(self, api, volume_id, state):
         """The last reader left: disconnect, delete the attachment."""
         if state.get('pending'):
-            # A reader died between recording and the answer: the
-            # attachment, if Cinder made it, carries the token.
-            for attachment_id in api.attachments_of_request(
-                    volume_id, state['pending']):
-                api.attachment_delete(attachment_id, volume_id)
+            # A reader died between recording and the answer.
+            self._release_pending(api, volume_id, state['pending'])
             self._save(volume_id, None)
             LOG.warning('Volume %s: released the attachment of a reader '
                         'that died while attaching', volume_id)

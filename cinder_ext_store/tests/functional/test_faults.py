@@ -101,6 +101,21 @@ class FaultTestCase(base.FunctionalTestCase):
         self.cell(name, 'ok after retry')
 
 
+class _FailsAfter(object):
+    """An image source whose client goes away after ``good`` bytes."""
+
+    def __init__(self, src, good):
+        self._src = src
+        self._left = good
+
+    def read(self, n):
+        if self._left <= 0:
+            raise IOError('client went away')
+        chunk = self._src.read(min(n, self._left))
+        self._left -= len(chunk)
+        return chunk
+
+
 REQUESTS = {
     'volume-create': faults.VOLUME_CREATE,
     'volume-get': faults.VOLUME_GET,
@@ -150,6 +165,38 @@ class TestTransient(FaultTestCase):
                                                            self.backend))
         self.delete(uri, self.backend)
         self.cell('os-extend answer lost once', 'ok after recovery')
+
+    def test_lost_create_beside_another_stores_volume(self):
+        # Another backend of the same project and volume type (a second
+        # cinder_ext store, the in-tree driver in a multi-store import)
+        # writes a volume of the same image at that moment: same name,
+        # metadata, size and type. The lost answer's recovery must neither
+        # adopt it nor, when the upload then fails, delete it.
+        cinder = self.cloud.cinder()  # the store's project
+        theirs = cinder.volumes.create(
+            1, name='image-%s' % self.image_id,
+            volume_type=self.cloud.setting('volume_type'),
+            metadata={'glance_image_id': self.image_id,
+                      'image_size': str(SIZE),
+                      'image_owner': self.context.project_id})
+        self.addCleanup(self._forget, theirs.id)
+        deadline = time.monotonic() + 60
+        while cinder.volumes.get(theirs.id).status != 'available':
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.2)
+        rule = self.proxy.add(faults.VOLUME_CREATE, faults.Fault.lost())
+        src = images.ImageSource(SIZE, seed=7)
+        self.assertRaises(IOError, self.add,
+                          self.backend, _FailsAfter(src, 3 * base.MiB),
+                          SIZE, image_id=self.image_id)
+        self.assertEqual(1, rule.hits)
+        kept = cinder.volumes.get(theirs.id)
+        self.assertEqual('available', kept.status)
+        left = [v.id for v in self.image_volumes() if v.status != 'deleting']
+        self.assertEqual([theirs.id], left)
+        cinder.volumes.delete(theirs.id)
+        self.cell('volume-create answer lost, another store\'s volume',
+                  'upload fails; theirs kept, ours deleted')
 
     def test_volume_delete_answer_lost_once(self):
         src, uri = self.upload()

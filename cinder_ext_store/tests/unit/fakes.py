@@ -318,8 +318,7 @@ class FakeCinder(object):
 
     # -- attachments -------------------------------------------------------
 
-    def attachment_create(self, version, volume_id, connector, mode,
-                          instance_id=None):
+    def attachment_create(self, version, volume_id, connector, mode):
         self._call('attachment_create', version, volume_id, mode)
         if version < api_versions.APIVersion('3.27'):
             raise cinder_exc.NotFound(404, 'attachments need 3.27')
@@ -333,7 +332,6 @@ class FakeCinder(object):
         aid = str(uuid.uuid4())
         self.attachments[aid] = dict(id=aid, volume_id=volume_id,
                                      host=connector.get('host'), mode=mode,
-                                     instance=instance_id,
                                      status='attaching')
         # Exporting the volume refreshes what a new connection sees.
         self._grow_file(volume_id, vol['size'])
@@ -349,12 +347,15 @@ class FakeCinder(object):
         att['status'] = 'attached'
         self._recompute_status(self.volumes[att['volume_id']])
 
-    def attachment_list(self, version, volume_id):
-        """Every attachment of the volume, in any status."""
+    def attachment_list(self, version, volume_id, detailed=False):
+        """Every attachment of the volume, in any status.
+
+        As Cinder shows them: no host; the mode in the detailed view only.
+        """
         self._call('attachment_list', version, volume_id)
-        # Cinder's summary view: id, status, instance, volume_id.
         return [Volume(id=a['id'], status=a['status'],
-                       volume_id=a['volume_id'], instance=a['instance'])
+                       volume_id=a['volume_id'],
+                       **({'attach_mode': a['mode']} if detailed else {}))
                 for a in self.attachments.values()
                 if a['volume_id'] == volume_id]
 
@@ -422,11 +423,11 @@ class _Attachments(_Manager):
         return self.cloud.answer('attachment_create',
                                  self.cloud.attachment_create(
                                      self.version, volume_id, connector,
-                                     mode, instance_id))
+                                     mode))
 
-    def list(self, search_opts=None):
+    def list(self, search_opts=None, detailed=False):
         return self.cloud.attachment_list(self.version,
-                                          search_opts['volume_id'])
+                                          search_opts['volume_id'], detailed)
 
     def show(self, attachment_id):
         return self.cloud.attachment_show(self.version, attachment_id)

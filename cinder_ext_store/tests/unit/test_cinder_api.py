@@ -368,11 +368,12 @@ class TestRetries(testtools.TestCase):
         real = self.cloud.attachment_create
         raced = []
 
-        def racing(version, volume_id, connector, mode, instance_id=None):
-            made = real(version, volume_id, connector, mode, instance_id)
+        def racing(version, volume_id, connector, mode):
+            made = real(version, volume_id, connector, mode)
             if not raced:
-                raced.append(real(version, volume_id, {'host': 'other'},
-                                  'ro', None)['id'])
+                other = real(version, volume_id, {'host': 'other'}, 'ro')
+                self.cloud.attachment_complete(version, other['id'])
+                raced.append(other['id'])
             return made
 
         self.cloud.attachment_create = racing

@@ -272,30 +272,28 @@ class TestRecords(ShareTestCase):
 
         Before the answer: its provisional record names the token.
         """
-        token = 'c1a55e00-0000-4000-8000-00000000dead'
         v = fakes.api_versions.APIVersion('3.54')
-        self.cloud.attachment_create(v, self.vid, {'host': 'me'}, 'ro',
-                                     token)
+        host = self.host.connector_properties()['host']
+        self.cloud.attachment_create(v, self.vid, {'host': host}, 'ro')
         self.store.shares.records.save(
             '%s.json' % self.vid,
-            {'attachment_id': None, 'pending': token,
+            {'attachment_id': None,
+             'pending': {'before': [], 'host': host},
              'readers': {'999999999': {'start': 1, 'count': 0}}})
-        return token
 
     def test_share_is_recorded_before_the_attachment_is_made(self):
         real = self.cloud.attachment_create
         seen = []
 
-        def create(version, volume_id, connector, mode, instance_id=None):
-            seen.append((self.state(), instance_id))
-            return real(version, volume_id, connector, mode, instance_id)
+        def create(version, volume_id, connector, mode):
+            seen.append(self.state())
+            return real(version, volume_id, connector, mode)
 
         self.cloud.attachment_create = create
         self.assertEqual(self.data, b''.join(self.reader()))
-        record, token = seen[0]
-        self.assertIsNone(record['attachment_id'])
-        self.assertEqual(token, record['pending'])
-        self.assertIsNotNone(token)
+        self.assertIsNone(seen[0]['attachment_id'])
+        self.assertEqual({'before': [], 'host': self.host.connector_properties(
+        )['host']}, seen[0]['pending'])
         self.assertReleased()
 
     def test_reader_killed_in_the_attach_window(self):
