@@ -37,6 +37,7 @@ from oslo_utils import excutils
 from oslo_utils import strutils
 
 from cinder_ext_store import devices
+from cinder_ext_store import growth
 from cinder_ext_store import host_records
 
 LOG = logging.getLogger(__name__)
@@ -103,12 +104,15 @@ class Attachment(object):
             raise exceptions.BackendException(
                 'Connecting volume %s (%s) to this host failed: %s'
                 % (self.volume_id, info.get('driver_volume_type'), e))
-        self.host.lend(self.device_info)
+        self.host.lend(self.device_info, self._volume_bytes)
         self.api.attachment_complete(self.attachment_id, self.volume_id)
         self.device = devices.open_device(
             self.device_info['path'], writable=self.mode == 'rw',
             volume_id=self.volume_id, direct=self.direct,
             rbd_op_timeout=self.host.rbd_op_timeout)
+
+    def _volume_bytes(self):
+        return self.api.get(self.volume_id).size * growth.GIB
 
     @classmethod
     def adopt(cls, api, host, volume_id, record, owner=True):

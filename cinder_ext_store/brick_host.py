@@ -172,12 +172,15 @@ class BrickHost(object):
             use_multipath=self.conf.cinder_use_multipath,
             conn=connection_info)
 
-    def lend(self, device_info):
+    def lend(self, device_info, size):
         """Let this process open the block device os-brick attached.
 
         Nothing to do as root, for a device this user can already open
         (udev rules, a group) or for anything but a path under /dev (an RBD
         handle; a file on a share, whose export decides who may open it).
+
+        :param size: callable() -> the volume's bytes (the device must have
+            them); asked only when a lend is needed
         """
         path = device_info.get('path') if device_info else None
         if (not isinstance(path, str) or not path.startswith(privileged.DEV)
@@ -185,7 +188,7 @@ class BrickHost(object):
             return
         self._ensure_privsep()
         try:
-            privileged.lend_device(path, os.geteuid())
+            privileged.lend_device(path, size())
         except Exception as e:
             raise exceptions.BackendException(
                 'Cannot open %s: glance-api runs as uid %d and the store\'s '

@@ -252,6 +252,45 @@ def check_write(store, api, write_test):
             api.delete_quietly(volume.id)
 
 
+def _option(conf, name, default=None):
+    try:
+        return conf[name]
+    except Exception:  # not registered: Glance is not importable here
+        return default
+
+
+def check_locations(store):
+    """Whether users can register locations past this store's rules.
+
+    With ``show_multiple_locations`` on, users add locations themselves
+    (OSSN-0065); this store then checks whose image volume a location
+    names, but glance_store's in-tree ``cinder`` driver does not: a
+    location tagged with an in-tree backend reaches any volume the
+    in-tree store's credentials reach, and deleting its image deletes it.
+    """
+    conf = store.conf
+    if not _option(conf, 'show_multiple_locations', False):
+        return Result('locations', OK, 'show_multiple_locations is off: '
+                      'users cannot add locations')
+    intree = sorted(name for name, kind in (
+        _option(conf, 'enabled_backends') or {}).items() if kind == 'cinder')
+    if intree:
+        return Result(
+            'locations', WARN,
+            'show_multiple_locations is on and in-tree cinder backend(s) %s '
+            'are enabled: a location tagged with them bypasses this '
+            "store's ownership checks (reads and deletes of any volume "
+            'their credentials reach)' % ', '.join(intree),
+            'turn show_multiple_locations off, or remove the in-tree '
+            'cinder backends from enabled_backends')
+    return Result('locations', WARN,
+                  'show_multiple_locations is on (OSSN-0065): users add '
+                  "locations, and only this store's ownership checks stand "
+                  "between them and other projects' image volumes",
+                  'turn show_multiple_locations off unless a service needs '
+                  'it')
+
+
 def run_checks(store, probe=False, write_test=False):
     """Every check of ``store``, in order; later ones need earlier ones."""
     results = [check_credentials(store)]
@@ -265,7 +304,7 @@ def run_checks(store, probe=False, write_test=False):
     if reachable:
         results.append(check_volume_type(store, api))
     results += [check_lock_path(store), check_privsep(store),
-                check_device_access(store)]
+                check_device_access(store), check_locations(store)]
     usable = all(r.status != FAIL for r in results)
     if usable:
         results += [check_online_extend(store, api, probe),

@@ -25,14 +25,26 @@ Validation (:func:`validated_device`) trusts nothing of the path it is
 given: it must be absolute, normalized and under ``/dev``, resolve (symlinks
 followed, as ``/dev/disk/by-*`` links are) to a block device under ``/dev``,
 and that device must not be in use by this host: not mounted, not swap, no
-holders (device-mapper, md, LVM), no mounted partition. Ownership is changed
-through a descriptor of the validated inode, so a path swapped after the
-check changes nothing. Files on shares (NFS) are not lent: their export
-decides who may open them.
+holders (device-mapper, md, LVM), nor any of its partitions. A lend also
+opens the device exclusively (``O_EXCL``: the kernel refuses it while a
+file system - btrfs and ZFS too, whose mounts show no device number -,
+swap, md, LVM or another program holds it) and insists that it has the
+volume's size, so only a device that fits the attachment is lent. The uid
+it is lent to is the caller's (the peer of the daemon's socket), never an
+argument. Ownership is changed through a descriptor of the validated inode,
+so a path swapped after the check changes nothing. Files on shares (NFS)
+are not lent: their export decides who may open them.
+
+These checks harden one narrow privilege; they are not a boundary: the
+rootwrap filters also let glance-api's user start os-brick's privsep
+daemon, which runs commands as root by design (as in Nova and Cinder).
 """
 
+import errno
 import os
+import socket
 import stat
+import struct
 
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
@@ -116,17 +128,23 @@ def _holders(rdev, sys_root='/sys/dev/block'):
 
 def in_use(rdev, mountinfo='/proc/self/mountinfo', swaps='/proc/swaps',
            sys_root='/sys/dev/block'):
-    """Why this host already uses block device ``rdev``, or None."""
+    """Why this host already uses block device ``rdev``, or None.
+
+    The device itself and each of its partitions: mounted, swap, or held
+    (device-mapper, md, LVM).
+    """
     mounted = _mounted_devices(mountinfo)
-    if rdev in mounted:
-        return 'it is mounted'
-    if rdev in _swap_devices(swaps):
-        return 'it is swap'
-    holders = _holders(rdev, sys_root)
-    if holders:
-        return 'it is held by %s' % ', '.join(sorted(holders))
-    if any(part in mounted for part in _partitions(rdev, sys_root)):
-        return 'a partition of it is mounted'
+    swap = _swap_devices(swaps)
+    for dev, what in [(rdev, 'it')] + [
+            (part, 'a partition of it')
+            for part in _partitions(rdev, sys_root)]:
+        if dev in mounted:
+            return '%s is mounted' % what
+        if dev in swap:
+            return '%s is swap' % what
+        holders = _holders(dev, sys_root)
+        if holders:
+            return '%s is held by %s' % (what, ', '.join(sorted(holders)))
     return None
 
 
@@ -163,21 +181,97 @@ def validated_device(path, **probe):
     return fd, st
 
 
+def _claim(path, st, size):
+    """Open the validated device exclusively; check it is what was lent.
+
+    :raises Refused: another holder (``EBUSY``), another device at the path
+        by now, or a size that is not the volume's
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            raise Refused('%s is in use on this host: it cannot be opened '
+                          'exclusively (a file system, swap, md, LVM or '
+                          'another program holds it)' % path)
+        raise Refused('%s cannot be opened: %s' % (path, e))
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISBLK(now.st_mode) or now.st_rdev != st.st_rdev:
+            raise Refused('%s changed while it was checked' % path)
+        actual = os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+    if actual != size:
+        raise Refused('%s has %d bytes, not the %d of the volume being '
+                      'attached' % (path, actual, size))
+
+
+def peer_uids(fds=None):
+    """The uids at the other end of this process's Unix sockets.
+
+    In the privileged daemon that is glance-api, which connected to it:
+    the uid a device is lent to comes from the kernel, not from a message.
+    """
+    found = set()
+    for fd in fds if fds is not None else _fds():
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if sock.family != socket.AF_UNIX:
+                continue
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                    struct.calcsize('3i'))
+            _pid, uid, _gid = struct.unpack('3i', creds)
+            if _pid > 0:
+                found.add(uid)
+        except OSError:
+            continue
+        finally:
+            sock.close()
+    return found
+
+
+def _fds():
+    return [int(n) for n in os.listdir('/proc/self/fd')]
+
+
+def caller_uid(fds=None):
+    """The one non-root uid this daemon serves.
+
+    :raises Refused: none (a root caller needs no lend) or several
+    """
+    uids = peer_uids(fds) - {0}
+    if len(uids) != 1:
+        raise Refused('cannot tell whom to lend to: the daemon\'s peers are '
+                      'uids %s' % (sorted(uids) or 'root only'))
+    return uids.pop()
+
+
 def _chown(fd, uid):
     # fchown() refuses O_PATH descriptors; the /proc link reaches the same
     # inode without resolving the path again.
     os.chown('/proc/self/fd/%d' % fd, uid, -1)
 
 
-def lend(path, uid, **probe):
-    """Make ``uid`` the owner of device ``path`` (group and mode kept)."""
+def lend(path, uid, size, **probe):
+    """Make ``uid`` the owner of device ``path`` (group and mode kept).
+
+    :param size: the bytes of the volume being attached; the device must
+        have exactly these
+    """
     if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
         raise Refused('will not lend a device to uid %r' % (uid,))
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise Refused('will not lend a device for a size of %r' % (size,))
     fd, st = validated_device(path, **probe)
     try:
         if st.st_uid not in (0, uid):
             raise Refused('%s belongs to uid %d, not root'
                           % (path, st.st_uid))
+        _claim(os.path.realpath(path), st, size)
         _chown(fd, uid)
     finally:
         os.close(fd)
@@ -194,9 +288,9 @@ def give_back(path, **probe):
 
 
 @default.entrypoint
-def lend_device(path, uid):
-    """:func:`lend`, in the privileged daemon."""
-    lend(path, uid)
+def lend_device(path, size):
+    """:func:`lend` to the caller's uid, in the privileged daemon."""
+    lend(path, caller_uid(), size)
 
 
 @default.entrypoint

@@ -19,6 +19,11 @@ This module only states the flow. Where the rest lives:
 * :mod:`~cinder_ext_store.cinder_api` - Cinder calls, waits, errors;
 * :mod:`~cinder_ext_store.brick_host` - os-brick and privsep on this host;
 * :mod:`~cinder_ext_store.attachments` - attach / detach with cleanup;
+* :mod:`~cinder_ext_store.host_records`,
+  :mod:`~cinder_ext_store.upload_markers`,
+  :mod:`~cinder_ext_store.read_share` - what this host holds, on record;
+* :mod:`~cinder_ext_store.ownership` - whose image volume, which images
+  name it;
 * :mod:`~cinder_ext_store.devices` - an attached volume's bytes;
 * :mod:`~cinder_ext_store.hashing` - md5, multihash, verifier;
 * :mod:`~cinder_ext_store.pipeline` - the bounded copy of an upload;

@@ -603,11 +603,14 @@ class FakeHost(object):
     def privileged_uid(self):
         return 0
 
-    def lend(self, device_info):
-        # As BrickHost.lend for a glance-api that is not root.
+    def lend(self, device_info, size):
+        # As BrickHost.lend for a glance-api that is not root: the device
+        # must have the volume's size.
         self._call('lend')
         path = device_info.get('path')
         if isinstance(path, str):
+            if os.path.exists(path) and os.path.getsize(path) != size():
+                raise RuntimeError('%s is not the size of the volume' % path)
             self.lent.append(path)
 
     def give_back(self, device_info):

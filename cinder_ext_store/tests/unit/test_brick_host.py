@@ -145,6 +145,7 @@ class TestDeviceLending(TestBrickHost):
         self.lent = self.patch_entry('lend_device')
         self.returned = self.patch_entry('return_device')
         self.uid = 1000
+        self.sized = 0
         self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: self.uid))
         self.useFixture(fixtures.MonkeyPatch(
             'os.access', lambda path, mode: False))
@@ -156,34 +157,42 @@ class TestDeviceLending(TestBrickHost):
             lambda *args: calls.append(args)))
         return calls
 
+    def size(self):
+        self.sized += 1
+        return 1 << 30
+
     def test_lends_a_device_under_dev(self):
-        self.host.lend({'path': '/dev/loop3'})
-        self.assertEqual([('/dev/loop3', 1000)], self.lent)
+        # The uid is the daemon's peer's, not an argument: only the path
+        # and the volume's size go over.
+        self.host.lend({'path': '/dev/loop3'}, self.size)
+        self.assertEqual([('/dev/loop3', 1 << 30)], self.lent)
 
     def test_nothing_to_lend_as_root(self):
         self.uid = 0
-        self.host.lend({'path': '/dev/loop3'})
+        self.host.lend({'path': '/dev/loop3'}, self.size)
         self.assertEqual([], self.lent)
+        self.assertEqual(0, self.sized)  # Cinder was not asked
 
     def test_nothing_to_lend_when_already_accessible(self):
         self.useFixture(fixtures.MonkeyPatch(
             'os.access', lambda path, mode: True))  # udev rule, group
-        self.host.lend({'path': '/dev/loop3'})
+        self.host.lend({'path': '/dev/loop3'}, self.size)
         self.assertEqual([], self.lent)
 
     def test_handles_and_share_files_are_not_lent(self):
-        self.host.lend({'path': object()})  # an RBD handle
-        self.host.lend({'path': '/var/lib/glance/mnt/abc/volume-1'})
-        self.host.lend(None)
+        self.host.lend({'path': object()}, self.size)  # an RBD handle
+        self.host.lend({'path': '/var/lib/glance/mnt/abc/volume-1'},
+                       self.size)
+        self.host.lend(None, self.size)
         self.assertEqual([], self.lent)
 
     def test_refusal_is_a_clear_backend_error(self):
-        def refuse(path, uid):
+        def refuse(path, size):
             raise ValueError('/dev/loop3 is in use on this host: mounted')
         self.useFixture(fixtures.MonkeyPatch(
             'cinder_ext_store.privileged.lend_device', refuse))
         e = self.assertRaises(exceptions.BackendException, self.host.lend,
-                              {'path': '/dev/loop3'})
+                              {'path': '/dev/loop3'}, self.size)
         self.assertIn('runs as uid 1000', str(e))
         self.assertIn('mounted', str(e))
 

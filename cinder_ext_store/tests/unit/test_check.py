@@ -16,6 +16,7 @@ from unittest import mock
 from cinderclient import exceptions as cinder_exc
 import fixtures
 from keystoneauth1 import exceptions as ksa_exc
+from oslo_config import cfg
 
 from cinder_ext_store import check
 from cinder_ext_store.tests.unit import base
@@ -171,13 +172,49 @@ class TestChecks(CheckTestCase):
         self.assertNothingLeft()
 
 
+class TestLocations(CheckTestCase):
+
+    def locations(self, show, backends):
+        for opt in (cfg.BoolOpt('show_multiple_locations', default=False),
+                    cfg.DictOpt('enabled_backends')):
+            try:
+                self.conf.register_opt(opt)
+            except cfg.DuplicateOptError:
+                pass
+        self.conf.set_override('show_multiple_locations', show)
+        self.conf.set_override('enabled_backends', backends)
+        return check.check_locations(self.store)
+
+    def test_off_is_ok(self):
+        result = self.locations(False, {'images': 'cinder_ext',
+                                        'intree': 'cinder'})
+        self.assertEqual(check.OK, result.status)
+
+    def test_in_tree_backend_beside_locations_warns(self):
+        result = self.locations(True, {'images': 'cinder_ext',
+                                       'intree': 'cinder', 'f': 'file'})
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn('in-tree cinder backend(s) intree', result.detail)
+        self.assertIn('remove the in-tree', result.fix)
+
+    def test_locations_alone_warn(self):
+        result = self.locations(True, {'images': 'cinder_ext'})
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn('OSSN-0065', result.detail)
+
+    def test_without_glance_options(self):
+        # Outside glance-api the option is not registered: off.
+        self.assertEqual(check.OK, check.check_locations(self.store).status)
+
+
 class TestRun(CheckTestCase):
 
     def test_all_good(self):
         results = self.results(probe=True, write_test=True)
         self.assertEqual(
             ['credentials', 'endpoint', 'volume type', 'lock path',
-             'privsep', 'device access', 'in-use extend', 'write test'],
+             'privsep', 'device access', 'locations', 'in-use extend',
+             'write test'],
             list(results))
         # Only the credentials warn: the fake store has none of its own.
         self.assertEqual(['credentials'], [

@@ -15,6 +15,7 @@
 import glob
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from unittest import mock
@@ -24,6 +25,8 @@ import fixtures
 import testtools
 
 from cinder_ext_store import privileged
+
+GIB = 1 << 30
 
 
 def _a_block_device():
@@ -91,16 +94,23 @@ class TestValidatedDevice(testtools.TestCase):
             'cinder_ext_store.privileged._chown',
             lambda fd, uid: self.chowned.append((os.fstat(fd).st_rdev,
                                                  uid))))
+        # The exclusive open and the size, on real loop devices:
+        # functional/test_device_lending.
+        self.claimed = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged._claim',
+            lambda path, st, size: self.claimed.append((st.st_rdev, size))))
 
     def refused(self, path, match):
         e = self.assertRaises(privileged.Refused, privileged.lend, path,
-                              1000, **self.probe.probe)
+                              1000, GIB, **self.probe.probe)
         self.assertIn(match, str(e))
         self.assertEqual([], self.chowned)
 
     def test_lends_an_unused_block_device(self):
-        privileged.lend(self.device, 1000, **self.probe.probe)
+        privileged.lend(self.device, 1000, GIB, **self.probe.probe)
         self.assertEqual([(self.rdev, 1000)], self.chowned)
+        self.assertEqual([(self.rdev, GIB)], self.claimed)
 
     def test_gives_back_to_root(self):
         real_fstat = os.fstat
@@ -144,7 +154,7 @@ class TestValidatedDevice(testtools.TestCase):
         link = tempfile.mktemp(dir='/dev/shm')
         os.symlink(self.device, link)
         self.addCleanup(os.unlink, link)
-        privileged.lend(link, 1000, **self.probe.probe)
+        privileged.lend(link, 1000, GIB, **self.probe.probe)
         self.assertEqual([(self.rdev, 1000)], self.chowned)
 
     def test_regular_file_where_a_device_was_expected(self):
@@ -192,9 +202,34 @@ class TestValidatedDevice(testtools.TestCase):
     @ddt.data(0, -1, True, '1000', None)
     def test_bad_uid(self, uid):
         e = self.assertRaises(privileged.Refused, privileged.lend,
-                              self.device, uid, **self.probe.probe)
+                              self.device, uid, GIB, **self.probe.probe)
         self.assertIn('uid', str(e))
         self.assertEqual([], self.chowned)
+
+    @ddt.data(0, -1, None, '1073741824', 1.5)
+    def test_bad_size(self, size):
+        e = self.assertRaises(privileged.Refused, privileged.lend,
+                              self.device, 1000, size, **self.probe.probe)
+        self.assertIn('size', str(e))
+        self.assertEqual([], self.chowned)
+
+    def test_swap_partition(self):
+        part = os.makedev(os.major(self.rdev), os.minor(self.rdev) + 100)
+        self.probe.disk(self.rdev, partitions=[part])
+        node = tempfile.mktemp(dir='/dev/shm')
+        os.mknod(node, 0o600 | stat.S_IFBLK, part)
+        self.addCleanup(os.unlink, node)
+        with open(self.probe.swaps, 'a') as f:
+            f.write('%s partition 1024 0 -2\n' % node)
+        self.refused(self.device, 'a partition of it is swap')
+
+    @ddt.data('md127', 'dm-3')  # an md member, an LVM physical volume
+    def test_partition_held_by_md_or_lvm(self, holder):
+        # No device-mapper or md here: sysfs as the kernel shows them.
+        part = os.makedev(os.major(self.rdev), os.minor(self.rdev) + 100)
+        self.probe.disk(self.rdev, partitions=[part])
+        self.probe.disk(part, holders=[holder])
+        self.refused(self.device, 'a partition of it is held by %s' % holder)
 
     def test_swap_of_the_path_after_the_check_changes_nothing(self):
         # The owner changes on the inode validated, through its descriptor.
@@ -209,7 +244,7 @@ class TestValidatedDevice(testtools.TestCase):
             os.symlink('/etc/shadow', link)
             return fd, st
         with mock.patch.object(privileged, 'validated_device', then_swap):
-            privileged.lend(link, 1000, **self.probe.probe)
+            privileged.lend(link, 1000, GIB, **self.probe.probe)
         self.assertEqual([(self.rdev, 1000)], self.chowned)
 
 
@@ -221,3 +256,32 @@ class TestRealProbe(testtools.TestCase):
         mounted = privileged._mounted_devices()
         self.assertIn(rdev, mounted)
         self.assertEqual('it is mounted', privileged.in_use(rdev))
+
+
+@ddt.ddt
+class TestCaller(testtools.TestCase):
+    """The uid a device is lent to comes from the kernel."""
+
+    def test_peer_of_a_unix_socket(self):
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        self.assertEqual({os.geteuid()}, privileged.peer_uids(
+            [a.fileno()]))
+
+    def test_other_descriptors_are_ignored(self):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        self.assertEqual(set(), privileged.peer_uids([r, w, 987654]))
+
+    def test_one_non_root_peer(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.peer_uids', lambda fds: {0, 999}))
+        self.assertEqual(999, privileged.caller_uid())
+
+    @ddt.data(set(), {0}, {999, 1000})
+    def test_no_single_caller_is_refused(self, uids):
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.privileged.peer_uids', lambda fds: uids))
+        self.assertRaises(privileged.Refused, privileged.caller_uid)
