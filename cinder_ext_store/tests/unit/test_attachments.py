@@ -48,9 +48,11 @@ class TestLifecycle(base.StoreTestCase):
         self.assertRaises(ValueError, fail)
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)
-        # Lent for each attachment, given back on each detach.
+        # Lent for each attachment, given back on each detach; the lend
+        # insists on the volume's size.
         self.assertEqual(2, self.host.calls.count('lend'))
         self.assertEqual([], self.host.lent)
+        self.assertEqual([base.TEST_GIB] * 2, self.host.lent_sizes)
 
     def test_refused_lending_undoes_the_attachment(self):
         api = self.store.cinder.api()
