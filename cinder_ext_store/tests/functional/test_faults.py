@@ -101,6 +101,18 @@ class FaultTestCase(base.FunctionalTestCase):
         self.cell(name, 'ok after retry')
 
 
+class _NoImages(object):
+    """Glance's database as it answers for images it never registered."""
+
+    reachable = True
+
+    def image(self, image_id):
+        return None
+
+    def used_by(self, volume_id):
+        return []
+
+
 class _FailsAfter(object):
     """An image source whose client goes away after ``good`` bytes."""
 
@@ -280,9 +292,18 @@ class TestPersistent(FaultTestCase):
         self.assertIn('left behind', self.log.output)
         self.assertEqual(1, len(self.image_volumes()))
         self.proxy.clear()
-        # The live process flagged its upload for reconcile.
+        # The live process flagged its upload for reconcile. Without
+        # Glance's database (this test process has none) the volume is not
+        # judged: only the attachment goes.
+        notes = []
         actions = reconcile.plan(self.store(self.backend),
-                                 reconcile.GlanceImages(), 3600)
+                                 reconcile.GlanceImages(), 3600, notes=notes)
+        self.assertEqual(['release upload attachment'],
+                         [a.what for a in actions])
+        self.assertEqual([True], [n.undecided for n in notes])
+        # With Glance's answer (no image names it: this test registered
+        # none), the dead upload's volume goes too.
+        actions = reconcile.plan(self.store(self.backend), _NoImages(), 3600)
         self.assertEqual(['release upload attachment', 'delete volume'],
                          [a.what for a in actions])
         self.assertEqual(0, reconcile.run(actions, True, lambda line: None))
@@ -573,7 +594,9 @@ class TestVolumeService(FaultTestCase):
         for vol in self.image_volumes():
             api.settle(vol.id, ('extending', 'detaching', 'deleting'),
                        'the volume service')
-        actions = reconcile.plan(store, reconcile.GlanceImages(), 3600)
+        # (Glance's answer for an image it never registered: see
+        # _NoImages; without it reconcile would not judge the volume.)
+        actions = reconcile.plan(store, _NoImages(), 3600)
         self.assertEqual(0, reconcile.run(actions, True, lambda line: None))
         self.cell('extend stuck in extending (volume service down)',
                   'BackendException; reconcile cleans the rest')
