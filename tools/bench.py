@@ -178,9 +178,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def glance_workers_cpu(cloud):
-    """CPU seconds of every glance-api worker (the uWSGI master's children)."""
-    with open(cloud.setting('glance_pidfile')) as f:
+def glance_workers_cpu(cloud, instance=''):
+    """CPU seconds of every glance-api worker (the uWSGI master's children).
+
+    :param instance: '' (glance-api) or '_intree' (the in-tree driver's)
+    """
+    with open(cloud.setting('glance%s_pidfile' % instance)) as f:
         master = int(f.read())
     with open('/proc/%d/task/%d/children' % (master, master)) as f:
         children = [int(p) for p in f.read().split()] or [master]
@@ -539,7 +542,11 @@ class Bench(object):
     # -- through the Glance API -------------------------------------------
 
     def glance(self, backend, who):
-        user = glance_harness.GlanceUser(self.cloud.user())
+        # The in-tree driver's backends have a glance-api of their own
+        # (its user may chown devices; the store's may not).
+        instance = '_intree' if who == 'intree' else ''
+        user = glance_harness.GlanceUser(
+            self.cloud.user(), self.cloud.setting('glance%s_url' % instance))
         glance = user.client
         self._warm_up(user, backend)
         out = {}
@@ -549,20 +556,22 @@ class Bench(object):
                                          container_format='bare')
             # glanceclient sends 64 KiB chunks, as a client would.
             src = images.Unsized(pattern(self.size, read_size=64 * 1024))
-            cpu0, t0 = glance_workers_cpu(self.cloud), time.monotonic()
+            cpu0 = glance_workers_cpu(self.cloud, instance)
+            t0 = time.monotonic()
             glance.images.upload(image.id, src, image_size=size,
                                  backend=backend)
             out['%s_%s' % (label, who)] = {
                 'seconds': time.monotonic() - t0,
-                'cpu': glance_workers_cpu(self.cloud) - cpu0}
+                'cpu': glance_workers_cpu(self.cloud, instance) - cpu0}
             assert glance.images.get(image.id).status == 'active'
             if size:
                 drop_caches()
-                cpu0, t0 = glance_workers_cpu(self.cloud), time.monotonic()
+                cpu0 = glance_workers_cpu(self.cloud, instance)
+                t0 = time.monotonic()
                 user.download(image.id)
                 out['glance_download_%s' % who] = {
                     'seconds': time.monotonic() - t0,
-                    'cpu': glance_workers_cpu(self.cloud) - cpu0}
+                    'cpu': glance_workers_cpu(self.cloud, instance) - cpu0}
             glance.images.delete(image.id)
         return out
 

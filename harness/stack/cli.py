@@ -64,18 +64,21 @@ class Stack(object):
         self.ceph = ceph.Ceph(settings) if settings.ceph else None
         self.cinder = cinder.Cinder(settings, self.postgres, self.rabbit,
                                     self.keystone, self.ceph)
-        self.glance = self.glance_locations = None
+        self.glance = self.glance_locations = self.glance_intree = None
         if settings.keystone:
             self.glance = glance.Glance(settings, self.keystone,
                                         self.postgres, self.ceph)
             self.glance_locations = glance.GlanceLocations(
+                settings, self.keystone, self.postgres, self.ceph)
+            self.glance_intree = glance.GlanceIntree(
                 settings, self.keystone, self.postgres, self.ceph)
 
     @property
     def services(self):
         return [svc for svc in (self.postgres, self.rabbit, self.keystone,
                                 self.ceph, self.cinder, self.glance,
-                                self.glance_locations) if svc]
+                                self.glance_locations, self.glance_intree)
+                if svc]
 
     # -- commands ------------------------------------------------------
 
@@ -162,6 +165,11 @@ class Stack(object):
                           volume_type_glance_offline='loop-offline',
                           glance_locations_url='http://127.0.0.1:%d'
                           % self.glance_locations.port,
+                          # The in-tree driver's backends are served by a
+                          # glance-api of their own.
+                          glance_intree_url='http://127.0.0.1:%d'
+                          % self.glance_intree.port,
+                          glance_intree_pidfile=self.glance_intree.pidfile(),
                           fault_proxy_port=s.faults_port,
                           fault_proxy_upstream='http://127.0.0.1:%d'
                           % s.cinder_port,
@@ -236,7 +244,8 @@ class Stack(object):
         service.log('removed %s' % self.s.state)
         # What the stack put outside its state: the glance user's sudoers
         # rule and the rootwrap link point into the removed venv.
-        for path in (glance.SUDOERS, glance.ROOTWRAP_LINK):
+        for path in (glance.SUDOERS, glance.SUDOERS_INTREE,
+                     glance.ROOTWRAP_LINK):
             if os.path.lexists(path) and (
                     path != glance.ROOTWRAP_LINK or os.readlink(
                         path).startswith(self.s.state)):

@@ -13,19 +13,23 @@
 """glance-api 33 under uWSGI with this checkout's store as its default.
 
 Backends: ``images`` (default; cinder_ext on type ``loop``, extends attached
-volumes), ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
-re-attach) and ``intree`` (glance_store's own cinder driver, for
-comparison). The stores use service credentials, as production does.
+volumes) and ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
+re-attach). The stores use service credentials, as production does.
 
 glance-api runs as the system user ``glance`` (created here), as
 distributions run it: it owns only its state directories and log, reads its
 configuration (group ``glance``, 0640) and reaches root through ``sudo
 glance-rootwrap`` alone. The sudoers rule and the rootwrap filters are this
-package's ``etc/`` files, installed with this stack's paths. The store's
-backends use ``rootwrap.conf`` (this package's filters: two privsep daemons,
-nothing else); the in-tree driver's ``intree`` backends use
-``rootwrap-intree.conf`` with glance_store's own filters (it needs ``chown``
-as root), so that nothing of those can help the store under test.
+package's ``etc/`` files, installed with this stack's paths: the store's
+``rootwrap.conf`` (this package's filters: two privsep daemons, nothing
+else) is all that user may run as root.
+
+The in-tree driver (``intree``, for comparison) needs ``chown`` of any
+device as root (glance_store's filters): giving that to the glance user
+would undo the above. Its backends therefore live in a glance-api of their
+own, ``glance-api-intree``, run by a user of its own (``glance-intree``)
+whose sudoers rule allows only ``rootwrap-intree.conf``; it serves the same
+database, so its images are listed by both.
 
 A second glance-api, ``glance-api-locations``, serves the same database and
 stores with ``show_multiple_locations = True``: the setting OSSN-0065 warns
@@ -42,7 +46,11 @@ from harness.stack import service
 
 #: The system user glance-api runs as.
 USER = os.environ.get('CINDER_EXT_GLANCE_USER', 'glance')
+#: The system user of the in-tree driver's glance-api.
+INTREE_USER = os.environ.get('CINDER_EXT_GLANCE_INTREE_USER',
+                             'glance-intree')
 SUDOERS = '/etc/sudoers.d/cinder-ext-stack-glance'
+SUDOERS_INTREE = '/etc/sudoers.d/cinder-ext-stack-glance-intree'
 SYSTEM_PYTHON = '/usr/bin/python3.11'
 #: sudo looks commands up on its secure_path; the in-tree driver runs
 #: "sudo glance-rootwrap ..." by name.
@@ -84,9 +92,23 @@ class Glance(service.UwsgiService):
         self.postgres = postgres
         self.ceph = ceph
 
+    #: The sudoers rule of this instance's user.
+    sudoers = SUDOERS
+    #: Which store types this instance serves: not the in-tree driver's
+    #: (see GlanceIntree).
+    store_types = ('cinder_ext', 'rbd')
+    default_backend = DEFAULT_BACKEND
+
     @property
     def backends(self):
-        return dict(BACKENDS, **(RBD_BACKENDS if self.ceph else {}))
+        every = dict(BACKENDS, **(RBD_BACKENDS if self.ceph else {}))
+        return {name: backend for name, backend in every.items()
+                if backend[0] in self.store_types}
+
+    @property
+    def rootwrap_store(self):
+        """The store type whose rootwrap.conf this user may sudo."""
+        return 'cinder_ext'
 
     @property
     def port(self):
@@ -126,15 +148,16 @@ class Glance(service.UwsgiService):
 
     def _install_user(self):
         """The glance user, sudo, and the one sudoers rule it gets."""
+        user = self.run_as
         if not service.have_command('sudo'):
             service.apt_install(['sudo'], recommends=False)
         try:
-            pwd.getpwnam(USER)
+            pwd.getpwnam(user)
         except KeyError:
-            service.log('creating system user %s' % USER)
+            service.log('creating system user %s' % user)
             service.run(['useradd', '--system', '--user-group',
                          '--no-create-home', '--home-dir', self.dir,
-                         '--shell', '/usr/sbin/nologin', USER])
+                         '--shell', '/usr/sbin/nologin', user])
         rootwrap = os.path.join(self.s.venv('glance'), 'bin',
                                 'glance-rootwrap')
         if os.path.realpath(ROOTWRAP_LINK) != rootwrap:
@@ -144,23 +167,23 @@ class Glance(service.UwsgiService):
         with open(os.path.join(service.REPO, 'etc', 'sudoers.d',
                                'glance-cinder-ext-store')) as f:
             rule = f.read()
-        confs = [os.path.join(self.etc, name) for name in (
-            'rootwrap.conf', 'rootwrap-intree.conf')]
+        # One rootwrap configuration: this instance's.
+        conf = self.rootwrap_config(self.rootwrap_store)
         example = ('glance ALL = (root) NOPASSWD: /usr/bin/glance-rootwrap '
                    '/etc/glance/rootwrap.conf *')
         if example not in rule:
             raise service.StackError('etc/sudoers.d/glance-cinder-ext-store '
                                      'no longer holds: %s' % example)
-        rule = rule.replace('Defaults:glance', 'Defaults:%s' % USER)
+        rule = rule.replace('Defaults:glance', 'Defaults:%s' % user)
         rule = rule.replace(example, '%s ALL = (root) NOPASSWD: %s' % (
-            USER, ', '.join('%s %s *' % (cmd, conf) for conf in confs
+            user, ', '.join('%s %s *' % (cmd, conf)
                             for cmd in (rootwrap, ROOTWRAP_LINK))))
-        candidate = SUDOERS + '.new'
+        candidate = self.sudoers + '.new'
         with open(candidate, 'w') as f:
             f.write(rule)
         os.chmod(candidate, 0o440)
         service.run(['visudo', '-c', '-q', '-f', candidate])
-        os.rename(candidate, SUDOERS)
+        os.rename(candidate, self.sudoers)
 
     def url(self):
         return 'http://127.0.0.1:%d/versions' % self.port
@@ -190,6 +213,11 @@ class Glance(service.UwsgiService):
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
             shutil.copy(source, d)
+            if store == 'cinder':
+                # os-brick's privsep daemon as this stack starts it
+                # (helper_command; glance_store's filter wants an /etc
+                # config file).
+                shutil.copy(filters['cinder_ext'], d)
             with open(conf, 'w') as f:
                 f.write('[DEFAULT]\nfilters_path = %s\nexec_dirs = %s/bin,'
                         '/sbin,/usr/sbin,/bin,/usr/bin\nuse_syslog = False\n'
@@ -197,12 +225,12 @@ class Glance(service.UwsgiService):
 
     def _own(self, paths, mode=None):
         """Give ``paths`` to the glance user (``mode``: only readable)."""
-        entry = pwd.getpwnam(USER)
+        entry = pwd.getpwnam(self.run_as)
         for path in paths:
             if mode is None:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
             else:
-                os.chown(path, 0, grp.getgrnam(USER).gr_gid)
+                os.chown(path, 0, grp.getgrnam(self.run_as).gr_gid)
                 os.chmod(path, mode)
 
     def _backend(self, name, store, vtype, extend, description):
@@ -277,14 +305,15 @@ helper_command = %(helper)s
 """ % dict(
                 backends=','.join('%s:%s' % (name, spec[0])
                                   for name, spec in self.backends.items()),
-                log=self.log_file, dir=self.dir, default=DEFAULT_BACKEND,
+                log=self.log_file, dir=self.dir,
+                default=self.default_backend,
                 extra=self.extra_defaults, db=self.postgres.url('glance'),
                 sections=sections,
                 authtoken=self.keystone.authtoken('glance'),
                 lock=lock, helper='sudo %s %s privsep-helper' % (
                     os.path.join(self.s.venv('glance'), 'bin',
                                  'glance-rootwrap'),
-                    self.rootwrap_config('cinder_ext'))))
+                    self.rootwrap_config(self.rootwrap_store))))
         # Secrets inside: readable by the glance group only.
         self._own([os.path.join(etc, name) for name in os.listdir(etc)
                    if name.endswith(('.conf', '.ini'))], mode=0o640)
@@ -316,7 +345,7 @@ helper_command = %(helper)s
     def describe(self):
         return ('glance:    %s (backends %s; default %s)'
                 % (self.s.glance_url, ', '.join(self.backends),
-                   DEFAULT_BACKEND))
+                   self.default_backend))
 
 
 class GlanceLocations(Glance):
@@ -330,13 +359,10 @@ class GlanceLocations(Glance):
     def port(self):
         return self.s.glance_port + 1
 
-    @property
-    def backends(self):
-        # Not the in-tree driver: where users add locations, one tagged
-        # with it would bypass this store's ownership checks (its get_size
-        # and delete check nothing): cinder-ext-store check warns of it.
-        return {name: backend for name, backend in super(
-            GlanceLocations, self).backends.items() if backend[0] != 'cinder'}
+    # Not the in-tree driver either (the default instance's stores): where
+    # users add locations, one tagged with it would bypass this store's
+    # ownership checks (its get_size and delete check nothing);
+    # cinder-ext-store check warns of it.
 
     @property
     def etc(self):
@@ -356,3 +382,46 @@ class GlanceLocations(Glance):
         return ('glance:    http://127.0.0.1:%d (same images, the stores but '
                 'the in-tree ones, show_multiple_locations = True; for the '
                 'location tests)' % self.port)
+
+
+class GlanceIntree(Glance):
+    """The in-tree cinder driver's own glance-api, for comparisons.
+
+    Same database, Keystone and Cinder; its own user (``glance-intree``),
+    state, lock path and sudoers rule (``rootwrap-intree.conf`` only), so
+    that the chown the in-tree driver needs is never the glance user's.
+    """
+
+    name = 'glance-api-intree'
+    workers = 2
+    run_as = INTREE_USER
+    sudoers = SUDOERS_INTREE
+    store_types = ('cinder',)
+    default_backend = 'intree'
+
+    @property
+    def rootwrap_store(self):
+        return 'cinder'
+
+    @property
+    def port(self):
+        return self.s.glance_port + 2
+
+    @property
+    def dir(self):
+        return self.s.path('glance-intree')
+
+    @property
+    def log_file(self):
+        return os.path.join(self.s.logs, 'glance-api-intree.log')
+
+    def install(self):
+        self._install_user()  # the venv of glance-api
+
+    def sync_db(self):
+        pass  # glance-api's database, synced by it
+
+    def describe(self):
+        return ('glance:    http://127.0.0.1:%d (the in-tree driver: %s; '
+                'user %s, for comparisons)'
+                % (self.port, ', '.join(self.backends), self.run_as))

@@ -35,9 +35,9 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
 
     def upload(self, name, seed, backend=None, uploader=None):
         backend = backend or self.backend
-        uploader = uploader or self.user
+        uploader = uploader or self.user_of(backend)
         image = uploader.create(name, owner=self.user.project_id)
-        self.addCleanup(self._delete_image, self.user, image.id)
+        self.addCleanup(self._delete_image, self.user_of(backend), image.id)
         src = images.ImageSource(SIZE, seed=seed)
         uploader.client.images.upload(image.id, images.Unsized(src),
                                       image_size=SIZE, backend=backend)

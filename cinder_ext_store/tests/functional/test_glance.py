@@ -46,6 +46,18 @@ class GlanceTestCase(base.FunctionalTestCase):
         self.backend_intree = self.cloud.setting('glance_backend_intree',
                                                  'intree')
 
+    def user_of(self, backend):
+        """The Glance API that serves ``backend``.
+
+        The in-tree driver's backends have a glance-api of their own on the
+        local stack (its user may chown devices as root; the store's may
+        not); elsewhere one Glance serves all.
+        """
+        url = self.cloud.setting('glance_intree_url')
+        if backend == self.backend_intree and url:
+            return glance.GlanceUser(self.cloud.user(), url)
+        return self.user
+
     def create(self, name):
         image = self.user.create(name)
         self.addCleanup(self.user.delete_quietly, image.id)

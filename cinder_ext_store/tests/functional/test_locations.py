@@ -131,8 +131,16 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         self.assertEqual(403, resp.status_code, resp.text)
         self.assertIn(self.victim_volume.id, self.inspect.volumes())
         self.assertVictimIntact()
-        # Once the victim deletes its image (and so the volume), the
-        # attacker's image, pointing at nothing, can go.
+        # The victim deletes its image: the volume stays, since the image
+        # the admin pointed at it still names it (deleting one image never
+        # takes another's data).
         self.glance.images.delete(self.victim.id)
+        self.assertIn(self.victim_volume.id, self.inspect.volumes())
+        # The attacker still may not delete another project's volume; the
+        # admin who made the location takes it back, with the volume.
+        resp = self.attacker.session.delete(
+            '%s/v2/images/%s' % (self.attacker.url, image.id),
+            raise_exc=False)
+        self.assertEqual(403, resp.status_code, resp.text)
+        admin.client.images.delete(image.id)
         self.assertTrue(self.inspect.wait_gone(self.victim_volume.id, 60))
-        self.attacker.client.images.delete(image.id)
