@@ -216,21 +216,28 @@ def peer_uids(fds=None):
     found = set()
     for fd in fds if fds is not None else _fds():
         try:
-            sock = socket.socket(fileno=os.dup(fd))
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            dup = os.dup(fd)
         except OSError:
             continue
         try:
-            if sock.family != socket.AF_UNIX:
-                continue
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                    struct.calcsize('3i'))
-            _pid, uid, _gid = struct.unpack('3i', creds)
-            if _pid > 0:
-                found.add(uid)
+            sock = socket.socket(fileno=dup)
         except OSError:
+            os.close(dup)
             continue
-        finally:
-            sock.close()
+        with sock:
+            try:
+                if sock.family != socket.AF_UNIX:
+                    continue
+                creds = sock.getsockopt(socket.SOL_SOCKET,
+                                        socket.SO_PEERCRED,
+                                        struct.calcsize('3i'))
+            except OSError:
+                continue
+            pid, uid, _gid = struct.unpack('3i', creds)
+            if pid > 0:
+                found.add(uid)
     return found
 
 

@@ -269,11 +269,15 @@ class TestCaller(testtools.TestCase):
         self.assertEqual({os.geteuid()}, privileged.peer_uids(
             [a.fileno()]))
 
-    def test_other_descriptors_are_ignored(self):
+    def test_other_descriptors_are_ignored_and_nothing_leaks(self):
         r, w = os.pipe()
         self.addCleanup(os.close, r)
         self.addCleanup(os.close, w)
-        self.assertEqual(set(), privileged.peer_uids([r, w, 987654]))
+        before = len(os.listdir('/proc/self/fd'))
+        for _ in range(50):
+            self.assertEqual(set(), privileged.peer_uids([r, w, 987654]))
+            privileged.peer_uids()
+        self.assertEqual(before, len(os.listdir('/proc/self/fd')))
 
     def test_one_non_root_peer(self):
         self.useFixture(fixtures.MonkeyPatch(
