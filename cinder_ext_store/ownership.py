@@ -196,18 +196,25 @@ def glance_locations(volume_id):
             in rows if value.rstrip('/').rsplit('/', 1)[-1] == volume_id]
 
 
-def images_naming(volume_id, lookup=None):
-    """The ids of the images whose live locations name ``volume_id``.
-
-    None when Glance cannot be asked.
-    """
+def _locations_or_none(volume_id, lookup):
+    """:func:`glance_locations`, or None when Glance cannot be asked."""
     try:
-        rows = (lookup or glance_locations)(volume_id)
+        return (lookup or glance_locations)(volume_id)
     except GlanceUnavailable:
         return None
     except Exception as e:
         LOG.warning('Cannot read which images name volume %s from Glance: '
                     '%s', volume_id, e)
+        return None
+
+
+def images_naming(volume_id, lookup=None):
+    """The ids of the images whose live locations name ``volume_id``.
+
+    None when Glance cannot be asked.
+    """
+    rows = _locations_or_none(volume_id, lookup)
+    if rows is None:
         return None
     return sorted({image_id for image_id, _live, _status in rows})
 
@@ -223,13 +230,8 @@ def other_images_using(volume_id, lookup=None):
     the ids of those images; else an empty list. None when Glance cannot
     be asked.
     """
-    try:
-        rows = (lookup or glance_locations)(volume_id)
-    except GlanceUnavailable:
-        return None
-    except Exception as e:
-        LOG.warning('Cannot read which images use volume %s from Glance: '
-                    '%s', volume_id, e)
+    rows = _locations_or_none(volume_id, lookup)
+    if rows is None:
         return None
     naming = {image_id for image_id, _live, status in rows
               if status in ('active', 'pending_delete')}
