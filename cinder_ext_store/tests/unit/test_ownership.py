@@ -149,3 +149,36 @@ class TestOwnerForUpload(testtools.TestCase):
         self.assertIsNone(ownership.owner_for_upload(
             base.Context(OURS, is_admin=True), 'img1'))
         self.assertIsNone(ownership.owner_for_upload(None, 'img1'))
+
+
+class TestImagesNamingAVolume(testtools.TestCase):
+    """Which images name a volume, as Glance's database rows say."""
+
+    def rows(self, *rows):
+        return lambda volume_id: list(rows)
+
+    def test_glance_unavailable_is_none(self):
+        def unavailable(volume_id):
+            raise ownership.GlanceUnavailable('not inside glance-api')
+        self.assertIsNone(ownership.images_naming('v', unavailable))
+        self.assertIsNone(ownership.other_images_using('v', unavailable))
+
+    def test_one_image_deletes(self):
+        self.assertEqual([], ownership.other_images_using(
+            'v', self.rows(('a', True, 'active'))))
+
+    def test_two_live_images_keep_it(self):
+        self.assertEqual(['a', 'b'], ownership.other_images_using(
+            'v', self.rows(('a', True, 'active'), ('b', True, 'active'))))
+        self.assertEqual(['a', 'b'], ownership.images_naming(
+            'v', self.rows(('b', True, 'active'), ('a', True, 'active'))))
+
+    def test_scrubbed_image_beside_a_live_one_keeps_it(self):
+        self.assertEqual(['a', 'b'], ownership.other_images_using(
+            'v', self.rows(('a', False, 'pending_delete'),
+                           ('b', True, 'active'))))
+
+    def test_two_scrubbed_images_delete(self):
+        self.assertEqual([], ownership.other_images_using(
+            'v', self.rows(('a', False, 'pending_delete'),
+                           ('b', False, 'pending_delete'))))
