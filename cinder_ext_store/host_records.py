@@ -20,7 +20,8 @@ record is therefore as dangerous as what it names:
 
 * the directory is 0700 and its files 0600, owned by the store's user;
   a directory or file another user owns, or others may write, is refused
-  (a forged record could name any device or attachment);
+  (a forged record could name any device or attachment). Root (an
+  operator's ``reconcile``) trusts the directory's owner and writes as it;
 * every write is durable: the file and the directory are synced before a
   record counts, so a power loss or a container restart does not lose
   the record of an attachment that is still there;
@@ -121,20 +122,34 @@ class Records(object):
             _sync_dir(os.path.dirname(self.dir))
         except FileExistsError:
             pass
+        self._owner_of_dir()
+
+    def _owner_of_dir(self):
+        """(uid, gid) whose records are trusted: the directory's owner.
+
+        That is this process's user, or anyone's for root.
+        """
         if self._checked:
-            return
+            return self._checked
         st = os.lstat(self.dir)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        me = os.geteuid()
+        if not stat.S_ISDIR(st.st_mode) or (st.st_uid != me and me != 0):
             raise exceptions.BackendException(
                 'Record directory %s is not a directory of this user (uid '
                 '%d): refusing to trust it; remove it or make it glance-'
-                "api's" % (self.dir, os.geteuid()))
+                "api's" % (self.dir, me))
         if st.st_mode & 0o077:
+            if st.st_uid != me:
+                raise exceptions.BackendException(
+                    'Record directory %s is mode %o: others may forge '
+                    'records; make it 0700' % (self.dir,
+                                               stat.S_IMODE(st.st_mode)))
             # An older store made it 0755: ours, so tighten it.
             LOG.warning('Record directory %s was mode %o; setting 0700',
                         self.dir, stat.S_IMODE(st.st_mode))
             os.chmod(self.dir, 0o700)
-        self._checked = True
+        self._checked = (st.st_uid, st.st_gid)
+        return self._checked
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -164,7 +179,8 @@ class Records(object):
                 'Record %s cannot be opened: %s' % (path, e))
         with os.fdopen(fd) as f:
             st = os.fstat(f.fileno())
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            owner = self._owner_of_dir()[0]
+            if st.st_uid != owner or st.st_mode & 0o022:
                 raise exceptions.BackendException(
                     'Record %s is owned by uid %d with mode %o: not '
                     'written by this store; refusing it'
@@ -182,6 +198,9 @@ class Records(object):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
                      os.O_NOFOLLOW, 0o600)
         try:
+            uid, gid = self._owner_of_dir()
+            if uid != os.geteuid():
+                os.fchown(fd, uid, gid)  # root, for glance-api's user
             with os.fdopen(fd, 'w') as f:
                 json.dump(record, f)
                 f.flush()

@@ -10,7 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The privileged lend on real loop devices of this host (as root).
+"""What runs as root on this host: the privileged lend on real loop
+devices, and an operator's tools on glance-api's records.
 
 Each kind of device a lend must refuse that this kernel can make here: a
 loop device in use as swap, one with a mounted ext4, one another program
@@ -26,6 +27,9 @@ import tempfile
 import fixtures
 import testtools
 
+from glance_store import exceptions
+
+from cinder_ext_store import host_records
 from cinder_ext_store import privileged
 
 SIZE = 64 << 20
@@ -86,3 +90,31 @@ class TestLendingRealDevices(testtools.TestCase):
         fd = os.open(self.device, os.O_RDONLY | os.O_EXCL)
         self.addCleanup(os.close, fd)
         self.refused('cannot be opened exclusively')
+
+
+class TestRecordsAsRoot(testtools.TestCase):
+    """``cinder-ext-store reconcile`` run by root on glance-api's records."""
+
+    def setUp(self):
+        super(TestRecordsAsRoot, self).setUp()
+        if os.geteuid() != 0:
+            self.fail('the functional tests run as root')
+        lock = self.useFixture(fixtures.TempDir()).path
+        self.records = host_records.Records(lock)
+        os.mkdir(self.records.dir, 0o700)
+        os.chown(self.records.dir, UID, UID)  # glance-api's user
+
+    def test_root_writes_as_the_directorys_owner(self):
+        self.records.save('v.json', {'readers': {}})
+        st = os.stat(self.records.path('v.json'))
+        self.assertEqual((UID, 0o600), (st.st_uid, st.st_mode & 0o777))
+        self.assertEqual({'readers': {}}, self.records.load('v.json'))
+
+    def test_a_record_of_another_owner_is_refused(self):
+        path = self.records.path('forged.json')
+        with open(path, 'w') as f:
+            f.write('{}')
+        os.chmod(path, 0o600)  # root's, in glance-api's directory
+        e = self.assertRaises(exceptions.BackendException,
+                              self.records.load, 'forged.json')
+        self.assertIn('not written by this store', str(e))
