@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import stat
+import tempfile
 import time
 
 from glance_store import exceptions
@@ -106,6 +107,38 @@ def device_identity(path):
     if stat.S_ISBLK(st.st_mode):
         return ['blk', st.st_rdev]
     return ['file', st.st_dev, st.st_ino]
+
+
+def rbd_conf(handle_info):
+    """The temporary ceph configuration behind an RBD handle, or None.
+
+    os-brick's RBD connector writes one per connection (``brickrbd_*`` in
+    the temporary directory, holding the user's key) and removes it on
+    disconnect; a process killed before that leaves it behind, so records
+    name it for whoever reclaims the dead process's share.
+    ``RBDVolumeIOWrapper.rbd_conf`` names it.
+    """
+    path = getattr((handle_info or {}).get('path'), 'rbd_conf', None)
+    if is_brick_rbd_conf(path):
+        return path
+    return None
+
+
+def is_brick_rbd_conf(path):
+    # A record is only as trusted as the lock path: never unlink anything
+    # but a plain os-brick temporary file.
+    return (isinstance(path, str) and os.path.isabs(path) and
+            os.path.basename(path).startswith('brickrbd_') and
+            os.path.dirname(path) == tempfile.gettempdir() and
+            not os.path.islink(path))
+
+
+def remove_rbd_conf(path):
+    if is_brick_rbd_conf(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class Records(object):

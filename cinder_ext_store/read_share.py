@@ -46,7 +46,6 @@ from oslo_concurrency import lockutils
 from cinder_ext_store import attachments
 from cinder_ext_store import devices
 from cinder_ext_store import host_records
-from cinder_ext_store import upload_markers
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class Lease(object):
         self.released = True
         conf = None
         if self._own is not None:
-            conf = upload_markers.rbd_conf(self._own.device_info)
+            conf = host_records.rbd_conf(self._own.device_info)
             self._own.close(succeeded=False)  # its device, its handle
         else:
             self.device.close()
@@ -136,7 +135,7 @@ class ReadShares(object):
                             'reference(s) of dead process %s', volume_id,
                             holder['count'], pid)
                 for conf in holder.get('rbd_confs', ()):
-                    upload_markers.remove_rbd_conf(conf)
+                    host_records.remove_rbd_conf(conf)
                 del state['readers'][pid]
 
     def _settle(self, api, volume_id, state):
@@ -206,7 +205,7 @@ class ReadShares(object):
             holder = state['readers'].setdefault(
                 str(pid), {'start': start, 'count': 0})
             holder['count'] += 1
-            conf = upload_markers.rbd_conf(
+            conf = host_records.rbd_conf(
                 own.device_info if own is not None else None)
             if conf:
                 holder.setdefault('rbd_confs', []).append(conf)

@@ -28,7 +28,6 @@ makes reconcile disconnect a device path another volume reuses.
 """
 
 import logging
-import os
 
 from glance_store import exceptions
 
@@ -38,39 +37,6 @@ from cinder_ext_store import host_records
 LOG = logging.getLogger(__name__)
 
 SUFFIX = '.upload'
-
-
-def rbd_conf(handle_info):
-    """The temporary ceph configuration behind an RBD handle, or None.
-
-    os-brick's RBD connector writes one per connection (``brickrbd_*`` in
-    the temporary directory, holding the user's key) and removes it on
-    disconnect; a process killed before that leaves it behind, so records
-    name it for whoever reclaims the dead process's share.
-    ``RBDVolumeIOWrapper.rbd_conf`` names it.
-    """
-    path = getattr((handle_info or {}).get('path'), 'rbd_conf', None)
-    if is_brick_rbd_conf(path):
-        return path
-    return None
-
-
-def is_brick_rbd_conf(path):
-    # A record is only as trusted as the lock path: never unlink anything
-    # but a plain os-brick temporary file.
-    import tempfile
-    return (isinstance(path, str) and os.path.isabs(path) and
-            os.path.basename(path).startswith('brickrbd_') and
-            os.path.dirname(path) == tempfile.gettempdir() and
-            not os.path.islink(path))
-
-
-def remove_rbd_conf(path):
-    if is_brick_rbd_conf(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 class UploadMarkers(object):
@@ -121,7 +87,7 @@ class UploadMarkers(object):
                     attachment.connection_info),
                 props=host_records.without_secrets(attachment.props),
                 host_connection=host_connection,
-                rbd_conf=rbd_conf(attachment.device_info))
+                rbd_conf=host_records.rbd_conf(attachment.device_info))
         self.records.save(self._name(volume_id), marker)
 
     def uploaded(self, volume_id, abandoned=False):
@@ -198,5 +164,5 @@ class UploadMarkers(object):
                 % (volume_id, marker['pid']))
         attachments.Attachment.adopt(api, self.host, volume_id,
                                      marker).release()
-        remove_rbd_conf(marker.get('rbd_conf'))
+        host_records.remove_rbd_conf(marker.get('rbd_conf'))
         self.records.remove(self._name(volume_id))
