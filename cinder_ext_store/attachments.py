@@ -104,7 +104,7 @@ class Attachment(object):
             raise exceptions.BackendException(
                 'Connecting volume %s (%s) to this host failed: %s'
                 % (self.volume_id, info.get('driver_volume_type'), e))
-        self.host.lend(self.device_info, self._volume_bytes)
+        self.host.lend(self.device_info, self._volume_bytes, self.props)
         self.api.attachment_complete(self.attachment_id, self.volume_id)
         self.device = devices.open_device(
             self.device_info['path'], writable=self.mode == 'rw',

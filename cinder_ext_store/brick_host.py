@@ -62,6 +62,24 @@ def _host_ip(hostname):
     return '127.0.0.1'
 
 
+def _not_the_connections(path, props):
+    """Why ``path`` is not the device ``props`` name, or None.
+
+    Only what the connection exposes is compared: a local connection's
+    ``device_path``; an iSCSI connection's target and LUN, which udev's
+    ``/dev/disk/by-path`` names carry.
+    """
+    named = props.get('device_path')
+    if isinstance(named, str) and named.startswith(privileged.DEV):
+        if os.path.realpath(named) != os.path.realpath(path):
+            return 'the connection names %s' % named
+    iqn = props.get('target_iqn')
+    if (isinstance(iqn, str) and '/by-path/' in path and
+            ('-iscsi-%s-lun-' % iqn) not in path):
+        return 'the connection names target %s' % iqn
+    return None
+
+
 class BrickHost(object):
     """os-brick for one store: connector properties and connectors.
 
@@ -172,7 +190,7 @@ class BrickHost(object):
             use_multipath=self.conf.cinder_use_multipath,
             conn=connection_info)
 
-    def lend(self, device_info, size):
+    def lend(self, device_info, size, props=None):
         """Let this process open the block device os-brick attached.
 
         Nothing to do as root, for a device this user can already open
@@ -181,11 +199,19 @@ class BrickHost(object):
 
         :param size: callable() -> the volume's bytes (the device must have
             them); asked only when a lend is needed
+        :param props: the attachment's connection properties: where they
+            name the device (a local path, an iSCSI target), the path must
+            be that device
         """
         path = device_info.get('path') if device_info else None
         if (not isinstance(path, str) or not path.startswith(privileged.DEV)
                 or os.geteuid() == 0 or os.access(path, os.R_OK | os.W_OK)):
             return
+        mismatch = _not_the_connections(path, props or {})
+        if mismatch:
+            raise exceptions.BackendException(
+                'Will not lend %s: it is not the device of this attachment '
+                '(%s)' % (path, mismatch))
         self._ensure_privsep()
         try:
             privileged.lend_device(path, size())

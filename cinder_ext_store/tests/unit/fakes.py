@@ -604,7 +604,7 @@ class FakeHost(object):
     def privileged_uid(self):
         return 0
 
-    def lend(self, device_info, size):
+    def lend(self, device_info, size, props=None):
         # As BrickHost.lend for a glance-api that is not root (the size it
         # would insist on is recorded).
         self._call('lend')

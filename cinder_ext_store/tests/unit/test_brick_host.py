@@ -167,6 +167,26 @@ class TestDeviceLending(TestBrickHost):
         self.host.lend({'path': '/dev/loop3'}, self.size)
         self.assertEqual([('/dev/loop3', 1 << 30)], self.lent)
 
+    def test_a_device_the_connection_does_not_name_is_not_lent(self):
+        for props in ({'device_path': '/dev/loop4'},
+                      {'target_iqn': 'iqn.2010-10.org.openstack:volume-1',
+                       'target_lun': 1}):
+            e = self.assertRaises(
+                exceptions.BackendException, self.host.lend,
+                {'path': '/dev/disk/by-path/ip-10.0.0.1:3260-iscsi-'
+                         'iqn.2010-10.org.openstack:volume-2-lun-1'},
+                self.size, props)
+            self.assertIn('not the device of this attachment', str(e))
+        self.assertEqual([], self.lent)
+        # The device the connection names is lent.
+        path = ('/dev/disk/by-path/ip-10.0.0.1:3260-iscsi-'
+                'iqn.2010-10.org.openstack:volume-1-lun-1')
+        self.host.lend({'path': path}, self.size,
+                       {'target_iqn': 'iqn.2010-10.org.openstack:volume-1'})
+        self.host.lend({'path': '/dev/loop3'}, self.size,
+                       {'device_path': '/dev/loop3'})
+        self.assertEqual([path, '/dev/loop3'], [p for p, _s in self.lent])
+
     def test_nothing_to_lend_as_root(self):
         self.uid = 0
         self.host.lend({'path': '/dev/loop3'}, self.size)

@@ -1,0 +1,89 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The host's records: durable, private, refused when forged."""
+
+import os
+import stat
+
+import fixtures
+from glance_store import exceptions
+import testtools
+
+from cinder_ext_store import host_records
+
+
+class TestRecords(testtools.TestCase):
+
+    def setUp(self):
+        super(TestRecords, self).setUp()
+        self.records = host_records.Records(
+            self.useFixture(fixtures.TempDir()).path)
+        self.synced = []
+        real = os.fsync
+
+        def fsync(fd):
+            st = os.fstat(fd)
+            self.synced.append('dir' if stat.S_ISDIR(st.st_mode) else 'file')
+            return real(fd)
+        self.useFixture(fixtures.MonkeyPatch('os.fsync', fsync))
+
+    def test_a_record_counts_once_file_and_directory_are_synced(self):
+        self.records.save('v.json', {'readers': {}})
+        # The new directory's parent, the file, the directory after the
+        # rename: a power loss keeps the record or the one before it.
+        self.assertEqual(['dir', 'file', 'dir'], self.synced)
+        self.assertEqual({'readers': {}}, self.records.load('v.json'))
+        self.assertEqual([], [n for n in os.listdir(self.records.dir)
+                              if n.endswith('.tmp')])
+        del self.synced[:]
+        self.records.remove('v.json')
+        self.assertEqual(['dir'], self.synced)
+
+    def test_private_modes(self):
+        self.records.save('v.upload', {'pid': 1})
+        self.assertEqual(0o700, stat.S_IMODE(os.stat(self.records.dir)
+                                             .st_mode))
+        self.assertEqual(0o600, stat.S_IMODE(os.stat(
+            self.records.path('v.upload')).st_mode))
+
+    def test_a_record_others_may_write_is_refused(self):
+        self.records.save('v.json', {})
+        os.chmod(self.records.path('v.json'), 0o620)
+        self.assertRaises(exceptions.BackendException, self.records.load,
+                          'v.json')
+
+    def test_a_link_is_not_followed(self):
+        self.records.ensure_dir()
+        target = self.records.path('elsewhere')
+        with open(target, 'w') as f:
+            f.write('{}')
+        os.symlink(target, self.records.path('v.json'))
+        self.assertRaises(exceptions.BackendException, self.records.load,
+                          'v.json')
+
+    def test_a_directory_others_may_write_is_tightened_when_ours(self):
+        self.records.ensure_dir()
+        os.chmod(self.records.dir, 0o777)
+        records = host_records.Records(os.path.dirname(self.records.dir))
+        records.ensure_dir()
+        self.assertEqual(0o700, stat.S_IMODE(os.stat(records.dir).st_mode))
+
+    def test_secrets_are_not_kept(self):
+        info = {'driver_volume_type': 'iscsi', 'auth_password': 'x',
+                'data': {'target_iqn': 'iqn', 'auth_password': 'y',
+                         'discovery_auth_password': 'z',
+                         'auth_username': 'user'}}
+        self.assertEqual({'driver_volume_type': 'iscsi',
+                          'data': {'target_iqn': 'iqn',
+                                   'auth_username': 'user'}},
+                         host_records.without_secrets(info))
