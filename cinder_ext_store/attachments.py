@@ -71,6 +71,7 @@ class Attachment(object):
         self.direct = direct
         self.owner = owner  # close() deletes the Cinder attachment
         self.recorded_identity = None  # of an adopted host connection
+        self.left_behind = None  # an attachment close could not delete
         self.attachment_id = None
         self.connection_info = None
         self.connector = None
@@ -258,6 +259,9 @@ class Attachment(object):
                 LOG.error('Deleting attachment %s of volume %s failed: %s',
                           self.attachment_id, self.volume_id, e)
                 errors.append(e)
+                # Still in Cinder, no longer on this host: a record must
+                # keep naming it.
+                self.left_behind = self.attachment_id
         self.device = self.device_info = self.attachment_id = None
         if succeeded and errors:
             raise errors[0]

@@ -68,26 +68,29 @@ class UploadMarkers(object):
         :param attachment: the upload's open
             :class:`~cinder_ext_store.attachments.Attachment`, or None
             while it holds none (before the first attach, between a detach
-            and the next attach)
+            and the next attach); a closed one whose Cinder attachment could
+            not be deleted is recorded without a host connection
         :raises: what the write raised: the caller must not go on with an
             upload nobody could clean up after
         """
         pid, start = host_records.identity()
         marker = {'pid': pid, 'start': start}
         if attachment is not None:
-            path = attachment.device_info['path']
+            info = attachment.device_info
+            path = info['path'] if info else None
             host_connection = None
             if isinstance(path, str):
                 host_connection = dict(
-                    attachment.device_info,
-                    identity=host_records.device_identity(path))
+                    info, identity=host_records.device_identity(path))
             marker.update(
-                mode='rw', attachment_id=attachment.attachment_id,
+                mode='rw',
+                attachment_id=(attachment.attachment_id or
+                               attachment.left_behind),
                 connection_info=host_records.without_secrets(
                     attachment.connection_info),
                 props=host_records.without_secrets(attachment.props),
                 host_connection=host_connection,
-                rbd_conf=host_records.rbd_conf(attachment.device_info))
+                rbd_conf=host_records.rbd_conf(info))
         self.records.save(self._name(volume_id), marker)
 
     def uploaded(self, volume_id, abandoned=False):

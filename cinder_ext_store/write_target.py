@@ -22,6 +22,7 @@ detach, extend, re-attach. Each step is counted in the upload's
 import logging
 
 from glance_store import exceptions
+from oslo_utils import excutils
 
 from cinder_ext_store import attachments
 from cinder_ext_store import cinder_api
@@ -75,17 +76,32 @@ class WriteTarget(object):
     def close(self, succeeded):
         """Sync (on success) and detach; strict only when ``succeeded``."""
         attachment, self.attachment = self.attachment, None
-        if attachment is not None:
+        if attachment is None:
+            return
+        try:
             with self.stats.phase('detach'):
                 attachment.close(succeeded)
-            if self.on_attach is not None:
-                try:
-                    self.on_attach(None)
-                except Exception:
-                    if succeeded:
-                        raise
-                    LOG.exception('Volume %s: recording the detach failed',
-                                  self.volume_id)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                self._record_detach(attachment, strict=False)
+        else:
+            self._record_detach(attachment, strict=succeeded)
+
+    def _record_detach(self, attachment, strict):
+        """Tell ``on_attach`` the attachment left this host.
+
+        Forgotten then; one Cinder kept is still named (without a host
+        connection).
+        """
+        if self.on_attach is None:
+            return
+        try:
+            self.on_attach(attachment if attachment.left_behind else None)
+        except Exception:
+            if strict:
+                raise
+            LOG.exception('Volume %s: recording the detach failed',
+                          self.volume_id)
 
     def ensure_capacity(self, end):
         """Make sure bytes up to offset ``end`` can be written."""

@@ -116,6 +116,11 @@ class TestHost(ReconcileTestCase):
         self.assertRaises(cinder_api.exceptions.BackendException, self.add,
                           base.payload(1000), image_id='stuck')
         self.assertEqual(1, len(self.cloud.volumes))
+        # Detached from this host, still in Cinder: the marker names it.
+        [(_vid, marker)] = list(self.store.uploads.dead())
+        self.assertEqual(list(self.cloud.attachments),
+                         [marker['attachment_id']])
+        self.assertIsNone(marker['host_connection'])
         actions = self.plan(FakeGlance({'stuck': ('queued', set())}),
                             later=datetime.timedelta())
         self.assertEqual(['release upload attachment', 'delete volume'],
