@@ -632,16 +632,17 @@ class CinderAPI(object):
 
         Cinder shows neither an attachment's host until it is attached nor
         when it was made: a request's own is one that was not there
-        ``before``, in the ``mode`` it asked for, and, once attached, of
-        its host. (Cinder refuses an instance id as a tag: only Nova may
-        delete such an attachment.)
+        ``before``, in the ``mode`` it asked for (or none yet: Cinder
+        reserves the attachment, then sets the mode once the driver
+        answered), and, once attached, of its host. (Cinder refuses an
+        instance id as a tag: only Nova may delete such an attachment.)
         """
         def find():
             client = self._client(MV_ATTACH)
             new = [a for a in client.attachments.list(
                 search_opts={'volume_id': volume_id}, detailed=True)
                 if a.id not in before and
-                getattr(a, 'attach_mode', mode) == mode]
+                getattr(a, 'attach_mode', mode) in (mode, 'null', None)]
             if not new:
                 return []
             hosts = {a.get('attachment_id'): a.get('host_name')

@@ -383,6 +383,18 @@ class TestRetries(testtools.TestCase):
         self.assertEqual({raced[0], mine['id']},
                          set(self.cloud.attachments))
 
+    def test_an_attachment_still_being_made_is_the_requests(self):
+        # Cinder reserves the attachment (mode 'null'), then sets the mode
+        # once the driver answered: a reader killed in between leaves one.
+        vid = self._volume().id
+        v = fakes.api_versions.APIVersion('3.54')
+        made = self.cloud.attachment_create(v, vid, {'host': 'h'}, 'null')
+        self.assertEqual([made['id']], self.api.attachments_made_since(
+            vid, set(), 'ro', 'h'))
+        # There before the request: not its.
+        self.assertEqual([], self.api.attachments_made_since(
+            vid, {made['id']}, 'ro', 'h'))
+
     def test_lost_delete_answer(self):
         vid = self._volume().id
         self.cloud.lose_answer('delete', ksa_exc.ConnectFailure('reset'))
