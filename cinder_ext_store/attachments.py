@@ -12,15 +12,18 @@
 
 """Attachment lifecycle: Cinder attachment + os-brick connection.
 
-An :class:`Attachment` is the only way the store reaches a volume's bytes.
-:meth:`Attachment.open` creates the attachment, connects it on this host,
-marks it complete and hands out a :class:`~cinder_ext_store.devices.Device`;
-it is all or nothing: when any step fails, what the earlier steps made is
-undone before the error is raised. :meth:`Attachment.close` disconnects and
-deletes the attachment on every path: after success the device is synced
-first and a failing disconnect is an error (it may mean unflushed data);
-after a failure the cleanup is best effort and never hides the original
-exception. :func:`attached` is the same as a context manager.
+An :class:`Attachment` is the only way the store reaches a volume's bytes,
+and a context manager: ``with Attachment(api, host, volume_id, 'rw') as
+att`` creates the attachment, connects it on this host, marks it complete
+and opens ``att.device`` (a :class:`~cinder_ext_store.devices.Device`); it
+is all or nothing: when any step fails, what the earlier steps made is
+undone before the error is raised. Leaving the block tears it down on every
+path: :meth:`Attachment.close` after success (the device synced first, and
+a failing disconnect is an error: it may mean unflushed data),
+:meth:`Attachment.abort` after a failure (best effort, never hiding the
+original exception). A caller whose attachment outlives one block (an
+upload that re-attaches to grow) calls :meth:`~Attachment.open` and
+``close``/``abort`` itself.
 
 What another process made comes back as an Attachment too
 (:meth:`Attachment.adopt`, from a host record): a reader of this host
@@ -29,7 +32,6 @@ joins an existing read attachment with a host connection of its own
 reconcile releases what a dead process left (:meth:`Attachment.release`).
 """
 
-import contextlib
 import logging
 
 from glance_store import exceptions
@@ -37,7 +39,6 @@ from oslo_utils import excutils
 from oslo_utils import strutils
 
 from cinder_ext_store import devices
-from cinder_ext_store import growth
 from cinder_ext_store import host_records
 
 LOG = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Attachment(object):
         self.volume_id = volume_id
         self.mode = mode
         self.direct = direct
-        self.owner = owner  # close() deletes the Cinder attachment
+        self.owner = owner  # teardown deletes the Cinder attachment
         self.recorded_identity = None  # of an adopted host connection
         self.left_behind = None  # an attachment close could not delete
         self.attachment_id = None
@@ -79,13 +80,23 @@ class Attachment(object):
         self.device_info = None
         self.device = None
 
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
     def open(self):
         """Attach; returns the device. Undoes its own steps on failure."""
         try:
             self._open()
         except BaseException:
             with excutils.save_and_reraise_exception():
-                self.close(succeeded=False)
+                self.abort()
         return self.device
 
     def _open(self):
@@ -107,13 +118,16 @@ class Attachment(object):
                 % (self.volume_id, info.get('driver_volume_type'), e))
         self.host.lend(self.device_info, self._volume_bytes, self.props)
         self.api.attachment_complete(self.attachment_id, self.volume_id)
-        self.device = devices.open_device(
-            self.device_info['path'], writable=self.mode == 'rw',
-            volume_id=self.volume_id, direct=self.direct,
-            rbd_op_timeout=self.host.rbd_op_timeout)
+        self.device = self._open_device(writable=self.mode == 'rw')
+
+    def _open_device(self, writable):
+        return devices.open_device(
+            self.device_info['path'], writable, self.volume_id,
+            direct=self.direct, rbd_op_timeout=self.host.rbd_op_timeout,
+            tuning=self.api.tuning)
 
     def _volume_bytes(self):
-        return self.api.get(self.volume_id).size * growth.GIB
+        return self.api.volume_bytes(self.api.get(self.volume_id))
 
     @classmethod
     def adopt(cls, api, host, volume_id, record, owner=True):
@@ -145,12 +159,9 @@ class Attachment(object):
         try:
             self.connector = self.host.connector(self.connection_info)
             self.device_info = self.connector.connect_volume(self.props)
-            self.device = devices.open_device(
-                self.device_info['path'], writable=False,
-                volume_id=self.volume_id, direct=direct,
-                rbd_op_timeout=self.host.rbd_op_timeout)
+            self.device = self._open_device(writable=False)
         except Exception as e:
-            self.close(succeeded=False)  # never raises after a failure
+            self.abort()
             if isinstance(e, exceptions.GlanceStoreException):
                 raise
             raise exceptions.BackendException(
@@ -158,7 +169,7 @@ class Attachment(object):
                 % (self.volume_id, e))
         except BaseException:
             with excutils.save_and_reraise_exception():
-                self.close(succeeded=False)
+                self.abort()
         return self.device
 
     def release(self):
@@ -235,12 +246,24 @@ class Attachment(object):
                           self.volume_id, e)
         raise error
 
-    def close(self, succeeded):
-        """Tear down in reverse order; strict only when ``succeeded``."""
+    def close(self):
+        """Sync (read-write), disconnect, delete; the first error raised.
+
+        The teardown goes on past an error, so that nothing is left on
+        this host either way.
+        """
+        self._teardown(strict=True)
+
+    def abort(self):
+        """Tear down after a failure: forced, best effort, never raises."""
+        self._teardown(strict=False)
+
+    def _teardown(self, strict):
+        """Tear down in reverse order; errors raised only when ``strict``."""
         errors = []
         if self.device is not None:
             try:
-                if succeeded and self.mode == 'rw':
+                if strict and self.mode == 'rw':
                     self.device.sync()
             except Exception as e:
                 errors.append(e)
@@ -248,7 +271,7 @@ class Attachment(object):
                 self.device.close()
         if self.device_info is not None:
             try:
-                self._disconnect(force=not succeeded)
+                self._disconnect(force=not strict)
             except Exception as e:
                 errors.append(e)
         if self.attachment_id is not None and self.owner:
@@ -263,22 +286,5 @@ class Attachment(object):
                 # keep naming it.
                 self.left_behind = self.attachment_id
         self.device = self.device_info = self.attachment_id = None
-        if succeeded and errors:
+        if strict and errors:
             raise errors[0]
-
-
-@contextlib.contextmanager
-def attached(api, host, volume_id, mode, direct=False):
-    """Attach ``volume_id`` to this host; yields the :class:`Attachment`.
-
-    :param mode: ``'rw'`` to write, ``'ro'`` to read
-    """
-    attachment = Attachment(api, host, volume_id, mode, direct=direct)
-    attachment.open()
-    try:
-        yield attachment
-    except BaseException:
-        with excutils.save_and_reraise_exception():
-            attachment.close(succeeded=False)
-    else:
-        attachment.close(succeeded=True)

@@ -94,9 +94,11 @@ class BrickHost(object):
     _privsep_lock = threading.Lock()
     _privsep_ready = False
 
-    def __init__(self, store_conf, global_conf):
+    def __init__(self, store_conf, global_conf, euid=os.geteuid):
         self.conf = store_conf
         self.global_conf = global_conf
+        #: The effective uid glance-api runs as (a seam for tests).
+        self.euid = euid
         self._properties = None
         self._lock = threading.Lock()
 
@@ -108,7 +110,7 @@ class BrickHost(object):
     @property
     def root_helper(self):
         # As root, privsep starts its helper directly; sudo may not exist.
-        if os.geteuid() == 0:
+        if self.euid() == 0:
             return None
         return 'sudo glance-rootwrap %s' % self.conf.rootwrap_config
 
@@ -205,7 +207,7 @@ class BrickHost(object):
         """
         path = device_info.get('path') if device_info else None
         if (not isinstance(path, str) or not path.startswith(privileged.DEV)
-                or os.geteuid() == 0 or os.access(path, os.R_OK | os.W_OK)):
+                or self.euid() == 0 or os.access(path, os.R_OK | os.W_OK)):
             return
         mismatch = _not_the_connections(path, props or {})
         if mismatch:
@@ -219,8 +221,8 @@ class BrickHost(object):
             raise exceptions.BackendException(
                 'Cannot open %s: glance-api runs as uid %d and the store\'s '
                 'privileged helper refused to lend it the device: %s'
-                % (path, os.geteuid(), e))
-        LOG.debug('Device %s lent to uid %d', path, os.geteuid())
+                % (path, self.euid(), e))
+        LOG.debug('Device %s lent to uid %d', path, self.euid())
 
     def privileged_uid(self):
         """Start the store's privileged daemon; the uid it runs as."""
@@ -235,7 +237,7 @@ class BrickHost(object):
         try:
             if os.stat(path).st_uid == 0:
                 return
-            if os.geteuid() == 0:
+            if self.euid() == 0:
                 privileged.give_back(path)  # reconcile run by root
             else:
                 self._ensure_privsep()
@@ -244,7 +246,7 @@ class BrickHost(object):
         except Exception as e:
             LOG.error('Giving device %s back to root failed (it stays '
                       'readable by uid %d until the next attachment of it '
-                      'or a reboot): %s', path, os.geteuid(), e)
+                      'or a reboot): %s', path, self.euid(), e)
 
     def disconnect(self, connector, props, device_info, force=False):
         """Give the device back, then disconnect it from this host."""

@@ -28,7 +28,7 @@ from oslo_utils import units
 from cinder_ext_store import attachments
 from cinder_ext_store import brick_host
 from cinder_ext_store import cinder_api
-from cinder_ext_store import growth
+from cinder_ext_store import cinder_session
 
 OK, WARN, FAIL, SKIP = 'ok', 'warn', 'FAIL', 'skip'
 #: The newest microversion the store uses (attachments with a mode).
@@ -54,7 +54,7 @@ def _version(text):
 
 def check_credentials(store):
     conf = store.store_conf
-    if not cinder_api.service_credentials_set(conf):
+    if not cinder_session.service_credentials_set(conf):
         return Result('credentials', WARN,
                       'no service credentials: the store acts with each '
                       "request's token (nothing to check here)",
@@ -96,29 +96,27 @@ def check_endpoint(store):
 
 
 def check_volume_type(store, api):
-    vtype = store.store_conf.cinder_volume_type
     try:
-        if not vtype:
-            return Result('volume type', OK, "unset: Cinder's default (%s)"
-                          % api.default_volume_type())
-        found = api.volume_type(vtype)
+        name, found = store.volume_type(api)
     except Exception as e:
         return Result('volume type', FAIL, 'cannot look it up: %s' % e)
     if found is None:
         return Result('volume type', FAIL, 'volume type %s does not exist '
-                      '(or is not visible to the store\'s project)' % vtype,
+                      '(or is not visible to the store\'s project)' % name,
                       'create it (openstack volume type create %s ...) or '
-                      'set cinder_volume_type to an existing type' % vtype)
+                      'set cinder_volume_type to an existing type' % name)
     specs = getattr(found, 'extra_specs', None) or {}
     multi = specs.get('multiattach', '').replace(' ', '') == '<is>True'
-    return Result('volume type', OK, '%s exists; multiattach: %s%s' % (
-        vtype, 'yes' if multi else 'no',
+    which = ('%s exists' % name if store.store_conf.cinder_volume_type
+             else "unset: Cinder's default (%s)" % name)
+    return Result('volume type', OK, '%s; multiattach: %s%s' % (
+        which, 'yes' if multi else 'no',
         '' if multi else ' (readers on several hosts take turns)'))
 
 
 def check_lock_path(store):
     try:
-        path = store._check_lock_path()  # the probe the store starts with
+        path = store.check_lock_path()  # the probe the store starts with
     except exceptions.BadStoreConfiguration as e:
         return Result('lock path', FAIL, 'not usable: %s' % e,
                       'set [oslo_concurrency] lock_path to a directory the '
@@ -148,7 +146,7 @@ def check_privsep(store):
 
 def check_device_access(store):
     """The store's own helper, needed when glance-api is not root."""
-    if os.geteuid() == 0:
+    if store.host.euid() == 0:
         return Result('device access', OK, 'glance-api runs as root: opens '
                       'attached devices itself')
     try:
@@ -165,7 +163,7 @@ def check_device_access(store):
                       % brick_host.PRIVSEP_STORE)
     return Result('device access', OK, 'privileged helper runs as root; '
                   'attached block devices are lent to uid %d while attached'
-                  % os.geteuid())
+                  % store.host.euid())
 
 
 def _probe_volume(api, store, tag):
@@ -184,9 +182,10 @@ def check_online_extend(store, api, probe):
     volume = None
     try:
         volume = _probe_volume(api, store, 'extend')
-        with attachments.attached(api, store.host, volume.id, 'rw') as att:
+        with attachments.Attachment(api, store.host, volume.id, 'rw') as att:
             api.extend(volume.id, 2, attached=True)
-            after = api.settle(volume.id, ('extending',), 'in-use extend')
+            after = api.wait_while(volume.id, ('extending',),
+                                   'in-use extend')
             if after.size < 2:
                 return Result('in-use extend', WARN, "Cinder's scheduler "
                               'refused it (backend without online extend, '
@@ -194,7 +193,7 @@ def check_online_extend(store, api, probe):
                               'offline', 'set cinder_do_extend_attached = '
                               'False to skip the attempt')
             seen = att.rescan()
-        if seen < 2 * growth.GIB:
+        if seen < api.volume_bytes(2):
             return Result('in-use extend', WARN, 'Cinder grew the volume but '
                           'this host does not see it', 'set '
                           'cinder_do_extend_attached = False')
@@ -215,32 +214,33 @@ def check_write(store, api, write_test):
     if not write_test:
         return Result('write test', SKIP, 'run with --write-test for a full '
                       'create / attach / write / read / detach / delete')
-    volume, steps = None, []
+    volume, steps, last = None, [], [time.monotonic()]
     data = os.urandom(units.Mi)
 
-    def timed(name, call, *args):
-        started = time.monotonic()
-        result = call(*args)
-        steps.append('%s %.2fs' % (name, time.monotonic() - started))
-        return result
+    def done(name):
+        """Time the step since the previous one."""
+        now = time.monotonic()
+        steps.append('%s %.2fs' % (name, now - last[0]))
+        last[0] = now
     try:
-        volume = timed('create', _probe_volume, api, store, 'write')
+        volume = _probe_volume(api, store, 'write')
+        done('create')
         for mode in ('rw', 'ro'):
-            att = attachments.Attachment(api, store.host, volume.id, mode)
-            timed('attach ' + mode, att.open)
-            try:
+            with attachments.Attachment(api, store.host, volume.id,
+                                        mode) as att:
+                done('attach ' + mode)
                 if mode == 'rw':
-                    timed('write', att.device.write_at, 0, data)
+                    att.device.write_at(0, data)
+                    done('write')
                 else:
-                    back = timed('read', att.device.read_at, 0, len(data))
-            except BaseException:
-                att.close(succeeded=False)
-                raise
-            timed('detach ' + mode, att.close, True)
+                    back = att.device.read_at(0, len(data))
+                    done('read')
+            done('detach ' + mode)
         if back != data:
             return Result('write test', FAIL, 'read back differs from what '
                           'was written', 'check the backend and multipath')
-        timed('delete', api.delete, volume.id)
+        api.delete(volume.id)
+        done('delete')
         volume = None
         return Result('write test', OK, '1 MiB written and read back: %s'
                       % ', '.join(steps))
@@ -300,7 +300,7 @@ def run_checks(store, probe=False, write_test=False):
     else:
         results.append(check_endpoint(store))
     reachable = all(r.status != FAIL for r in results)
-    api = store.cinder.api()
+    api = store.api()
     if reachable:
         results.append(check_volume_type(store, api))
     results += [check_lock_path(store), check_privsep(store),

@@ -12,29 +12,24 @@
 
 """The Cinder API as the store needs it.
 
-One :class:`CinderSession` per store instance holds that store's credentials
-and TLS settings (the in-tree driver shares one global session between all
-cinder stores). A :class:`CinderAPI` is the per-request view: it picks the
-microversion of each call, waits for status transitions and translates
-Cinder errors into glance_store exceptions that name the volume.
+A :class:`CinderAPI` is the per-request view of Cinder (made by a
+:class:`~cinder_ext_store.cinder_session.CinderSession`, which holds the
+credentials): it picks the microversion of each call, retries what failed
+transiently, recovers requests whose answer was lost, waits for status
+transitions and translates Cinder errors into glance_store exceptions that
+name the volume. Cinder's size unit lives here too (:meth:`CinderAPI.gib_for`).
 """
 
 import contextlib
 import datetime
 import logging
-import os
-import time
 import uuid
 
-from cinderclient import api_versions
 from cinderclient import exceptions as cinder_exc
-from cinderclient.v3 import client as cinder_v3
 from glance_store import exceptions
-from keystoneauth1.access import service_catalog
 from keystoneauth1 import exceptions as ksa_exc
-from keystoneauth1 import identity
-from keystoneauth1 import session as ksa_session
-from keystoneauth1 import token_endpoint
+
+from cinder_ext_store import tuning as tuning_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -44,22 +39,6 @@ MV_BASE = '3.0'
 MV_ATTACH = '3.54'
 MV_EXTEND_ATTACHED = '3.42'
 
-# Status polling: Cinder transitions take ~0.2-0.5 s on a healthy cloud, so
-# start in tens of milliseconds and back off to a modest ceiling. The ceiling
-# is what a slow transition (a busy volume service: ~3 s measured while it
-# deleted the previous 2 GiB volume) is noticed late by, on average half of
-# it; a GET costs Cinder ~40 ms, so two per second per upload is cheap.
-POLL_FIRST = 0.02
-POLL_FACTOR = 1.5
-POLL_MAX = 0.5
-#: Seconds between the log lines of a status wait that goes on.
-WAIT_REPORT = 10.0
-
-# Retries of a failed Cinder request (cinder_http_retries of them) wait
-# RETRY_FIRST seconds, doubling up to RETRY_MAX: a restarting cinder-api or
-# a load balancer that lost its backend answers again within seconds.
-RETRY_FIRST = 0.5
-RETRY_MAX = 4.0
 #: HTTP statuses that say "not now" rather than "never".
 TRANSIENT_STATUSES = (500, 502, 503, 504)
 
@@ -131,140 +110,6 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def _verify_setting(conf):
-    if conf.cinder_api_insecure:
-        return False
-    return conf.cinder_ca_certificates_file or True
-
-
-def service_credentials_set(conf):
-    """True when the store has its own (service) credentials configured."""
-    if (conf.cinder_store_application_credential_id and
-            conf.cinder_store_application_credential_secret):
-        return bool(conf.cinder_store_auth_address)
-    return all((conf.cinder_store_auth_address, conf.cinder_store_user_name,
-                conf.cinder_store_password, conf.cinder_store_project_name))
-
-
-def incomplete_credentials(conf):
-    """Name the service-credential options that are set but insufficient.
-
-    :returns: a message, or None when the credentials are complete or absent
-    """
-    password = ('cinder_store_auth_address', 'cinder_store_user_name',
-                'cinder_store_password', 'cinder_store_project_name')
-    appcred = ('cinder_store_auth_address',
-               'cinder_store_application_credential_id',
-               'cinder_store_application_credential_secret')
-    given = [n for n in set(password + appcred) if conf.get(n)]
-    if not given or service_credentials_set(conf):
-        return None
-    wanted = appcred if any('application' in n for n in given) else password
-    missing = sorted(n for n in wanted if not conf.get(n))
-    return ('service credentials are incomplete: %s set but %s missing'
-            % (', '.join(sorted(given)), ', '.join(missing)))
-
-
-class CinderSession(object):
-    """The keystoneauth session of one store instance."""
-
-    def __init__(self, conf):
-        self.conf = conf
-        self._session = None
-        self._pid = None
-
-    @property
-    def session(self):
-        # Glance forks its workers after it configured the stores: a
-        # session (its connection pool, its token) made before the fork
-        # is not shared with the children; each process makes its own.
-        if self._session is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._session = ksa_session.Session(
-                auth=self._service_auth(), verify=_verify_setting(self.conf),
-                timeout=self.conf.cinder_ext_api_timeout)
-        return self._session
-
-    def _service_auth(self):
-        conf = self.conf
-        if not service_credentials_set(conf):
-            return None
-        if conf.cinder_store_application_credential_id:
-            return identity.V3ApplicationCredential(
-                auth_url=conf.cinder_store_auth_address,
-                application_credential_id=(
-                    conf.cinder_store_application_credential_id),
-                application_credential_secret=(
-                    conf.cinder_store_application_credential_secret))
-        return identity.V3Password(
-            auth_url=conf.cinder_store_auth_address,
-            username=conf.cinder_store_user_name,
-            password=conf.cinder_store_password,
-            user_domain_name=conf.cinder_store_user_domain_name,
-            project_name=conf.cinder_store_project_name,
-            project_domain_name=conf.cinder_store_project_domain_name)
-
-    def _context_auth(self, context):
-        """Token auth for the request's user, at the endpoint we resolve."""
-        conf = self.conf
-        if context is None:
-            raise exceptions.BadStoreConfiguration(
-                store_name='cinder_ext',
-                reason='no service credentials are configured and the '
-                       'request carries no context to act for')
-        token = context.auth_token or '%s:%s' % (context.user_id,
-                                                 context.project_id)
-        if conf.cinder_endpoint_template:
-            url = conf.cinder_endpoint_template % context.to_dict()
-        else:
-            if not context.service_catalog:
-                raise exceptions.BadStoreConfiguration(
-                    store_name='cinder_ext',
-                    reason='the request has no service catalog; set '
-                           'cinder_endpoint_template or service credentials')
-            stype, sname, iface = self._catalog_info()
-            try:
-                url = service_catalog.ServiceCatalogV2(
-                    context.service_catalog).url_for(
-                        service_type=stype, service_name=sname or None,
-                        interface=iface,
-                        region_name=conf.cinder_os_region_name)
-            except ksa_exc.EndpointNotFound:
-                raise exceptions.BadStoreConfiguration(
-                    store_name='cinder_ext',
-                    reason='no %s endpoint in the service catalog'
-                           % conf.cinder_catalog_info)
-        return token_endpoint.Token(endpoint=url, token=token)
-
-    def _catalog_info(self):
-        parts = self.conf.cinder_catalog_info.split(':')
-        if len(parts) != 3:
-            raise exceptions.BadStoreConfiguration(
-                store_name='cinder_ext',
-                reason='cinder_catalog_info must be '
-                       '<service_type>:<service_name>:<interface>, got %r'
-                       % self.conf.cinder_catalog_info)
-        return parts
-
-    def client(self, context=None, version=MV_BASE):
-        """A cinderclient for one request at one microversion."""
-        auth = None
-        if not service_credentials_set(self.conf):
-            auth = self._context_auth(context)
-        stype, sname, iface = self._catalog_info()
-        return cinder_v3.Client(
-            session=self.session, auth=auth,
-            service_type=stype, service_name=sname or None,
-            endpoint_type=iface,
-            region_name=self.conf.cinder_os_region_name,
-            api_version=api_versions.APIVersion(version))
-
-    def api(self, context=None):
-        return CinderAPI(lambda version: self.client(context, version),
-                         self.conf.cinder_state_transition_timeout,
-                         retries=self.conf.cinder_http_retries)
-
-
 def _what(action, volume_id):
     return '%s of volume %s' % (action, volume_id) if volume_id else action
 
@@ -303,17 +148,32 @@ class CinderAPI(object):
     :param client_for: callable(microversion) -> cinderclient Client
     :param timeout: bound, in seconds, of every status wait
     :param retries: retries of a request that failed transiently
+    :param tuning: a :class:`~cinder_ext_store.tuning.Tuning` (polling,
+        retry waits, the GiB)
     """
 
-    def __init__(self, client_for, timeout, retries=3, sleep=time.sleep,
-                 clock=time.monotonic, backoff=None):
+    def __init__(self, client_for, timeout, retries=3, tuning=None):
         self._client_for = client_for
         self._clients = {}
         self.timeout = timeout
         self.retries = retries
-        self._sleep = sleep
-        self._backoff = backoff or sleep
-        self._clock = clock
+        self.tuning = tuning or tuning_mod.DEFAULT
+
+    # -- sizes -------------------------------------------------------------
+
+    @property
+    def gib(self):
+        """Cinder's size unit, in bytes."""
+        return self.tuning.gib
+
+    def gib_for(self, nbytes):
+        """Whole GiB for ``nbytes`` (Cinder sizes: whole GiB, at least 1)."""
+        return max(1, -(-nbytes // self.gib))
+
+    def volume_bytes(self, volume):
+        """The bytes of a volume (or of a size in GiB)."""
+        size = getattr(volume, 'size', volume)
+        return size * self.gib
 
     def _client(self, version=MV_BASE):
         if version not in self._clients:
@@ -327,7 +187,7 @@ class CinderAPI(object):
             are not idempotent: returns what the lost request made (the
             result), or :data:`RETRY` when it made nothing
         """
-        delay = RETRY_FIRST
+        delay = self.tuning.retry_first
         for attempt in range(self.retries + 1):
             try:
                 return call()
@@ -338,8 +198,8 @@ class CinderAPI(object):
                 LOG.warning('Cinder: %s failed (%s); retrying in %.1fs '
                             '(retry %d of %d)', _what(what, volume_id), e,
                             delay, attempt + 1, self.retries)
-            self._backoff(delay)
-            delay = min(delay * 2, RETRY_MAX)
+            self.tuning.backoff(delay)
+            delay = min(delay * 2, self.tuning.retry_max)
             if recover is not None:
                 found = recover()
                 if found is not RETRY:
@@ -409,48 +269,55 @@ class CinderAPI(object):
                 marker = page[-1].id
         return self._request('volume listing', list_all)
 
-    def settle(self, volume_id, transitional, waiting_for):
+    def wait_while(self, volume_id, transitional, waiting_for):
         """Poll until the volume's status leaves ``transitional``.
 
         :raises BackendException: on timeout, naming the volume, its status
             and what was awaited
         """
-        started = self._clock()
+        t = self.tuning
+        started = t.clock()
         deadline = started + self.timeout
-        report = started + WAIT_REPORT
-        delay = POLL_FIRST
+        report = started + t.wait_report
+        delay = t.poll_first
         while True:
             volume = self.get(volume_id)
             if volume.status not in transitional:
                 return volume
-            now = self._clock()
+            now = t.clock()
             if now >= report:
                 # A slow Cinder shows in the log while it is slow.
                 LOG.info('Still waiting for %s of volume %s after %.0fs: '
                          'status %r', waiting_for, volume_id, now - started,
                          volume.status)
-                report = now + WAIT_REPORT
+                report = now + t.wait_report
             if now >= deadline:
                 raise exceptions.BackendException(
                     'Timed out after %ss waiting for %s of volume %s: status '
                     'still %r' % (self.timeout, waiting_for, volume_id,
                                   volume.status))
-            self._sleep(delay)
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
+            t.sleep(delay)
+            delay = min(delay * t.poll_factor, t.poll_max)
 
     def wait(self, volume_id, expected, transitional, waiting_for):
-        """:meth:`settle`, then insist on status ``expected``."""
-        volume = self.settle(volume_id, transitional, waiting_for)
+        """:meth:`wait_while`, then insist on status ``expected``."""
+        volume = self.wait_while(volume_id, transitional, waiting_for)
         if volume.status != expected:
             raise exceptions.BackendException(
                 'Volume %s is %r after %s, expected %r'
                 % (volume_id, volume.status, waiting_for, expected))
         return volume
 
-    def _gone(self, get):
-        """Recovery of a lost delete: done when ``get()`` finds nothing."""
+    @staticmethod
+    def _deleted(show):
+        """Recovery of a lost delete (of a volume or an attachment).
+
+        Done when ``show()`` finds nothing, or finds it being deleted; else
+        the delete is sent again.
+        """
         try:
-            get()
+            if getattr(show(), 'status', None) == 'deleting':
+                return None
         except cinder_exc.NotFound:
             return None
         except Exception:
@@ -460,18 +327,9 @@ class CinderAPI(object):
     def delete(self, volume_id):
         volumes = self._client().volumes
         self._request('deletion', lambda: volumes.delete(volume_id),
-                      recover=lambda: self._deleting(volume_id),
+                      recover=lambda: self._deleted(
+                          lambda: volumes.get(volume_id)),
                       volume_id=volume_id)
-
-    def _deleting(self, volume_id):
-        try:
-            if self._client().volumes.get(volume_id).status == 'deleting':
-                return None
-        except cinder_exc.NotFound:
-            return None
-        except Exception:
-            pass
-        return RETRY
 
     def delete_with_attachments(self, volume_id):
         """Delete a volume whatever holds it; errors are raised.
@@ -495,16 +353,17 @@ class CinderAPI(object):
         for attachment_id in self.attachment_ids(volume_id):
             self.attachment_delete(attachment_id, volume_id)
         try:
-            self.settle(volume_id, ('detaching', 'attaching', 'reserved',
-                                    'creating', 'extending'),
-                        'a status that allows deletion')
+            self.wait_while(volume_id, ('detaching', 'attaching',
+                                        'reserved', 'creating', 'extending'),
+                            'a status that allows deletion')
         except exceptions.NotFound:
             raise
         except exceptions.BackendException as e:
             LOG.warning('%s', e)
         if self.release_unattached(volume_id):
             try:
-                self.settle(volume_id, ('in-use', 'detaching'), 'detach')
+                self.wait_while(volume_id, ('in-use', 'detaching'),
+                                'detach')
             except exceptions.NotFound:
                 raise
             except exceptions.BackendException as e:
@@ -556,8 +415,12 @@ class CinderAPI(object):
 
     def force_delete(self, volume_id):
         """Delete whatever the status (admin only in Cinder's policy)."""
-        with translated('force deletion', volume_id):
-            self._client().volumes.force_delete(volume_id)
+        volumes = self._client().volumes
+        self._request('force deletion',
+                      lambda: volumes.force_delete(volume_id),
+                      recover=lambda: self._deleted(
+                          lambda: volumes.get(volume_id)),
+                      volume_id=volume_id)
 
     def set_metadata(self, volume_id, metadata):
         self._request('metadata update', lambda: self._client(
@@ -677,7 +540,7 @@ class CinderAPI(object):
         try:
             self._request('deletion of attachment %s' % attachment_id,
                           lambda: attachments.delete(attachment_id),
-                          recover=lambda: self._gone(
+                          recover=lambda: self._deleted(
                               lambda: attachments.show(attachment_id)),
                           volume_id=volume_id)
         except exceptions.NotFound:

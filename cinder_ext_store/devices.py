@@ -13,7 +13,9 @@
 """Devices: an attached volume's bytes, as this host reaches them.
 
 :class:`Device` is the contract; :func:`open_device` picks the kind for what
-os-brick's ``connect_volume`` returned: a path (:class:`PathDevice`) or a
+os-brick's ``connect_volume`` returned: a path (:class:`PathDevice`: block
+devices, loop devices, files), os-brick's RBD handle (:class:`RbdDevice`:
+the librbd image behind it, several requests in flight) or another
 file-like handle (:class:`HandleDevice`). Nothing here talks to Cinder.
 """
 
@@ -25,6 +27,8 @@ import os
 import threading
 
 from glance_store import exceptions
+
+from cinder_ext_store import tuning as tuning_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -121,9 +125,9 @@ class PathDevice(Device):
         where O_DIRECT is refused)
     """
 
-    # Two O_DIRECT requests keep a local or SAN device busy (the loop-device
-    # benchmark gains nothing from more).
-    read_ahead = 2
+    # Two O_DIRECT requests keep a local or SAN device busy (see the
+    # README's benchmark section).
+    read_ahead = tuning_mod.DEFAULT.block_read_ahead
 
     def __init__(self, path, writable, volume_id, direct=False):
         super(PathDevice, self).__init__(volume_id)
@@ -185,8 +189,8 @@ class PathDevice(Device):
         """Read through O_DIRECT: the aligned blocks around the range.
 
         The first buffered read of data written around the page cache
-        costs the kernel far more CPU than an O_DIRECT read (measured on
-        loop devices: 460 vs 1290 MiB/s, 4.3 vs 0.3 CPU-s per 2 GiB).
+        costs the kernel far more CPU than an O_DIRECT read (the README's
+        benchmark section has the figures).
         """
         start = offset - offset % ALIGN
         end = -(-(offset + length) // ALIGN) * ALIGN
@@ -274,12 +278,12 @@ class RbdDevice(Device):
     this attachment alone, where :meth:`limit_waits` sets a timeout.
     """
 
-    def __init__(self, image, volume_id, in_flight=8):
+    def __init__(self, image, volume_id,
+                 in_flight=tuning_mod.DEFAULT.rbd_in_flight):
         super(RbdDevice, self).__init__(volume_id)
         self.image = image
-        # Each read waits a network round trip to the OSDs; as deep as the
-        # writes (2 GiB on the stack's Ceph: 2 ahead 886 MiB/s, 4 1093,
-        # 8 1162, 16 1171).
+        # Each read waits a network round trip to the OSDs: as deep as the
+        # writes (the README's benchmark section has the figures).
         self.read_ahead = in_flight
         self.op_timeout = 0  # librbd's default: wait without limit
         self._slots = threading.BoundedSemaphore(in_flight)
@@ -288,18 +292,20 @@ class RbdDevice(Device):
         self._error = None
 
     @classmethod
-    def from_handle(cls, handle, volume_id, op_timeout=0):
+    def from_handle(cls, handle, volume_id, op_timeout=0,
+                    in_flight=tuning_mod.DEFAULT.rbd_in_flight):
         """An RbdDevice for an os-brick RBD handle, or None if not one.
 
         :param op_timeout: seconds each request may wait for Ceph (0: no
             limit), see :meth:`limit_waits`
+        :param in_flight: requests in flight at once
         """
         volume = getattr(handle, 'rbd_image', None)
         image = getattr(volume, 'image', volume)
         if image is None or not all(hasattr(image, name) for name in (
                 'aio_write', 'read', 'flush', 'size')):
             return None
-        device = cls(image, volume_id)
+        device = cls(image, volume_id, in_flight=in_flight)
         if op_timeout:
             device.limit_waits(getattr(getattr(volume, 'client', None),
                                        'client', None), op_timeout)
@@ -391,10 +397,17 @@ class RbdDevice(Device):
         self.image = None
 
 
-def open_device(path, writable, volume_id, direct=False, rbd_op_timeout=0):
-    """A :class:`Device` for what os-brick's ``connect_volume`` returned."""
+def open_device(path, writable, volume_id, direct=False, rbd_op_timeout=0,
+                tuning=tuning_mod.DEFAULT):
+    """A :class:`Device` for what os-brick's ``connect_volume`` returned.
+
+    :param tuning: the :class:`~cinder_ext_store.tuning.Tuning` that says
+        how deep reads and RBD writes go
+    """
     if isinstance(path, str):
-        return PathDevice(path, writable, volume_id, direct=direct)
+        device = PathDevice(path, writable, volume_id, direct=direct)
+        device.read_ahead = tuning.block_read_ahead
+        return device
     return RbdDevice.from_handle(
-        path, volume_id, op_timeout=rbd_op_timeout) or HandleDevice(
-            path, volume_id)
+        path, volume_id, op_timeout=rbd_op_timeout,
+        in_flight=tuning.rbd_in_flight) or HandleDevice(path, volume_id)

@@ -17,8 +17,8 @@
   with this store's Cinder: a refusal that is about capability (policy,
   microversion, a connector that cannot rescan, a pool without online
   extend) switches the store to the offline path for
-  :data:`REFUSAL_TTL` seconds, then online extend is tried again. A full
-  pool is not such a refusal (see
+  :attr:`~cinder_ext_store.tuning.Tuning.refusal_ttl` seconds, then online
+  extend is tried again. A full pool is not such a refusal (see
   :meth:`~cinder_ext_store.write_target.WriteTarget.ensure_capacity`).
 
 :class:`~cinder_ext_store.write_target.WriteTarget` carries the steps out.
@@ -28,23 +28,9 @@ import logging
 import math
 import time
 
-from oslo_utils import units
-
+from cinder_ext_store import tuning
 
 LOG = logging.getLogger(__name__)
-
-#: Cinder's size unit. A module constant so unit tests can scale it down.
-GIB = units.Gi
-#: Seconds a capability refusal keeps the store on the offline path: long
-#: enough not to ask a Cinder that refuses on every upload, short enough
-#: that a policy or backend fixed by the operator is noticed without a
-#: glance-api restart.
-REFUSAL_TTL = 900
-
-
-def gib_for(nbytes):
-    """Whole GiB needed for ``nbytes`` (Cinder sizes are GiB, at least 1)."""
-    return max(1, int(math.ceil(nbytes / float(GIB))))
 
 
 class GrowthPolicy(object):
@@ -65,17 +51,18 @@ class GrowthPolicy(object):
     def initial_gib(self):
         return self.min_gib
 
-    def next_gib(self, current_gib, needed_bytes):
-        """The size to extend to so that ``needed_bytes`` fit."""
+    def next_gib(self, current_gib, needed_gib):
+        """The size to extend to so that ``needed_gib`` fit."""
         step = int(math.ceil(current_gib * self.factor))
         step = min(max(step, self.min_gib), self.max_gib)
-        return max(current_gib + step, gib_for(needed_bytes))
+        return max(current_gib + step, needed_gib)
 
 
 class OnlineExtend(object):
     """Whether to extend attached volumes, and why not for now."""
 
-    def __init__(self, enabled, ttl=REFUSAL_TTL, clock=time.monotonic):
+    def __init__(self, enabled, ttl=tuning.DEFAULT.refusal_ttl,
+                 clock=time.monotonic):
         self.enabled = enabled
         self.ttl = ttl
         self._clock = clock

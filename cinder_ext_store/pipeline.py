@@ -13,11 +13,12 @@
 """The copy pipeline: an image's bytes into a write target, hashed on the
 way, with bounded memory.
 
-The caller's thread reads the source into one of two page-aligned 4 MiB
-buffers while the other is hashed (md5, multihash) and written by worker
-threads. A :class:`Coordinator` tracks every job in flight; the first
-failure stops the copy, pending jobs are cancelled, running ones finish,
-and that first failure is what the caller sees.
+The caller's thread reads the source into one of two page-aligned buffers
+(:attr:`~cinder_ext_store.tuning.Tuning.buffer_size` each) while the other
+is hashed (md5, multihash) and written by worker threads. A
+:class:`Coordinator` tracks every job in flight; the first failure stops
+the copy, pending jobs are cancelled, running ones finish, and that first
+failure is what the caller sees.
 """
 
 from concurrent import futures
@@ -26,8 +27,7 @@ import threading
 
 from glance_store import exceptions
 
-#: Size of the pipeline's buffers, and of every device write but the last.
-BUFFER_SIZE = 4 * 1024 * 1024
+from cinder_ext_store import tuning
 
 
 class Coordinator(object):
@@ -84,21 +84,22 @@ class Coordinator(object):
 class _Buffer(object):
     """A page-aligned buffer (anonymous mmap) and the jobs still using it."""
 
-    def __init__(self):
-        self.mem = mmap.mmap(-1, BUFFER_SIZE)
+    def __init__(self, size):
+        self.mem = mmap.mmap(-1, size)
+        self.size = size
         self.used = 0
         self.jobs = []
 
     def fill(self, view):
         """Copy as much of view as fits; returns how much."""
-        take = min(len(view), BUFFER_SIZE - self.used)
+        take = min(len(view), self.size - self.used)
         self.mem[self.used:self.used + take] = view[:take]
         self.used += take
         return take
 
     @property
     def full(self):
-        return self.used == BUFFER_SIZE
+        return self.used == self.size
 
     def close(self):
         try:
@@ -118,10 +119,13 @@ class CopyPipeline(object):
     :param expected_size: declared size, or 0 when unknown
     :param progress: has ``moved(nbytes)``, told of every chunk read (a
         :class:`~cinder_ext_store.stats.TransferStats`)
+    :param buffer_size: bytes of each of the two buffers, and of every
+        device write but the last
     """
 
     def __init__(self, target, hashes, read_size, expected_size=0,
-                 progress=None):
+                 progress=None, buffer_size=tuning.DEFAULT.buffer_size):
+        self.buffer_size = buffer_size
         self.target = target
         self.progress = progress
         self.hashes = hashes
@@ -138,7 +142,7 @@ class CopyPipeline(object):
         """
         self._writer = futures.ThreadPoolExecutor(
             1, thread_name_prefix='cinder-ext-io')
-        buffers = [_Buffer(), _Buffer()]
+        buffers = [_Buffer(self.buffer_size), _Buffer(self.buffer_size)]
         try:
             total = self._copy(source, buffers)
         except BaseException:

@@ -53,7 +53,12 @@ SUFFIX = '.json'
 
 
 class Lease(object):
-    """One reader's hold on a shared attachment; :meth:`release` once."""
+    """One reader's hold on a shared attachment.
+
+    A context manager; a reader whose lease outlives one block (an
+    iterator handed to Glance) calls :meth:`release` itself (once is
+    enough: later calls do nothing).
+    """
 
     def __init__(self, shares, api, volume_id, device, own=None):
         self._shares = shares
@@ -63,6 +68,12 @@ class Lease(object):
         self._own = own  # this reader's own connection (RBD), or None
         self.released = False
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.release()
+
     def release(self):
         if self.released:
             return
@@ -70,7 +81,7 @@ class Lease(object):
         conf = None
         if self._own is not None:
             conf = host_records.rbd_conf(self._own.device_info)
-            self._own.close(succeeded=False)  # its device, its handle
+            self._own.abort()  # its device, its handle; read-only
         else:
             self.device.close()
         self._shares.leave(self._api, self.volume_id, conf)
@@ -138,7 +149,7 @@ class ReadShares(object):
                     host_records.remove_rbd_conf(conf)
                 del state['readers'][pid]
 
-    def _settle(self, api, volume_id, state):
+    def _keep_or_release(self, api, volume_id, state):
         """Drop dead readers; keep the share, or release it if nobody reads.
 
         :returns: the number of live readers
@@ -161,8 +172,8 @@ class ReadShares(object):
         self.records.ensure_dir()
         with self._lock(volume_id):
             state = self._load(volume_id)
-            return 0 if state is None else self._settle(api, volume_id,
-                                                        state)
+            return 0 if state is None else self._keep_or_release(
+                api, volume_id, state)
 
     def dead_shares(self):
         """(volume id, state) of read shares no live process holds."""
@@ -214,7 +225,7 @@ class ReadShares(object):
             except BaseException:
                 # Unrecorded, so nobody else would release it.
                 if own is not None:
-                    own.close(succeeded=False)
+                    own.abort()
                 else:
                     device.close()
                 if created:
@@ -326,7 +337,8 @@ class ReadShares(object):
                     'to open it' % (volume_id, path, shared.get('identity'),
                                     now))
             return devices.open_device(path, False, volume_id,
-                                       direct=self.direct), None
+                                       direct=self.direct,
+                                       tuning=api.tuning), None
         # A file-like handle (RBD) is per process: connect our own.
         own = attachments.Attachment.adopt(api, self.host, volume_id,
                                            state, owner=False)
@@ -347,7 +359,7 @@ class ReadShares(object):
                 holder['count'] -= 1
                 if holder['count'] <= 0:
                     del state['readers'][pid]
-            self._settle(api, volume_id, state)
+            self._keep_or_release(api, volume_id, state)
 
     def _detach(self, api, volume_id, state):
         """The last reader left: disconnect, delete the attachment."""
@@ -376,7 +388,7 @@ class ReadShares(object):
                 try:
                     state = self._load(volume_id)
                     if state is not None:
-                        self._settle(api, volume_id, state)
+                        self._keep_or_release(api, volume_id, state)
                 except Exception as e:
                     LOG.error('Read share of volume %s not swept: %s',
                               volume_id, e)

@@ -168,10 +168,6 @@ def _age(volume, now):
     return None if created is None else (now - created).total_seconds()
 
 
-def _volume_type(store, api):
-    return store.store_conf.cinder_volume_type or api.default_volume_type()
-
-
 def plan(store, glance, older_than, now=None, seen=None, notes=None):
     """The actions that clean what dead processes left for ``store``.
 
@@ -187,7 +183,7 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
     notes = [] if notes is None else notes
     now = now or cinder_api.utcnow()
     name = store.backend_group or 'glance_store'
-    api = store.cinder.api()
+    api = store.api()
     actions = []
     crashed = set()
     for volume_id, marker in store.uploads.dead():
@@ -215,7 +211,7 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
             lambda v=volume_id: store.shares.release_unless_read(api, v)))
     actions += _leftover_files(store, api, name, seen, older_than)
     live = store.uploads.live()
-    vtype = _volume_type(store, api)
+    vtype = store.volume_type_name(api)
     for volume in api.volumes():
         if (volume.volume_type != vtype or volume.id in seen or
                 volume.id in live):

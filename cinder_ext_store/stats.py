@@ -25,6 +25,8 @@ import logging
 import re
 import time
 
+from oslo_utils import units
+
 LOG = logging.getLogger(__name__)
 
 _FIELD = re.compile(r'(\w+)=(\S+)')
@@ -87,7 +89,7 @@ class TransferStats(object):
         if now < self._next_progress:
             return
         elapsed = now - self._started
-        recent = (self.bytes - self._progress_bytes) / 1048576.0 / max(
+        recent = (self.bytes - self._progress_bytes) / units.Mi / max(
             now - (self._next_progress - self.progress_interval), 1e-6)
         self._next_progress = now + self.progress_interval
         self._progress_bytes = self.bytes
@@ -96,7 +98,7 @@ class TransferStats(object):
                  _PREFIX, self.operation, self.image_id, self.volume_id,
                  self.store, self._active[-1] if self._active else '-',
                  self.bytes, elapsed,
-                 self.bytes / 1048576.0 / max(elapsed, 1e-6), recent)
+                 self.bytes / units.Mi / max(elapsed, 1e-6), recent)
 
     def finish(self, error=None):
         if self.seconds is None:
@@ -109,7 +111,7 @@ class TransferStats(object):
 
     @property
     def mib_per_second(self):
-        return self.bytes / 1048576.0 / max(self.seconds or 0.0, 1e-6)
+        return self.bytes / units.Mi / max(self.seconds or 0.0, 1e-6)
 
     def __str__(self):
         fields = [('image', self.image_id), ('volume', self.volume_id),

@@ -16,8 +16,14 @@ A drop-in for glance_store's in-tree ``cinder`` driver: same locations
 (``cinder://[<backend>/]<volume-id>``), volume names, metadata and options.
 This module only states the flow. Where the rest lives:
 
-* :mod:`~cinder_ext_store.cinder_api` - Cinder calls, waits, errors;
+* :mod:`~cinder_ext_store.options` - the options, with their help;
+* :mod:`~cinder_ext_store.tuning` - built-in sizes and timings;
+* :mod:`~cinder_ext_store.cinder_session` - credentials, TLS, endpoint;
+* :mod:`~cinder_ext_store.cinder_api` - Cinder calls, retries, lost
+  answers, waits, errors, Cinder's GiB;
 * :mod:`~cinder_ext_store.brick_host` - os-brick and privsep on this host;
+* :mod:`~cinder_ext_store.privileged` - the store's own privileged helper
+  (lends attached devices to glance-api's user);
 * :mod:`~cinder_ext_store.attachments` - attach / detach with cleanup;
 * :mod:`~cinder_ext_store.host_records`,
   :mod:`~cinder_ext_store.upload_markers`,
@@ -30,7 +36,11 @@ This module only states the flow. Where the rest lives:
 * :mod:`~cinder_ext_store.write_target` - an upload's volume, grown;
 * :mod:`~cinder_ext_store.growth` - how much to grow, online or not;
 * :mod:`~cinder_ext_store.reader` - the download iterator;
-* :mod:`~cinder_ext_store.stats` - what each add and get did.
+* :mod:`~cinder_ext_store.stats` - what each add and get did;
+* :mod:`~cinder_ext_store.check`, :mod:`~cinder_ext_store.reconcile`,
+  :mod:`~cinder_ext_store.cli` - the operator tools, which use the public
+  surface of :class:`Store` (``name``, ``api()``, ``check_lock_path()``,
+  ``volume_type()``, ``uploads``, ``shares``).
 """
 
 import logging
@@ -47,7 +57,7 @@ from oslo_config import cfg
 from oslo_utils import excutils
 
 from cinder_ext_store import brick_host
-from cinder_ext_store import cinder_api
+from cinder_ext_store import cinder_session
 from cinder_ext_store import growth
 from cinder_ext_store import hashing
 from cinder_ext_store import host_records
@@ -57,6 +67,7 @@ from cinder_ext_store import pipeline
 from cinder_ext_store import read_share
 from cinder_ext_store import reader
 from cinder_ext_store import stats as stats_mod
+from cinder_ext_store import tuning as tuning_mod
 from cinder_ext_store import upload_markers
 from cinder_ext_store import write_target
 
@@ -94,7 +105,11 @@ class StoreLocation(glance_store.location.StoreLocation):
 
 
 class Store(glance_store.driver.Store):
-    """Glance store keeping each image in its own Cinder volume."""
+    """Glance store keeping each image in its own Cinder volume.
+
+    :param tuning: built-in sizes and timings
+        (:class:`~cinder_ext_store.tuning.Tuning`); tests pass smaller ones
+    """
 
     _CAPABILITIES = (capabilities.BitMasks.READ_RANDOM |
                      capabilities.BitMasks.WRITE_ACCESS |
@@ -102,7 +117,8 @@ class Store(glance_store.driver.Store):
     OPTIONS = options.OPTIONS
     EXAMPLE_URL = 'cinder://<VOLUME_ID>'
 
-    def __init__(self, conf, backend=None):
+    def __init__(self, conf, backend=None, tuning=tuning_mod.DEFAULT):
+        self.tuning = tuning
         super(Store, self).__init__(conf, backend=backend)
         if self.backend_group:
             self.store_conf = glance_store.driver.BackendGroupConfiguration(
@@ -111,7 +127,8 @@ class Store(glance_store.driver.Store):
         else:
             self.store_conf = self.conf.glance_store
             self._url_prefix = '%s://' % SCHEME
-        self.cinder = cinder_api.CinderSession(self.store_conf)
+        self.cinder = cinder_session.CinderSession(self.store_conf, self.name,
+                                                   tuning)
         self.host = brick_host.BrickHost(self.store_conf, self.conf)
         self._observers = []
         self._shares = None
@@ -121,10 +138,12 @@ class Store(glance_store.driver.Store):
     def _load_growth_settings(self):
         self.policy = growth.GrowthPolicy.from_conf(self.store_conf)
         self.online_extend = growth.OnlineExtend(
-            self.store_conf.cinder_do_extend_attached)
+            self.store_conf.cinder_do_extend_attached,
+            ttl=self.tuning.refusal_ttl, clock=self.tuning.clock)
 
     @property
-    def _name(self):
+    def name(self):
+        """The store's name in logs and errors: its backend, else its type."""
         return self.backend_group or STORE_TYPE
 
     def get_schemes(self):
@@ -156,23 +175,23 @@ class Store(glance_store.driver.Store):
                 callback(stats)
             except Exception:
                 LOG.exception('Store %s: stats observer %r failed',
-                              self._name, callback)
+                              self.name, callback)
 
     def configure_add(self):
         """Check that this store can write; reset what it learned."""
-        reason = cinder_api.incomplete_credentials(self.store_conf)
+        reason = cinder_session.incomplete_credentials(self.store_conf)
         if reason:
-            raise exceptions.BadStoreConfiguration(store_name=self._name,
+            raise exceptions.BadStoreConfiguration(store_name=self.name,
                                                    reason=reason)
-        self._check_lock_path()
+        self.check_lock_path()
         reason = self.host.privsep_problem()
         if reason:
-            raise exceptions.BadStoreConfiguration(store_name=self._name,
+            raise exceptions.BadStoreConfiguration(store_name=self.name,
                                                    reason=reason)
         self._load_growth_settings()
         self._check_volume_type()
 
-    def _check_lock_path(self):
+    def check_lock_path(self):
         """Readers and reconcile need a writable lock path: refuse without.
 
         :returns: the lock path
@@ -185,36 +204,50 @@ class Store(glance_store.driver.Store):
             os.unlink(probe)
         except OSError as e:
             raise exceptions.BadStoreConfiguration(
-                store_name=self._name,
+                store_name=self.name,
                 reason='lock path %s is not writable by this process (uid '
                        '%d): %s; make it writable by the user glance-api '
                        'runs as, or set [oslo_concurrency] lock_path'
                        % (path, os.geteuid(), e))
         return path
 
+    def volume_type_name(self, api):
+        """The name of the volume type this store creates volumes of."""
+        return self.store_conf.cinder_volume_type or api.default_volume_type()
+
+    def volume_type(self, api):
+        """The volume type this store creates volumes of.
+
+        :returns: (name, the type as Cinder shows it, or None when the
+            store's project sees no type of that name); unset in the
+            configuration, Cinder's default type
+        """
+        name = self.volume_type_name(api)
+        return name, api.volume_type(name)
+
     def _check_volume_type(self):
         vtype = self.store_conf.cinder_volume_type
         if not vtype:
             return
-        if not cinder_api.service_credentials_set(self.store_conf):
+        if not cinder_session.service_credentials_set(self.store_conf):
             LOG.info('Store %s: cannot check volume type %s at start-up '
-                     'without service credentials', self._name, vtype)
+                     'without service credentials', self.name, vtype)
             return
         try:
-            api = self.cinder.api()
-            found = api.volume_type(vtype)
+            api = self.api()
+            found = self.volume_type(api)[1]
             encrypted = found and api.volume_type_encrypted(found)
         except Exception as e:
             LOG.warning('Store %s: could not check volume type %s: %s',
-                        self._name, vtype, e)
+                        self.name, vtype, e)
             return
         if found is None:
             LOG.warning('Store %s: cinder_volume_type %s does not exist in '
-                        'Cinder; volume creation will fail', self._name,
+                        'Cinder; volume creation will fail', self.name,
                         vtype)
         elif encrypted:
             raise exceptions.BadStoreConfiguration(
-                store_name=self._name,
+                store_name=self.name,
                 reason='volume type %s is encrypted (%s): the store would '
                        'write image data in plaintext over the LUKS header; '
                        'use a volume type without encryption'
@@ -233,7 +266,8 @@ class Store(glance_store.driver.Store):
                 self._shares = read_share.ReadShares(
                     records, self.host, self._uploads,
                     retries=self.store_conf.cinder_attachment_retry_attempts,
-                    direct=self.store_conf.cinder_ext_direct_io)
+                    direct=self.store_conf.cinder_ext_direct_io,
+                    sleep=self.tuning.sleep)
             return self._shares
 
     @property
@@ -250,11 +284,12 @@ class Store(glance_store.driver.Store):
             if path:
                 return path
         raise exceptions.BadStoreConfiguration(
-            store_name=self._name,
+            store_name=self.name,
             reason='no lock path: set [oslo_concurrency] lock_path (readers '
                    'of one image share state and locks there)')
 
-    def _api(self, context):
+    def api(self, context=None):
+        """The Cinder API for one request (``context``: Glance's)."""
         return self.cinder.api(context)
 
     def _location_uri(self, volume_id):
@@ -263,7 +298,7 @@ class Store(glance_store.driver.Store):
         return '%s%s' % (self._url_prefix, volume_id)
 
     @staticmethod
-    def _image_size(volume):
+    def _image_size(api, volume):
         """The image's bytes: ``image_size`` metadata, 0 included.
 
         Volumes without it (made by Cinder's upload-to-image, or by older
@@ -272,7 +307,7 @@ class Store(glance_store.driver.Store):
         try:
             return int((volume.metadata or {})['image_size'])
         except (KeyError, TypeError, ValueError):
-            return volume.size * growth.GIB
+            return api.volume_bytes(volume)
 
     @staticmethod
     def _volume_for(api, location):
@@ -287,9 +322,24 @@ class Store(glance_store.driver.Store):
     @capabilities.check
     def add(self, image_id, image_file, image_size, hashing_algo,
             context=None, verifier=None):
-        """Write an image into a new volume; returns the 5-tuple."""
+        """Write an image into a new volume of its own.
+
+        :param image_id: Glance's id of the image (names the volume)
+        :param image_file: the data (``read(n)``, b'' at the end)
+        :param image_size: the declared size in bytes; 0 or None when
+            unknown (chunked uploads), the volume then grows as data comes
+        :param hashing_algo: the multihash algorithm (e.g. ``sha512``)
+        :param context: Glance's request context (owner, token, catalog)
+        :param verifier: a signature verifier fed every byte, or None
+        :returns: (location URI, bytes written, md5 hex, multihash hex,
+            location metadata)
+        :raises StorageFull: over the size cap, quota or pool capacity
+        :raises Invalid: more or fewer bytes than declared
+        :raises BackendException: Cinder or the host failed; the volume
+            is deleted (or recorded for reconcile) either way
+        """
         stats = stats_mod.TransferStats(
-            'add', self._name, image_id=image_id,
+            'add', self.name, image_id=image_id,
             progress_interval=self.store_conf.cinder_ext_progress_interval)
         try:
             result = self._add(image_id, image_file, image_size or 0,
@@ -303,7 +353,7 @@ class Store(glance_store.driver.Store):
     def _add(self, image_id, image_file, image_size, hashing_algo, context,
              verifier, stats):
         # Chunked uploads reach the store with image_size 0 (or None).
-        api = self._api(context)
+        api = self.api(context)
         hashes = hashing.ImageHashes(hashing_algo, verifier)
         known = image_size > 0
         cap = options.image_size_cap(self.store_conf, self.conf)
@@ -312,8 +362,8 @@ class Store(glance_store.driver.Store):
                 message='Image %s declares %d bytes, more than the %d bytes '
                         'store %s accepts (cinder_ext_image_size_cap, else '
                         "Glance's image_size_cap)"
-                        % (image_id, image_size, cap, self._name))
-        size_gib = (growth.gib_for(image_size) if known
+                        % (image_id, image_size, cap, self.name))
+        size_gib = (api.gib_for(image_size) if known
                     else self.policy.initial_gib)
         metadata = {'glance_image_id': image_id,
                     'image_size': str(image_size)}
@@ -323,7 +373,7 @@ class Store(glance_store.driver.Store):
             metadata['image_owner'] = owner
         LOG.info('Storing image %s (%s) in a %d GiB volume of store %s',
                  image_id, '%d bytes' % image_size if known else
-                 'size unknown', size_gib, self._name)
+                 'size unknown', size_gib, self.name)
         try:
             with stats.phase('create'):
                 volume = api.create(size_gib, 'image-%s' % image_id,
@@ -374,36 +424,41 @@ class Store(glance_store.driver.Store):
     def _write(self, target, image_file, image_size, hashes, stats):
         copy = pipeline.CopyPipeline(target, hashes,
                                      self.store_conf.cinder_ext_read_size,
-                                     image_size, progress=stats)
-        try:
-            target.open()
-            with stats.phase('copy'):
-                stats.bytes = copy.run(image_file)
-        except BaseException:
-            with excutils.save_and_reraise_exception():
-                target.close(succeeded=False)
-        target.close(succeeded=True)
+                                     image_size, progress=stats,
+                                     buffer_size=self.tuning.buffer_size)
+        with target, stats.phase('copy'):
+            stats.bytes = copy.run(image_file)
         return stats.bytes
 
     @capabilities.check
     def get(self, location, offset=0, chunk_size=None, context=None):
-        """Iterate over the image; ``chunk_size`` is the length to read.
+        """Read an image: an iterator over its bytes, and their number.
 
-        :returns: (iterator, length)
+        :param location: the image's location (Glance builds it from the
+            URI alone; it carries no image id)
+        :param offset: the first byte to read
+        :param chunk_size: the number of bytes to read from ``offset``
+            (None: to the end); Glance's name for a range's length
+        :param context: Glance's request context
+        :returns: (iterator, length); the iterator holds the volume
+            attached until it is exhausted or closed
+        :raises NotFound: the volume is gone or being deleted
+        :raises BackendException: the volume cannot be read now, or the
+            offset lies outside the image
         """
         stats = stats_mod.TransferStats(
-            'get', self._name,
+            'get', self.name,
             progress_interval=self.store_conf.cinder_ext_progress_interval)
         # Named in the log line even when the lookup fails.
         stats.volume_id = getattr(location.store_location, 'volume_id', None)
         try:
-            api = self._api(context)
+            api = self.api(context)
             with stats.phase('lookup'):
                 volume = self._volume_for(api, location)
             stats.volume_id = volume.id
             stats.image_id = (volume.metadata or {}).get('glance_image_id')
             self._check_readable(volume)
-            size = self._image_size(volume)
+            size = self._image_size(api, volume)
             if offset < 0 or offset > size:
                 raise exceptions.BackendException(
                     'Offset %d is outside image volume %s of %d bytes'
@@ -425,9 +480,10 @@ class Store(glance_store.driver.Store):
 
     def get_size(self, location, context=None):
         """The image's size; Glance asks it of every location it adds."""
-        volume = self._volume_for(self._api(context), location)
+        api = self.api(context)
+        volume = self._volume_for(api, location)
         ownership.check_may_register(volume, context)
-        return self._image_size(volume)
+        return self._image_size(api, volume)
 
     @staticmethod
     def _check_readable(volume):
@@ -445,13 +501,16 @@ class Store(glance_store.driver.Store):
 
     @capabilities.check
     def delete(self, location, context=None):
-        """Delete the image's volume.
+        """Delete the image's volume, unless another image still names it.
 
+        :param location: the image's location
+        :param context: Glance's request context (whose image it is)
         :raises InUseByStore: readers on this host still read it, or
             Cinder holds it attached elsewhere (Glance answers 409)
         :raises Forbidden: it holds another project's image (403)
+        :raises NotFound: the volume is already gone
         """
-        api = self._api(context)
+        api = self.api(context)
         volume = self._volume_for(api, location)
         ownership.check_may_delete(volume, context)
         sharing = ownership.other_images_using(volume.id)
@@ -488,13 +547,10 @@ class Store(glance_store.driver.Store):
         (or, when that is unset, Cinder's default type).
         """
         try:
-            api = self._api(context)
+            api = self.api(context)
             volume = api.get(volume_id)
-            wanted = self.store_conf.cinder_volume_type
-            if not wanted:
-                wanted = api.default_volume_type()
-            return volume.volume_type == wanted
+            return volume.volume_type == self.volume_type_name(api)
         except Exception as e:
             LOG.warning('Store %s: cannot tell whether volume %s belongs to '
-                        'it: %s', self._name, volume_id, e)
+                        'it: %s', self.name, volume_id, e)
             return False

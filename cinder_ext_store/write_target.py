@@ -13,6 +13,10 @@
 """The write target of one upload: its volume, attached read-write, grown
 when the data no longer fits.
 
+A context manager, as :class:`~cinder_ext_store.attachments.Attachment`:
+``with WriteTarget(...) as target`` attaches; leaving the block syncs and
+detaches after success, and tears down (best effort) after a failure.
+
 Online: extend in use (microversion 3.42), check that Cinder grew it,
 rescan with os-brick and check that this host sees the new size. Offline:
 detach, extend, re-attach. Each step is counted in the upload's
@@ -26,7 +30,6 @@ from oslo_utils import excutils
 
 from cinder_ext_store import attachments
 from cinder_ext_store import cinder_api
-from cinder_ext_store import growth
 
 LOG = logging.getLogger(__name__)
 
@@ -63,7 +66,19 @@ class WriteTarget(object):
     def device(self):
         return self.attachment.device
 
-    def open(self):
+    def __enter__(self):
+        try:
+            self._attach()
+        except BaseException:
+            # Attached but not recorded: __exit__ will not run.
+            with excutils.save_and_reraise_exception():
+                self._detach(strict=False)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._detach(strict=exc_type is None)
+
+    def _attach(self):
         attachment = attachments.Attachment(
             self.api, self.host, self.volume_id, 'rw', direct=self.direct)
         with self.stats.phase('attach'):
@@ -73,19 +88,22 @@ class WriteTarget(object):
         if self.on_attach is not None:
             self.on_attach(attachment)
 
-    def close(self, succeeded):
-        """Sync (on success) and detach; strict only when ``succeeded``."""
+    def _detach(self, strict):
+        """Sync and detach (strict), or tear down after a failure."""
         attachment, self.attachment = self.attachment, None
         if attachment is None:
             return
         try:
             with self.stats.phase('detach'):
-                attachment.close(succeeded)
+                if strict:
+                    attachment.close()
+                else:
+                    attachment.abort()
         except BaseException:
             with excutils.save_and_reraise_exception():
                 self._record_detach(attachment, strict=False)
         else:
-            self._record_detach(attachment, strict=succeeded)
+            self._record_detach(attachment, strict=strict)
 
     def _record_detach(self, attachment, strict):
         """Tell ``on_attach`` the attachment left this host.
@@ -115,7 +133,7 @@ class WriteTarget(object):
             raise exceptions.StorageFull(
                 message='Image in volume %s passed %d bytes, the most this '
                         'store accepts' % (self.volume_id, self.max_bytes))
-        new_gib = self.policy.next_gib(self.size_gib, end)
+        new_gib = self.policy.next_gib(self.size_gib, self.api.gib_for(end))
         with self.stats.phase('grow'):
             refusal = None
             if self.online.usable:
@@ -139,8 +157,8 @@ class WriteTarget(object):
         old_gib = self.size_gib
         self.api.extend(self.volume_id, new_gib, attached=True)
         self.stats.extends += 1
-        volume = self.api.settle(self.volume_id, ('extending',),
-                                 'in-use extension to %d GiB' % new_gib)
+        volume = self.api.wait_while(self.volume_id, ('extending',),
+                                     'in-use extension to %d GiB' % new_gib)
         if volume.status == 'error_extending':
             raise cinder_api.ExtendRefused(
                 'Cinder failed to extend in-use volume %s to %d GiB '
@@ -171,7 +189,7 @@ class WriteTarget(object):
             raise exceptions.BackendException(
                 'Volume %s grew to %d GiB but rescanning it on this host '
                 'failed: %s' % (self.volume_id, new_gib, e))
-        if seen < new_gib * growth.GIB:
+        if seen < self.api.volume_bytes(new_gib):
             raise cinder_api.ExtendRefused(
                 'volume %s grew to %d GiB in Cinder but this host still sees '
                 '%d bytes' % (self.volume_id, new_gib, seen))
@@ -180,7 +198,7 @@ class WriteTarget(object):
 
     def _grow_offline(self, new_gib):
         old_gib = self.size_gib
-        self.close(succeeded=True)
+        self._detach(strict=True)
         volume = self.api.wait(self.volume_id, 'available',
                                ('in-use', 'detaching'),
                                'detach before extension')
@@ -200,8 +218,8 @@ class WriteTarget(object):
                             'list names the reason)'
                             % (self.volume_id, volume.size, new_gib))
         self.size_gib = volume.size
-        self.open()
-        if self.device.size() < new_gib * growth.GIB:
+        self._attach()
+        if self.device.size() < self.api.volume_bytes(new_gib):
             raise exceptions.BackendException(
                 'Volume %s is %d GiB in Cinder but its device has %d bytes '
                 'after re-attaching' % (self.volume_id, new_gib,

@@ -23,7 +23,10 @@ stack tool share:
 * :mod:`harness.images` - image data that can be checked byte for byte;
 * :mod:`harness.glance` - a Glance client for end-to-end runs;
 * :mod:`harness.leaks` - what Cinder and this host hold, to find leaks;
-* :mod:`harness.faults` - a fault-injecting proxy in front of cinder-api.
+* :mod:`harness.faults` - a fault-injecting proxy in front of cinder-api;
+* :mod:`harness.procfs` - what /proc says (CPU, RSS, children, threads);
+* :mod:`harness.waiting` - polling for a condition, with a deadline;
+* :mod:`harness.bench` - the benchmark's cases, sampler and report.
 
 Importing this package imports nothing else: the stack tool runs on the
 system Python with the standard library only.

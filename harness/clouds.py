@@ -27,19 +27,21 @@ demo and benchmark read it like any OpenStack client:
 * ``CINDER_EXT_VOLUME_TYPE`` / ``CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND``
   / ``CINDER_EXT_VOLUME_TYPE_MULTIATTACH`` - volume types to test on;
 * ``CINDER_EXT_STORAGE`` - the storage the suites run on: ``loop``
-  (default) or ``rbd``; a setting ``<key>_<storage>`` then stands in for
-  ``<key>`` (the stack writes ``volume_type_rbd``, ``glance_backend_rbd``
-  and so on), so the same tests run on either.
+  (default) or ``rbd``; its volume types and Glance backends are
+  :attr:`Cloud.storage_facts`, so the same tests run on either.
 
-Those settings may also stand in the store cloud's ``cinder_ext_store``
-key, where the stack writes them (with the paths of its own files).
-Writing needs only the standard library; reading needs PyYAML and
-keystoneauth, imported when used.
+What the stack knows beyond credentials (volume types per storage, its
+glance-api instances, file paths) is a :class:`~harness.facts.Facts`, in
+the store cloud's ``cinder_ext_store`` key (:attr:`Cloud.facts`). Writing
+needs only the standard library; reading needs PyYAML and keystoneauth,
+imported when used.
 """
 
+import dataclasses
 import json
 import os
 
+from harness import facts as facts_mod
 from harness.stack import service
 
 STORE_CLOUD = 'cinder-ext-store'
@@ -92,7 +94,7 @@ def write(path, clouds):
         f.write(text)
 
 
-def password_cloud(auth_url, user, password, project, **extras):
+def password_cloud(auth_url, user, password, project, facts=None):
     cloud = {'auth_type': 'password',
              'auth': {'auth_url': auth_url, 'username': user,
                       'password': password, 'project_name': project,
@@ -100,18 +102,18 @@ def password_cloud(auth_url, user, password, project, **extras):
                       'project_domain_name': 'Default'},
              'region_name': 'RegionOne', 'identity_api_version': 3,
              'volume_api_version': 3}
-    if extras:
-        cloud[EXTRAS] = extras
+    if facts is not None:
+        cloud[EXTRAS] = facts.to_dict()
     return cloud
 
 
-def token_cloud(endpoint, token, **extras):
+def token_cloud(endpoint, token, facts=None):
     """Cinder without Keystone (noauth): a fixed token at one endpoint."""
     cloud = {'auth_type': 'admin_token',
              'auth': {'endpoint': endpoint, 'token': token},
              'region_name': 'RegionOne', 'volume_api_version': 3}
-    if extras:
-        cloud[EXTRAS] = extras
+    if facts is not None:
+        cloud[EXTRAS] = facts.to_dict()
     return cloud
 
 
@@ -128,11 +130,6 @@ def config_file():
     return None
 
 
-def uses_stack():
-    """Whether the tests should use (and may start) the local stack."""
-    return config_file() in (None, STACK_FILE)
-
-
 class Cloud(object):
     """One cloud of a clouds.yaml, with what the tests need of it."""
 
@@ -140,12 +137,25 @@ class Cloud(object):
         self.name = name
         self.entry = entry
         self.path = path
-        self.extras = dict(entry.get(EXTRAS) or {})
-        for key in ('volume_type', 'volume_type_no_online_extend',
-                    'volume_type_multiattach', 'user_cloud'):
-            value = os.environ.get('CINDER_EXT_%s' % key.upper())
-            if value:
-                self.extras[key] = value
+        facts = facts_mod.Facts.from_dict(entry.get(EXTRAS))
+        # An existing cloud's volume types may come from the environment.
+        chosen = {key: os.environ['CINDER_EXT_%s' % key.upper()] for key in (
+            'volume_type', 'volume_type_no_online_extend',
+            'volume_type_multiattach') if os.environ.get(
+                'CINDER_EXT_%s' % key.upper())}
+        if chosen:
+            storages = dict(facts.storages)
+            current = storages.get(self.storage)
+            storages[self.storage] = (
+                dataclasses.replace(current, **chosen) if current
+                else facts_mod.Storage(**chosen))
+            facts = dataclasses.replace(facts, storages=storages)
+        if os.environ.get('CINDER_EXT_USER_CLOUD'):
+            facts = dataclasses.replace(
+                facts, user_cloud=os.environ['CINDER_EXT_USER_CLOUD'])
+        #: What the stack says of this cloud (a :class:`~harness.facts.
+        #: Facts`; empty for a cloud the stack did not write).
+        self.facts = facts
 
     @property
     def auth(self):
@@ -158,19 +168,21 @@ class Cloud(object):
     @property
     def local(self):
         """The local stack (its files are on this host)."""
-        return bool(self.extras.get('stack_dir'))
+        return bool(self.facts.stack_dir)
 
     @property
     def storage(self):
         """``loop`` or ``rbd``: what the suites run on."""
         return os.environ.get('CINDER_EXT_STORAGE', 'loop')
 
-    def setting(self, key, default=None):
-        if self.storage != 'loop':
-            value = self.extras.get('%s_%s' % (key, self.storage))
-            if value is not None:
-                return value
-        return self.extras.get(key, default)
+    @property
+    def storage_facts(self):
+        """The :class:`~harness.facts.Storage` the suites run on, or None.
+
+        None: the cloud says nothing of this storage (an RBD run on a
+        stack started without Ceph).
+        """
+        return self.facts.storages.get(self.storage)
 
     def session(self):
         from keystoneauth1 import loading
@@ -196,7 +208,7 @@ class Cloud(object):
         """
         if not self.keystone:
             return {'cinder_endpoint_template':
-                    self.extras['endpoint_template']}
+                    self.facts.endpoint_template}
         auth = self.auth
         return {
             'cinder_store_auth_address': auth['auth_url'],
@@ -211,7 +223,7 @@ class Cloud(object):
 
     def user(self):
         """The ordinary user's cloud (end-to-end tests, demo)."""
-        return load(self.extras.get('user_cloud', USER_CLOUD))
+        return load(self.facts.user_cloud or USER_CLOUD)
 
 
 def load(name=None):

@@ -18,7 +18,9 @@ own account from glance-api's log.
 
 import hashlib
 
-MiB = 1024 * 1024
+from oslo_utils import units
+
+MiB = units.Mi
 
 
 class GlanceUser(object):
@@ -72,7 +74,7 @@ def store_reports(store_cloud, image_id, volume_id=None):
     out of reach (not the local stack).
     """
     from cinder_ext_store import stats
-    path = store_cloud.setting('glance_log')
+    path = store_cloud.facts.glance and store_cloud.facts.glance.log
     if not path:
         return None
     found = []

@@ -22,8 +22,10 @@ from, and the data do not compress.
 import hashlib
 import random
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
+from oslo_utils import units
+
+MiB = units.Mi
+GiB = units.Gi
 BLOCK = MiB
 _PATTERN_BLOCKS = 16
 

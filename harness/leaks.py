@@ -23,7 +23,9 @@ import glob
 import json
 import os
 import subprocess
-import time
+
+from harness import procfs
+from harness import waiting
 
 
 def record(cloud, name, text):
@@ -32,7 +34,7 @@ def record(cloud, name, text):
     What the fault matrix and the crash test did, for people reading a
     run afterwards (CI, a session note).
     """
-    stack_dir = cloud.setting('stack_dir')
+    stack_dir = cloud.facts.stack_dir
     if stack_dir:
         with open(os.path.join(stack_dir, 'log', name), 'a') as f:
             f.write(text.rstrip('\n') + '\n')
@@ -62,7 +64,7 @@ class Inspector(object):
 
     def loops(self):
         """Loop devices backing the local stack's volume files."""
-        vdir = self.cloud.setting('volume_dir')
+        vdir = self.cloud.facts.volume_dir
         if not vdir:
             return set()
         out = subprocess.run(['losetup', '-a'], capture_output=True,
@@ -80,7 +82,7 @@ class Inspector(object):
         references), so after any clone chain such images stay. They are
         Cinder's, not the store's (the store never clones).
         """
-        conf = self.cloud.setting('ceph_conf')
+        conf = self.cloud.facts.ceph_conf
         if not conf:
             return set()
         found = set()
@@ -100,16 +102,9 @@ class Inspector(object):
 
     def _processes(self):
         """This process and glance-api's workers (local stack)."""
-        pids = [os.getpid()]
-        pidfile = self.cloud.setting('glance_pidfile')
-        try:
-            with open(pidfile) as f:
-                master = int(f.read().split()[0])
-            with open('/proc/%d/task/%d/children' % (master, master)) as f:
-                pids += [int(p) for p in f.read().split()]
-        except (OSError, TypeError, ValueError, IndexError):
-            pass
-        return pids
+        glance = self.cloud.facts.glance
+        master = glance and procfs.read_pidfile(glance.pidfile)
+        return [os.getpid()] + (procfs.children(master) if master else [])
 
     def rados_connections(self):
         """Open librados connections, per process that has any.
@@ -121,13 +116,7 @@ class Inspector(object):
         """
         found = set()
         for pid in self._processes():
-            count = 0
-            for comm in glob.glob('/proc/%d/task/*/comm' % pid):
-                try:
-                    with open(comm) as f:
-                        count += f.read().strip() == 'msgr-worker-0'
-                except OSError:
-                    continue
+            count = procfs.thread_names(pid).count('msgr-worker-0')
             if count:
                 found.add('pid %d: %d' % (pid, count))
         return found
@@ -144,21 +133,18 @@ class Inspector(object):
 
         Cinder deletes asynchronously.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            now = self.snapshot()
-            if now == before or time.monotonic() > deadline:
-                return now
-            time.sleep(0.5)
+        last = []
+
+        def settled():
+            last[:] = [self.snapshot()]
+            return last[0] == before
+        waiting.until(settled, timeout)
+        return last[0]
 
     def wait_gone(self, volume_id, timeout=120):
         """Wait until Cinder no longer lists the volume; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while volume_id in self.volumes():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.3)
-        return True
+        return bool(waiting.until(
+            lambda: volume_id not in self.volumes(), timeout, 0.3))
 
     def wait_pool_free(self, backend_name, gib, timeout=120):
         """Wait until the scheduler sees ``gib`` free in that pool.
@@ -169,26 +155,22 @@ class Inspector(object):
         """
         from harness import clouds
         admin = clouds.load(clouds.ADMIN_CLOUD).cinder()
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def free():
             # (cinderclient lifts the capabilities onto the pool)
-            free = [getattr(p, 'free_capacity_gb', 0)
+            return [getattr(p, 'free_capacity_gb', 0)
                     for p in admin.pools.list(detailed=True)
                     if getattr(p, 'volume_backend_name', None) ==
                     backend_name]
-            if free and free[0] >= gib:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError('pool %s still has %s GiB free'
-                                     % (backend_name, free))
-            time.sleep(1)
+        try:
+            waiting.until(lambda: (free() or [0])[0] >= gib, timeout, 1,
+                          what='%d GiB free in pool %s' % (gib, backend_name))
+        except waiting.TimedOut as e:
+            raise AssertionError('%s (it has %s GiB free)' % (e, free()))
 
     def wait_idle(self, timeout=300):
         """Wait until no volume is being deleted; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while any(v.status == 'deleting'
-                  for v in self.cinder.volumes.list()):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-        return True
+        return bool(waiting.until(
+            lambda: not any(v.status == 'deleting'
+                            for v in self.cinder.volumes.list()),
+            timeout, 0.2))

@@ -81,7 +81,7 @@ def main():
         if not args.keep:
             user.client.images.delete(image.id)
     print('\nThe stack keeps running (tools/stack status | down).')
-    stack_dir = store_cloud.setting('stack_dir')
+    stack_dir = store_cloud.facts.stack_dir
     if stack_dir:
         print('Use it:  source %s/openrc; %s/bin/openstack image list'
               % (stack_dir, os.path.join(stack_dir, 'venv-glance')))

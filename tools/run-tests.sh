@@ -21,10 +21,7 @@ everything=1
 if [ $# -gt 0 ]; then envs=("$@"); everything=; fi
 
 started_stack=
-# (Not `status | grep -q`: with pipefail, grep's early exit fails the pipe.)
-stack_status=$(tools/stack status)
-if [[ " ${envs[*]} " == *functional* ]] && \
-        ! grep -q 'cinder-api .*running' <<< "$stack_status"; then
+if [[ " ${envs[*]} " == *functional* ]] && ! tools/stack health; then
     started_stack=1
     # Whatever happens next, stop what this script started.
     trap 'tools/stack down' EXIT

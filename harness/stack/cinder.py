@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 
+from harness import procfs
 from harness.stack import rest
 from harness.stack import service
 
@@ -255,7 +256,7 @@ helper_command = %(helper)s os_brick.privileged.default
         # cinder-volume runs one child per backend: those first, or they
         # go on serving without their parent.
         pid = self.pid(name)
-        for child in service.descendants(pid) if pid else ():
+        for child in procfs.descendants(pid) if pid else ():
             try:
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:

@@ -19,6 +19,9 @@
     tools/stack up --noauth  the light stack: Cinder alone, noauth
     tools/stack down         stop what `up` started (by pid), detach loops
     tools/stack status       what runs, where
+    tools/stack health       exit 0 when every service of the stack as it
+                             was started answers, else 1 naming those that
+                             do not (what the test command asks)
     tools/stack external     use an existing cloud instead: writes the
                              stack's clouds.yaml from OS_AUTH_URL,
                              OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME (+
@@ -37,12 +40,14 @@ it creates. Everything lives in $CINDER_EXT_STACK_DIR (default
 harness/clouds.py) and openrc for the `openstack` CLI.
 """
 
+import dataclasses
 import os
 import shutil
 import sys
 import time
 
 from harness import clouds
+from harness import facts
 from harness.stack import ceph
 from harness.stack import cinder
 from harness.stack import glance
@@ -139,56 +144,69 @@ class Stack(object):
             print('  logs:      %s, %s' % (self.s.logs,
                                            self.s.path('cinder', 'log')))
 
+    def health(self):
+        """Every service of this stack answers: True; else say which not."""
+        if read_mode(self.s.state) is None:
+            service.log('not started')
+            return False
+        sick = [svc.name for svc in self.services if not svc.healthy()]
+        if sick:
+            service.log('not answering: %s' % ', '.join(sick))
+        return not sick
+
     def write_clouds(self):
         s = self.s
-        extras = dict(stack_dir=s.state, volume_type='loop',
-                      alt_cloud=clouds.ALT_CLOUD,
-                      volume_type_no_online_extend='loop-offline',
-                      volume_type_multiattach='loop-multiattach',
-                      volume_type_small='loop-small',
-                      volume_type_full='loop-full',
-                      user_cloud=clouds.USER_CLOUD,
-                      volume_dir=self.cinder.volume_dir)
+        loop = facts.Storage(
+            volume_type='loop', volume_type_no_online_extend='loop-offline',
+            volume_type_multiattach='loop-multiattach',
+            volume_type_small='loop-small', volume_type_full='loop-full')
+        storages = {'loop': loop}
+        glance_facts = faults = None
         if s.keystone:
-            extras.update(glance_log=self.glance.log_file,
-                          cinder_volume_log=self.s.path(
-                              'cinder', 'log', 'cinder-volume.log'),
-                          glance_pidfile=self.glance.pidfile(),
-                          glance_config_dir=self.glance.etc,
-                          glance_user=self.glance.run_as,
-                          glance_lock_path=self.glance.lock_path,
-                          glance_bin_dir=os.path.join(
-                              s.venv('glance'), 'bin'),
-                          glance_backend='images',
-                          glance_backend_offline='offline',
-                          glance_backend_intree='intree',
-                          volume_type_glance_offline='loop-offline',
-                          glance_locations_url='http://127.0.0.1:%d'
-                          % self.glance_locations.port,
-                          # The in-tree driver's backends are served by a
-                          # glance-api of their own.
-                          glance_intree_url='http://127.0.0.1:%d'
-                          % self.glance_intree.port,
-                          glance_intree_pidfile=self.glance_intree.pidfile(),
-                          fault_proxy_port=s.faults_port,
-                          fault_proxy_upstream='http://127.0.0.1:%d'
-                          % s.cinder_port,
-                          fault_catalog_info='volumev3-faults::publicURL')
+            loop = storages['loop'] = dataclasses.replace(
+                loop, glance_backend='images',
+                glance_backend_offline='offline',
+                glance_backend_intree='intree',
+                volume_type_glance_offline='loop-offline')
             if self.ceph:
-                # What CINDER_EXT_STORAGE=rbd runs the suites on.
-                extras.update(
-                    volume_type_rbd='rbd', volume_type_intree_rbd='rbd',
-                    volume_type_multiattach_rbd='rbd-multiattach',
-                    glance_backend_rbd='rbd',
-                    glance_backend_offline_rbd='rbd-offline',
-                    glance_backend_intree_rbd='rbd-intree',
-                    volume_type_glance_offline_rbd='rbd',
-                    glance_rbd_store='rbd-glance',
-                    ceph_conf=self.ceph.conf)
+                # What CINDER_EXT_STORAGE=rbd runs the suites on. The
+                # fault matrix's cells that need loop pools (a pool
+                # without online extend, pools that fill up) keep them.
+                storages['rbd'] = dataclasses.replace(
+                    loop, volume_type='rbd', volume_type_intree='rbd',
+                    volume_type_multiattach='rbd-multiattach',
+                    glance_backend='rbd', glance_backend_offline='rbd-offline',
+                    glance_backend_intree='rbd-intree',
+                    volume_type_glance_offline='rbd',
+                    glance_rbd_store='rbd-glance')
+            glance_facts = facts.Glance(
+                config_dir=self.glance.etc, user=self.glance.run_as,
+                lock_path=self.glance.lock_path,
+                bin_dir=os.path.join(s.venv('glance'), 'bin'),
+                log=self.glance.log_file, pidfile=self.glance.pidfile(),
+                locations_url='http://127.0.0.1:%d'
+                % self.glance_locations.port,
+                # The in-tree driver's backends are served by a glance-api
+                # of their own.
+                intree_url='http://127.0.0.1:%d' % self.glance_intree.port,
+                intree_pidfile=self.glance_intree.pidfile())
+            faults = facts.Faults(
+                proxy_port=s.faults_port,
+                proxy_upstream='http://127.0.0.1:%d' % s.cinder_port,
+                catalog_info='volumev3-faults::publicURL')
+        said = facts.Facts(
+            storages=storages, stack_dir=s.state,
+            volume_dir=self.cinder.volume_dir,
+            cinder_volume_log=self.s.path('cinder', 'log',
+                                          'cinder-volume.log'),
+            ceph_conf=self.ceph.conf if self.ceph else None,
+            user_cloud=clouds.USER_CLOUD, alt_cloud=clouds.ALT_CLOUD,
+            glance=glance_facts, faults=faults)
+        if s.keystone:
             entries = {
                 clouds.STORE_CLOUD: clouds.password_cloud(
                     s.auth_url, 'glance', s.SERVICE_PASSWORD, 'service',
-                    **extras),
+                    facts=said),
                 clouds.USER_CLOUD: clouds.password_cloud(
                     s.auth_url, 'demo', s.DEMO_PASSWORD, 'demo'),
                 clouds.ALT_CLOUD: clouds.password_cloud(
@@ -202,11 +220,12 @@ class Stack(object):
         else:
             project = s.NOAUTH_PROJECT
             endpoint = '%s/%s' % (s.cinder_base, project)
-            extras.update(endpoint_template=s.cinder_base +
-                          '/%(project_id)s', project_id=project)
+            said = dataclasses.replace(
+                said, endpoint_template=s.cinder_base + '/%(project_id)s',
+                project_id=project)
             entries = {
                 clouds.STORE_CLOUD: clouds.token_cloud(
-                    endpoint, 'glance:%s' % project, **extras),
+                    endpoint, 'glance:%s' % project, facts=said),
                 clouds.ADMIN_CLOUD: clouds.token_cloud(
                     endpoint, 'admin:%s' % project),
             }
@@ -217,13 +236,15 @@ class Stack(object):
         if not env.get('OS_AUTH_URL'):
             raise service.StackError('set OS_AUTH_URL (source an openrc)')
         os.makedirs(self.s.state, exist_ok=True)
-        extras = {k: env[v] for k, v in (
-            ('volume_type', 'CINDER_EXT_VOLUME_TYPE'),
-            ('volume_type_no_online_extend',
-             'CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND')) if env.get(v)}
+        said = None
+        if env.get('CINDER_EXT_VOLUME_TYPE'):
+            said = facts.Facts(storages={'loop': facts.Storage(
+                volume_type=env['CINDER_EXT_VOLUME_TYPE'],
+                volume_type_no_online_extend=env.get(
+                    'CINDER_EXT_VOLUME_TYPE_NO_ONLINE_EXTEND'))})
         cloud = clouds.password_cloud(
             env['OS_AUTH_URL'], env['OS_USERNAME'], env['OS_PASSWORD'],
-            env['OS_PROJECT_NAME'], **extras)
+            env['OS_PROJECT_NAME'], facts=said)
         cloud['auth'].update(
             user_domain_name=env.get('OS_USER_DOMAIN_NAME', 'Default'),
             project_domain_name=env.get('OS_PROJECT_DOMAIN_NAME',
@@ -268,8 +289,8 @@ def _read_state(state):
 
 def main(argv):
     command = argv[0] if argv else None
-    if command not in ('up', 'down', 'status', 'external', 'clean',
-                       'stop', 'start'):
+    if command not in ('up', 'down', 'status', 'health', 'external',
+                       'clean', 'stop', 'start'):
         print(__doc__.split('\n\n')[1], file=sys.stderr)
         return 2
     mode = 'keystone'
@@ -290,6 +311,8 @@ def main(argv):
                 stack.cinder.stop_process(argv[1])
             else:
                 stack.cinder.start_process(argv[1])
+        elif command == 'health':
+            return 0 if stack.health() else 1
         else:
             getattr(stack, command)()
     except service.StackError as e:

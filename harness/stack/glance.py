@@ -42,6 +42,7 @@ import os
 import pwd
 import shutil
 
+from harness import procfs
 from harness.stack import service
 
 #: The system user glance-api runs as.
@@ -335,12 +336,7 @@ helper_command = %(helper)s
 
     def worker_pids(self):
         """The uWSGI workers' pids (the master's children)."""
-        master = self.pid()
-        try:
-            with open('/proc/%d/task/%d/children' % (master, master)) as f:
-                return [int(p) for p in f.read().split()]
-        except (OSError, TypeError):
-            return []
+        return procfs.children(self.pid())
 
     def describe(self):
         return ('glance:    %s (backends %s; default %s)'

@@ -18,6 +18,13 @@ store. A volume is a sparse file ``<loop_volume_dir>/volume-<id>``; a
 connection attaches it to a loop device and answers ``driver_volume_type:
 local``, which os-brick's local connector uses as is. The driver only ever
 touches loop devices backing its own files.
+
+Besides create, delete and connect: clones (a copy of the source file, for
+Cinder's image-volume cache and clone path), extend (growing the file; the
+loop device is refreshed when attached, so online extend works), and a
+pool whose capacity is reported as configured (``loop_capacity_gb``,
+``loop_thin_capacity_gb``, ``loop_online_extend_support``), so that the
+scheduler fills, refuses and thin-provisions it as it does a real backend.
 """
 
 import os

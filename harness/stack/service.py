@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from harness import waiting
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
 
@@ -56,17 +58,11 @@ def run(cmd, user=None, env=None, check=True, capture=True, **kw):
 
 def wait_for(seconds, what, probe, interval=0.5):
     """Poll ``probe()`` until true; :class:`StackError` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if probe():
-                return
-        except Exception:
-            pass
-        if time.monotonic() > deadline:
-            raise StackError('timed out after %ds waiting for %s'
-                             % (seconds, what))
-        time.sleep(interval)
+    try:
+        waiting.until(probe, seconds, interval, what=what,
+                      errors_are_no=True)
+    except waiting.TimedOut as e:
+        raise StackError(str(e))
 
 
 class Settings(object):
@@ -328,19 +324,6 @@ class Service(object):
             os.unlink(self.pidfile(name))
         except FileNotFoundError:
             pass
-
-
-def descendants(pid):
-    """The pids of ``pid``'s children, grandchildren, ..."""
-    found = []
-    try:
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            children = [int(p) for p in f.read().split()]
-    except OSError:
-        return found
-    for child in children:
-        found += [child] + descendants(child)
-    return found
 
 
 def _reap(pid):

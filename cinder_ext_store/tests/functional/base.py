@@ -13,8 +13,9 @@
 """Functional tests: the store against a real Cinder.
 
 The cloud comes from clouds.yaml (see :mod:`harness.clouds`): by default
-the local stack, started with ``tools/stack up`` when it is not running
-(and left running; ``tools/stack down`` stops it). Stores are loaded the
+the local stack, which the test command (``tools/run-tests.sh``) starts;
+run alone, the tests expect it running (``tools/stack up``) and fail at
+once, saying so, when it does not answer. Stores are loaded the
 way Glance loads them, and locations are built as Glance builds them: from
 the URI alone.
 """
@@ -24,7 +25,6 @@ import logging
 import os
 import pwd
 import subprocess
-import sys
 
 import fixtures
 from oslo_context import context as oslo_context
@@ -35,8 +35,8 @@ from harness import clouds
 from harness import faults
 from harness import images
 from harness import leaks
-from harness.stack import service
 from harness import stores
+from harness import waiting
 
 MiB = images.MiB
 GiB = images.GiB
@@ -46,22 +46,19 @@ _PROXY = None
 
 
 def cloud():
-    """The store's cloud, starting the local stack if needed."""
+    """The store's cloud; a clear failure when it does not answer."""
     global _CLOUD
     if _CLOUD is None:
-        if clouds.uses_stack() and not _answers():
-            subprocess.run([service.REPO + '/tools/stack', 'up'],
-                           check=True, stdout=sys.stderr)
-        _CLOUD = clouds.load()
+        try:
+            found = clouds.load()
+            leaks.Inspector(found).volumes()
+        except Exception as e:
+            raise RuntimeError(
+                'the cloud does not answer (%s): start the local stack '
+                '(tools/stack up; tools/run-tests.sh starts it) or name a '
+                'cloud with OS_CLIENT_CONFIG_FILE / OS_CLOUD' % e)
+        _CLOUD = found
     return _CLOUD
-
-
-def _answers():
-    try:
-        leaks.Inspector(clouds.load()).volumes()
-        return True
-    except Exception:
-        return False
 
 
 def fault_proxy(cloud):
@@ -72,40 +69,40 @@ def fault_proxy(cloud):
     """
     global _PROXY
     if _PROXY is None:
-        _PROXY = faults.FaultProxy(cloud.setting('fault_proxy_upstream'),
-                                   int(cloud.setting('fault_proxy_port')))
+        _PROXY = faults.FaultProxy(cloud.facts.faults.proxy_upstream,
+                                   cloud.facts.faults.proxy_port)
         _PROXY.start()
     return _PROXY
 
 
 def backends(cloud):
     """The test backends: {id: Backend}."""
-    vtype = cloud.setting('volume_type')
+    on = cloud.storage_facts
+    vtype = on.volume_type
     more = {}
-    if cloud.setting('fault_catalog_info'):
+    if cloud.facts.faults:
         # Cinder through the fault proxy (test_faults), quick to time out.
         more['faults'] = stores.Backend('cinder_ext', vtype, True, (
-            ('cinder_catalog_info', cloud.setting('fault_catalog_info')),
+            ('cinder_catalog_info', cloud.facts.faults.catalog_info),
             ('cinder_ext_api_timeout', 3),
             ('cinder_state_transition_timeout', 30),
             ('cinder_ext_rbd_op_timeout', 5)))
     for name in ('small', 'full'):  # pools that fill up (test_faults)
-        if cloud.setting('volume_type_%s' % name):
-            more[name] = stores.Backend(
-                'cinder_ext', cloud.setting('volume_type_%s' % name), True)
+        pool = getattr(on, 'volume_type_%s' % name)
+        if pool:
+            more[name] = stores.Backend('cinder_ext', pool, True)
     return dict(more, **{
         'online': stores.Backend('cinder_ext', vtype, True),
         'offline': stores.Backend('cinder_ext', vtype, False),
         'nofeature': stores.Backend(
-            'cinder_ext', cloud.setting('volume_type_no_online_extend'),
-            True),
+            'cinder_ext', on.volume_type_no_online_extend, True),
         'multiattach': stores.Backend(
-            'cinder_ext', cloud.setting('volume_type_multiattach'), True),
+            'cinder_ext', on.volume_type_multiattach, True),
         # No volume type on loop: the in-tree driver crashes at start-up
         # when it has a type to check and no service credentials (the
         # noauth stack); Cinder's default type applies.
         'intree': stores.Backend(
-            'cinder', cloud.setting('volume_type_intree'), True),
+            'cinder', on.volume_type_intree, True),
     })
 
 
@@ -117,13 +114,18 @@ class Context(oslo_context.RequestContext):
         self.service_catalog = []
 
 
+#: Seconds a functional test may take (OS_TEST_TIMEOUT overrides): the
+#: slowest (a 2 GiB upload on RBD, a Cinder restart) take ~3 minutes here.
+TEST_TIMEOUT = int(os.environ.get('OS_TEST_TIMEOUT') or 900)
+
+
 class FunctionalTestCase(testtools.TestCase):
 
     def setUp(self):
         super(FunctionalTestCase, self).setUp()
+        self.useFixture(fixtures.Timeout(TEST_TIMEOUT, gentle=True))
         self.cloud = cloud()
-        if (self.cloud.storage == 'rbd' and
-                self.cloud.setting('volume_type_rbd') is None):
+        if self.cloud.storage_facts is None:
             # Not a silent run on loop devices under the rbd name.
             self.fail('CINDER_EXT_STORAGE=rbd but cloud %s has no RBD '
                       'settings: start the stack with Ceph (tools/stack up, '
@@ -138,7 +140,7 @@ class FunctionalTestCase(testtools.TestCase):
         # With service credentials the context only names the owner.
         self.context = Context(
             user_id='glance',
-            project_id=self.cloud.setting('project_id', 'c0ffee00'))
+            project_id=self.cloud.facts.project_id or 'c0ffee00')
         self.log = self.useFixture(fixtures.FakeLogger(
             level=logging.INFO, format='%(levelname)s %(name)s %(message)s'))
         for backend in self.backends:
@@ -152,6 +154,13 @@ class FunctionalTestCase(testtools.TestCase):
     def store(self, backend):
         return stores.get(backend)
 
+    def wait_for(self, what, probe, timeout=120, interval=0.2):
+        """``probe()``'s first true answer; the test fails after timeout."""
+        try:
+            return waiting.until(probe, timeout, interval, what=what)
+        except waiting.TimedOut as e:
+            self.fail(str(e))
+
     def glance_command(self, *args, etc=None, timeout=300):
         """``cinder-ext-store`` as an operator runs it on the Glance host.
 
@@ -159,11 +168,11 @@ class FunctionalTestCase(testtools.TestCase):
         (``etc``, default the stack's) and as glance-api's user, so that
         what it creates (locks, markers) glance-api can use afterwards.
         """
-        cmd = [os.path.join(self.cloud.setting('glance_bin_dir'),
+        cmd = [os.path.join(self.cloud.facts.glance.bin_dir,
                             'cinder-ext-store'), '--config-dir',
-               etc or self.cloud.setting('glance_config_dir')] + list(args)
+               etc or self.cloud.facts.glance.config_dir] + list(args)
         who = {}
-        user = self.cloud.setting('glance_user')
+        user = self.cloud.facts.glance.user
         if user and os.geteuid() == 0:
             entry = pwd.getpwnam(user)
             who = dict(user=entry.pw_uid, group=entry.pw_gid,

@@ -30,7 +30,7 @@ class TestCheck(base.FunctionalTestCase):
 
     def setUp(self):
         super(TestCheck, self).setUp()
-        self.etc = self.cloud.setting('glance_config_dir')
+        self.etc = self.cloud.facts.glance.config_dir
         if not self.etc:
             self.fail('the cloud has no glance_config_dir (the local stack '
                       'with Keystone has it)')
@@ -65,7 +65,7 @@ class TestCheck(base.FunctionalTestCase):
         self.assertEqual(0, status, out)
         self.assertIn('all checks passed', out)
         rows = self.rows(out)
-        backend = self.cloud.setting('glance_backend', 'images')
+        backend = self.cloud.storage_facts.glance_backend or 'images'
         for name in ('credentials', 'endpoint', 'volume type', 'lock path',
                      'privsep', 'device access', 'in-use extend',
                      'write test'):

@@ -48,7 +48,7 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
         # On the image volume's backend: Cinder clones only there.
         volume = cinder.volumes.create(
             1, imageRef=image_id, name='from-%s' % image_id,
-            volume_type=self.cloud.setting('volume_type'))
+            volume_type=self.cloud.storage_facts.volume_type)
         self.addCleanup(self._delete_volume, cinder, volume.id)
         deadline = time.monotonic() + 120
         while True:
@@ -81,7 +81,7 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
 
     def _cinder_logged(self, message):
         """Whether cinder-volume logged ``message``; None if out of reach."""
-        path = self.cloud.setting('cinder_volume_log')
+        path = self.cloud.facts.cinder_volume_log
         if not path:
             return None
         with open(path) as f:
@@ -196,7 +196,7 @@ class TestVolumeFromImage(CinderImagesTestCase):
         self.assertHolds(volume, src)
 
     def alt_cloud(self):
-        return clouds.load(self.cloud.setting('alt_cloud', clouds.ALT_CLOUD))
+        return clouds.load(self.cloud.facts.alt_cloud or clouds.ALT_CLOUD)
 
 
 class TestUploadToImage(CinderImagesTestCase):

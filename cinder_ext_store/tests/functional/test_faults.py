@@ -187,7 +187,7 @@ class TestTransient(FaultTestCase):
         cinder = self.cloud.cinder()  # the store's project
         theirs = cinder.volumes.create(
             1, name='image-%s' % self.image_id,
-            volume_type=self.cloud.setting('volume_type'),
+            volume_type=self.cloud.storage_facts.volume_type,
             metadata={'glance_image_id': self.image_id,
                       'image_size': str(SIZE),
                       'image_owner': self.context.project_id})
@@ -396,7 +396,7 @@ class TestFullPool(FaultTestCase):
         super(TestFullPool, self).setUp()
         if 'small' not in self.backends:
             self.fail('the cloud has no small pool (volume_type_small)')
-        self.inspect.wait_pool_free(self.cloud.setting('volume_type_small'),
+        self.inspect.wait_pool_free(self.cloud.storage_facts.volume_type_small,
                                     1)
 
     def test_volume_goes_to_error_while_creating(self):
@@ -507,7 +507,7 @@ class TestCephFull(FaultTestCase):
     """
 
     def test_upload_fails_within_the_limit_and_cleans_up(self):
-        conf = self.cloud.setting('ceph_conf')
+        conf = self.cloud.facts.ceph_conf
         if self.cloud.storage != 'rbd' or not conf:
             self.fail('needs the stack\'s Ceph (CINDER_EXT_STORAGE=rbd)')
         self.addCleanup(ceph_full, conf, False)  # whatever happens
@@ -545,7 +545,7 @@ class TestVolumeService(FaultTestCase):
 
     def setUp(self):
         super(TestVolumeService, self).setUp()
-        if not self.cloud.setting('stack_dir'):
+        if not self.cloud.facts.stack_dir:
             self.fail('stopping cinder-volume needs the local stack')
         self.addCleanup(self.stack, 'start', 'cinder-volume')
 

@@ -40,11 +40,10 @@ class GlanceTestCase(base.FunctionalTestCase):
         self.user = glance.GlanceUser(self.cloud.user())
         self.glance = self.user.client
         #: This run's Glance backends (CINDER_EXT_STORAGE picks them)
-        self.backend = self.cloud.setting('glance_backend', 'images')
-        self.backend_offline = self.cloud.setting('glance_backend_offline',
-                                                  'offline')
-        self.backend_intree = self.cloud.setting('glance_backend_intree',
-                                                 'intree')
+        on = self.cloud.storage_facts
+        self.backend = on.glance_backend or 'images'
+        self.backend_offline = on.glance_backend_offline or 'offline'
+        self.backend_intree = on.glance_backend_intree or 'intree'
 
     def user_of(self, backend):
         """The Glance API that serves ``backend``.
@@ -53,7 +52,7 @@ class GlanceTestCase(base.FunctionalTestCase):
         local stack (its user may chown devices as root; the store's may
         not); elsewhere one Glance serves all.
         """
-        url = self.cloud.setting('glance_intree_url')
+        url = self.cloud.facts.glance and self.cloud.facts.glance.intree_url
         if backend == self.backend_intree and url:
             return glance.GlanceUser(self.cloud.user(), url)
         return self.user
@@ -154,9 +153,9 @@ class TestGlanceUploads(GlanceTestCase):
     def test_chunked_to_second_backend_offline(self):
         image, volume = self.chunked_upload(self.backend_offline, seed=13)
         self.assertReport(image.id, 1, 2, ['offline'])
-        self.assertEqual(self.cloud.setting('volume_type_glance_offline',
-                                            'loop-offline'),
-                         volume.volume_type)
+        self.assertEqual(
+            self.cloud.storage_facts.volume_type_glance_offline or
+            'loop-offline', volume.volume_type)
 
     def test_glance_direct_import(self):
         image = self.create('imported')

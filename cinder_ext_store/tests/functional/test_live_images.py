@@ -47,7 +47,7 @@ class TestLiveImages(test_glance.GlanceTestCase):
         return image, src
 
     def test_deleting_one_of_two_images_of_a_volume_keeps_it(self):
-        url = self.cloud.setting('glance_locations_url')
+        url = self.cloud.facts.glance.locations_url
         if not url:
             self.fail('the stack has no glance-api with '
                       'show_multiple_locations (glance_locations_url)')
@@ -83,7 +83,7 @@ class TestLiveImages(test_glance.GlanceTestCase):
         etc = tempfile.mkdtemp(prefix='glance-etc-nodb-')
         self.addCleanup(shutil.rmtree, etc, True)
         for path in glob.glob(os.path.join(
-                self.cloud.setting('glance_config_dir'), '*.conf')):
+                self.cloud.facts.glance.config_dir, '*.conf')):
             shutil.copy(path, etc)
         with open(os.path.join(etc, 'zz-no-database.conf'), 'w') as f:
             f.write('[database]\nconnection = postgresql+psycopg2://'
@@ -156,11 +156,9 @@ class TestReaderKilledWhileAttaching(base.FunctionalTestCase):
                 os._exit(1)
         volume_id = uri.rsplit('/', 1)[1]
         cinder = self.cloud.cinder()  # the store's project
-        deadline = time.monotonic() + 60
-        while not cinder.attachments.list(
-                search_opts={'volume_id': volume_id}):
-            self.assertLess(time.monotonic(), deadline, 'never attached')
-            time.sleep(0.1)
+        self.wait_for('the reader\'s attachment',
+                      lambda: cinder.attachments.list(
+                          search_opts={'volume_id': volume_id}), 60, 0.1)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         # Not multiattach: without the dead reader's record its attachment

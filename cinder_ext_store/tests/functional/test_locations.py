@@ -18,7 +18,6 @@ Through Glance's API, as an attacker would try it: with Glance's defaults
 must refuse.
 """
 
-import time
 
 from cinder_ext_store.tests.functional import base
 from cinder_ext_store.tests.functional import test_glance
@@ -33,7 +32,7 @@ class TestForeignLocations(test_glance.GlanceTestCase):
 
     def setUp(self):
         super(TestForeignLocations, self).setUp()
-        alt = clouds.load(self.cloud.setting('alt_cloud', clouds.ALT_CLOUD))
+        alt = clouds.load(self.cloud.facts.alt_cloud or clouds.ALT_CLOUD)
         self.attacker = glance.GlanceUser(alt)
         self.addCleanup(self.assertNoLeftovers)
         # The victim: demo's image, stored by this store.
@@ -83,7 +82,7 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         self.assertVictimIntact()
 
     def locations_glance(self, cloud):
-        url = self.cloud.setting('glance_locations_url')
+        url = self.cloud.facts.glance.locations_url
         if not url:
             self.skipTest('no glance-api with show_multiple_locations here')
         return glance.GlanceUser(cloud, url)
@@ -110,10 +109,9 @@ class TestForeignLocations(test_glance.GlanceTestCase):
         self.assertEqual(400, resp.status_code, resp.text)
 
     def _delete_when_available(self, cinder, volume_id):
-        deadline = time.monotonic() + 60
-        while cinder.volumes.get(volume_id).status == 'creating':
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.2)
+        self.wait_for('volume %s created' % volume_id,
+                      lambda: cinder.volumes.get(volume_id).status !=
+                      'creating', 60)
         cinder.volumes.delete(volume_id)
         self.inspect.wait_gone(volume_id, 60)
 

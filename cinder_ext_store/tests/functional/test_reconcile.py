@@ -21,7 +21,6 @@ import os
 import pwd
 import signal
 import socket
-import time
 import urllib.parse
 
 from cinder_ext_store.tests.functional import base
@@ -36,7 +35,7 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
 
     def setUp(self):
         super(TestReconcileAfterCrash, self).setUp()
-        self.lock = self.cloud.setting('glance_lock_path')
+        self.lock = self.cloud.facts.glance.lock_path
         if not self.lock:
             self.fail('the cloud has no glance_lock_path (the local stack '
                       'with Keystone has it)')
@@ -50,15 +49,6 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
         leaks.record(self.cloud, 'reconcile-crash.txt', text)
         self.assertEqual(0, done.returncode, done.stdout + done.stderr)
         return done.stdout
-
-    def wait_for(self, what, probe, timeout=120):
-        deadline = time.monotonic() + timeout
-        while True:
-            found = probe()
-            if found:
-                return found
-            self.assertLess(time.monotonic(), deadline, what)
-            time.sleep(0.2)
 
     def kill_stalled_reader(self):
         """A download that stalls, then its worker is SIGKILLed."""
@@ -137,7 +127,7 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
         # worker died before giving it back.
         device = (marker.get('host_connection') or {}).get('path')
         lent = (isinstance(device, str) and device.startswith('/dev/') and
-                self.cloud.setting('glance_user'))
+                self.cloud.facts.glance.user)
         if lent:
             self.assertEqual(pwd.getpwnam(lent).pw_uid,
                              os.stat(device).st_uid)

@@ -159,8 +159,8 @@ class TestConcurrentReaders(base.FunctionalTestCase):
 
     @ddt.data('online', 'multiattach')
     def test_readers_share_one_attachment(self, backend):
-        if backend == 'multiattach' and not self.cloud.setting(
-                'volume_type_multiattach'):
+        if backend == 'multiattach' and not (
+                self.cloud.storage_facts.volume_type_multiattach):
             self.skipTest('this cloud names no multiattach volume type')
         size = 100 * base.MiB + 9
         src = images.ImageSource(size, seed=9)

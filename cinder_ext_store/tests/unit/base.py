@@ -25,10 +25,18 @@ import testtools
 from cinder_ext_store import options
 from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import fakes
+from cinder_ext_store import tuning
 
 BACKEND = 'images'
 #: Unit tests run with 1 MiB "GiB" so growth over many steps stays fast.
 TEST_GIB = units.Mi
+#: What the store's parts are given in unit tests: a 1 MiB GiB, many small
+#: pipeline buffers (every test crosses buffer edges), and status polls
+#: and attach retries that take no real seconds.
+#: Seconds a unit test may take (OS_TEST_TIMEOUT overrides).
+TEST_TIMEOUT = int(os.environ.get('OS_TEST_TIMEOUT') or 60)
+TUNING = tuning.Tuning(gib=TEST_GIB, buffer_size=64 * units.Ki,
+                       sleep=fakes.no_wait)
 
 
 def payload(size, seed=0):
@@ -79,7 +87,15 @@ class BrokenSource(object):
         return chunk
 
 
-class StoreTestCase(testtools.TestCase):
+class TestCase(testtools.TestCase):
+    """A unit test, bounded in time (a hang fails, naming the test)."""
+
+    def setUp(self):
+        super(TestCase, self).setUp()
+        self.useFixture(fixtures.Timeout(TEST_TIMEOUT, gentle=True))
+
+
+class StoreTestCase(TestCase):
     """A multi-store ``cinder_ext`` backend over a :class:`FakeCinder`."""
 
     extend_attached = True
@@ -87,14 +103,9 @@ class StoreTestCase(testtools.TestCase):
 
     def setUp(self):
         super(StoreTestCase, self).setUp()
-        self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.growth.GIB', TEST_GIB))
-        # Many small pipeline buffers, so every test crosses buffer edges.
-        self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.pipeline.BUFFER_SIZE', 64 * units.Ki))
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.cloud = fakes.FakeCinder(self.tmp)
+        self.cloud = fakes.FakeCinder(self.tmp, gib=TEST_GIB)
         self.host = fakes.FakeHost()
         self.conf = self.make_conf()
         self.store = self.make_store()
@@ -120,9 +131,10 @@ class StoreTestCase(testtools.TestCase):
         return conf
 
     def make_store(self, conf=None):
-        store = store_mod.Store(conf or self.conf, backend=BACKEND)
+        store = store_mod.Store(conf or self.conf, backend=BACKEND,
+                                tuning=TUNING)
         store.configure()
-        store.cinder = fakes.FakeSession(self.cloud, self.timeout)
+        store.cinder = fakes.FakeSession(self.cloud, self.timeout, TUNING)
         store.host = self.host
         # Small read chunks so a few MiB of data take many reads (uploads
         # are kept small by cinder_ext_read_size and BUFFER_SIZE above).
@@ -146,7 +158,7 @@ class StoreTestCase(testtools.TestCase):
 
     def assertNothingLeft(self):
         """No volume, attachment, connection or file remains."""
-        self.cloud.settle()  # Cinder deletes asynchronously
+        self.cloud.finish_transitions()  # Cinder deletes asynchronously
         self.assertEqual({}, self.cloud.volumes)
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)

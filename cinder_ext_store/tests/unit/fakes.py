@@ -28,13 +28,20 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import uuid
 
 from cinderclient import api_versions
 from cinderclient import exceptions as cinder_exc
+from oslo_utils import units
 
 from cinder_ext_store import cinder_api
-from cinder_ext_store import growth
+from cinder_ext_store import tuning as tuning_mod
+
+
+def no_wait(seconds):
+    """The sleep of unit tests' waits: a yield to other threads, no more."""
+    time.sleep(min(seconds, 0.001))
 
 
 class Volume(object):
@@ -42,7 +49,25 @@ class Volume(object):
         self.__dict__.update(kw)
 
 
-class FakeCinder(object):
+class Faults(object):
+    """Failures a test arms, by call name; both fakes fail this way."""
+
+    def __init__(self):
+        self.faults = {}
+        self.calls = []
+
+    def fail(self, call, exc, times=1):
+        """Make the next ``times`` calls of ``call`` raise ``exc``."""
+        self.faults[call] = [exc] * times
+
+    def _raise_armed(self, name):
+        """Count the call ``name``; raise what a test armed for it."""
+        queue = self.faults.get(name)
+        if queue:
+            raise queue.pop(0)
+
+
+class FakeCinder(Faults):
     """State of a Cinder deployment with one backend.
 
     :param transition_polls: GETs a volume stays in a transitional status
@@ -52,11 +77,15 @@ class FakeCinder(object):
     :param pool_gib: the pool's capacity: the scheduler puts a volume that
         does not fit in ``error`` and leaves an extend that does not fit at
         the old size (as for a pool without online extend)
+    :param gib: the bytes of a GiB (the store's tuning says the same)
     """
 
     def __init__(self, datadir, transition_polls=2, online_extend=True,
-                 host_sees_growth=True, quota_gib=10 ** 6, pool_gib=None):
+                 host_sees_growth=True, quota_gib=10 ** 6, pool_gib=None,
+                 gib=units.Gi):
+        super(FakeCinder, self).__init__()
         self.datadir = datadir
+        self.gib = gib
         self.transition_polls = transition_polls
         self.online_extend = online_extend
         self.host_sees_growth = host_sees_growth
@@ -71,17 +100,11 @@ class FakeCinder(object):
         self.admin = False  # whether the caller has Cinder's admin role
         self.volumes = {}
         self.attachments = {}
-        self.faults = {}
         self.lost = {}
-        self.calls = []
         self.extends_accepted = 0
         self._lock = threading.Lock()
 
     # -- helpers for tests -------------------------------------------------
-
-    def fail(self, call, exc, times=1):
-        """Make the next ``times`` calls of ``call`` raise ``exc``."""
-        self.faults[call] = [exc] * times
 
     def lose_answer(self, call, exc, times=1):
         """Carry out the next ``times`` calls of ``call``, then raise ``exc``.
@@ -109,7 +132,7 @@ class FakeCinder(object):
     def used_gib(self):
         return sum(v['size'] for v in self.volumes.values())
 
-    def settle(self):
+    def finish_transitions(self):
         """Let every pending transition finish (as waiting long would)."""
         for vol in list(self.volumes.values()):
             while vol.get('pending'):
@@ -119,9 +142,7 @@ class FakeCinder(object):
 
     def _call(self, name, version, *args):
         self.calls.append((name, version) + args)
-        queue = self.faults.get(name)
-        if queue:
-            raise queue.pop(0)
+        self._raise_armed(name)
 
     def _volume(self, volume_id):
         try:
@@ -132,8 +153,8 @@ class FakeCinder(object):
 
     def _grow_file(self, volume_id, size_gib):
         path = self.path(volume_id)
-        if os.path.getsize(path) < size_gib * growth.GIB:
-            os.truncate(path, size_gib * growth.GIB)
+        if os.path.getsize(path) < size_gib * self.gib:
+            os.truncate(path, size_gib * self.gib)
 
     def _advance(self, vol):
         """Transitions complete after ``transition_polls`` GETs."""
@@ -157,7 +178,7 @@ class FakeCinder(object):
         if vol['status'] == 'available' and not os.path.exists(
                 self.path(vol['id'])):
             with open(self.path(vol['id']), 'wb') as f:
-                f.truncate(vol['size'] * growth.GIB)
+                f.truncate(vol['size'] * self.gib)
 
     def _transition(self, vol, status, final, **changes):
         vol['status'] = status
@@ -481,17 +502,18 @@ class FakeClient(object):
 class FakeSession(object):
     """Stands in for :class:`cinder_api.CinderSession`."""
 
-    def __init__(self, cloud, timeout):
+    def __init__(self, cloud, timeout, tuning=tuning_mod.DEFAULT):
         self.cloud = cloud
         self.timeout = timeout
         self.contexts = []
         self.backoffs = []  # retries wait no real time
+        self.tuning = tuning.replace(backoff=self.backoffs.append)
 
     def api(self, context=None):
         self.contexts.append(context)
         return cinder_api.CinderAPI(
             lambda version: FakeClient(self.cloud, version), self.timeout,
-            backoff=self.backoffs.append)
+            tuning=self.tuning)
 
 
 class FileHandle(object):
@@ -560,7 +582,7 @@ class FakeConnector(object):
         return os.path.getsize(props['device_path'])
 
 
-class FakeHost(object):
+class FakeHost(Faults):
     """os-brick on this host, over the fake backend's files.
 
     :param handles: hand out file-like handles (the RBD shape) instead of
@@ -568,24 +590,18 @@ class FakeHost(object):
     """
 
     def __init__(self, handles=False, can_extend=True):
+        super(FakeHost, self).__init__()
         self.handles = handles
         self.device_override = None
         self.can_extend = can_extend
         self.connected = {}
-        self.faults = {}
-        self.calls = []
         self.lent = []
         self.lent_sizes = []
         self._ids = itertools.count()
 
-    def fail(self, call, exc):
-        self.faults[call] = exc
-
     def _call(self, name):
         self.calls.append(name)
-        exc = self.faults.pop(name, None)
-        if exc is not None:
-            raise exc
+        self._raise_armed(name)
 
     def connector_properties(self):
         return {'host': socket.gethostname(), 'initiator': 'iqn.fake',
@@ -593,6 +609,7 @@ class FakeHost(object):
 
     privsep_error = None
     rbd_op_timeout = 0
+    euid = staticmethod(os.geteuid)
 
     def privsep_problem(self):
         return self.privsep_error

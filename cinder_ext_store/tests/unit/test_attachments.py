@@ -11,13 +11,12 @@
 # under the License.
 
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import attachments
 from cinder_ext_store.tests.unit import base
 
 
-class TestConnectionProperties(testtools.TestCase):
+class TestConnectionProperties(base.TestCase):
 
     def test_flat(self):
         info = {'driver_volume_type': 'local', 'device_path': '/dev/loop3'}
@@ -36,14 +35,14 @@ class TestLifecycle(base.StoreTestCase):
     def test_context_manager_success_and_failure(self):
         api = self.store.cinder.api()
         vol = api.create(1, 'v', {})
-        with attachments.attached(api, self.host, vol.id, 'rw') as att:
+        with attachments.Attachment(api, self.host, vol.id, 'rw') as att:
             att.device.write_at(0, b'abc')
             self.assertEqual('in-use', api.get(vol.id).status)
         self.assertEqual('available', api.get(vol.id).status)
         self.assertEqual(b'abc', self.cloud.data(vol.id, 3))
 
         def fail():
-            with attachments.attached(api, self.host, vol.id, 'ro'):
+            with attachments.Attachment(api, self.host, vol.id, 'ro'):
                 raise ValueError('inside')
         self.assertRaises(ValueError, fail)
         self.assertEqual({}, self.cloud.attachments)
@@ -80,7 +79,7 @@ class TestLifecycle(base.StoreTestCase):
         self.host.connector = connector
         att = attachments.Attachment(api, self.host, vol.id, 'rw')
         att.open()
-        e = self.assertRaises(exceptions.BackendException, att.close, True)
+        e = self.assertRaises(exceptions.BackendException, att.close)
         self.assertIn('stuck (force=False)', str(e))
         self.assertIn('Forced disconnect of volume %s failed too' % vol.id,
                       self.log.output)

@@ -64,13 +64,13 @@ class TestBrickHost(base.StoreTestCase):
         self.assertEqual('connector-for-local', conn)
 
     def test_root_helper(self):
-        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 1000))
+        self.host.euid = lambda: 1000
         self.assertEqual('sudo glance-rootwrap /etc/glance/rootwrap.conf',
                          self.host.root_helper)
         self.assertEqual(['sudo', 'glance-rootwrap',
                           '/etc/glance/rootwrap.conf'],
                          self.host._privsep_prefix())
-        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 0))
+        self.host.euid = lambda: 0
         self.assertIsNone(self.host.root_helper)
         prefix = self.host._privsep_prefix()
         self.assertEqual('env', prefix[0])
@@ -107,7 +107,7 @@ class TestPrivsepProblem(TestBrickHost):
     def test_store_helper_unset_needs_rootwrap_when_not_root(self):
         # Its daemon then starts with the root helper (sudo + rootwrap).
         self.set_helper('sh -c true')
-        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 1000))
+        self.host.euid = lambda: 1000
         self.conf.set_override('rootwrap_config', '/nonexistent/rootwrap.conf',
                                group=base.BACKEND)
         self.assertIn('rootwrap_config /nonexistent/rootwrap.conf does not '
@@ -124,7 +124,7 @@ class TestPrivsepProblem(TestBrickHost):
         self.assertIn('set [privsep_osbrick] helper_command', problem)
 
     def test_non_root_without_rootwrap_config(self):
-        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: 1000))
+        self.host.euid = lambda: 1000
         self.conf.set_override('rootwrap_config', '/nonexistent/rootwrap.conf',
                                group=base.BACKEND)
         self.assertIn('rootwrap_config /nonexistent/rootwrap.conf does not '
@@ -146,7 +146,7 @@ class TestDeviceLending(TestBrickHost):
         self.returned = self.patch_entry('return_device')
         self.uid = 1000
         self.sized = 0
-        self.useFixture(fixtures.MonkeyPatch('os.geteuid', lambda: self.uid))
+        self.host.euid = lambda: self.uid
         self.useFixture(fixtures.MonkeyPatch(
             'os.access', lambda path, mode: False))
 

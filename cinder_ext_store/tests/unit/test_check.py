@@ -14,6 +14,7 @@ import os
 from unittest import mock
 
 from cinderclient import exceptions as cinder_exc
+import ddt
 import fixtures
 from keystoneauth1 import exceptions as ksa_exc
 from oslo_config import cfg
@@ -101,15 +102,15 @@ class TestChecks(CheckTestCase):
         self.assertIn('helper_command', r.fix)
 
     def test_device_access_as_root(self):
-        with mock.patch('os.geteuid', return_value=0):
-            r = check.check_device_access(self.store)
+        self.host.euid = lambda: 0
+        r = check.check_device_access(self.store)
         self.assertEqual(check.OK, r.status)
         self.assertIn('root', r.detail)
 
     def test_device_access_helper_runs_as_root(self):
         self.host.privileged_uid = lambda: 0
-        with mock.patch('os.geteuid', return_value=997):
-            r = check.check_device_access(self.store)
+        self.host.euid = lambda: 997
+        r = check.check_device_access(self.store)
         self.assertEqual(check.OK, r.status, r.detail)
         self.assertIn('lent to uid 997', r.detail)
 
@@ -117,23 +118,23 @@ class TestChecks(CheckTestCase):
         def refused():
             raise OSError('sudo: a terminal is required')
         self.host.privileged_uid = refused
-        with mock.patch('os.geteuid', return_value=997):
-            r = check.check_device_access(self.store)
+        self.host.euid = lambda: 997
+        r = check.check_device_access(self.store)
         self.assertEqual(check.FAIL, r.status)
         self.assertIn('a terminal is required', r.detail)
         self.assertIn('[cinder_ext_store_privileged] helper_command', r.fix)
 
     def test_device_access_helper_not_root(self):
         self.host.privileged_uid = lambda: 997
-        with mock.patch('os.geteuid', return_value=997):
-            r = check.check_device_access(self.store)
+        self.host.euid = lambda: 997
+        r = check.check_device_access(self.store)
         self.assertEqual(check.FAIL, r.status)
         self.assertIn('uid 997, not root', r.detail)
 
     def test_probe_extend_allowed(self):
         r = check.check_online_extend(self.store, self.api, probe=True)
         self.assertEqual(check.OK, r.status, r.detail)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual({}, self.cloud.volumes)
 
     def test_probe_extend_forbidden(self):
@@ -170,6 +171,62 @@ class TestChecks(CheckTestCase):
         self.assertEqual(check.FAIL, r.status)
         self.assertIn('nope', r.detail)
         self.assertNothingLeft()
+
+
+class VersionsProbe(object):
+    """cinderclient's HTTP client, as far as the endpoint check uses it."""
+
+    def __init__(self, versions=None, error=None,
+                 endpoint='http://cinder:8776/v3/c0ffee'):
+        self.versions = versions
+        self.error = error
+        self.endpoint = endpoint
+        self.asked = []
+        self.session = self
+
+    def get_endpoint(self):
+        if self.error:
+            raise self.error
+        return self.endpoint
+
+    def get(self, url, authenticated=True, raise_exc=True):
+        self.asked.append((url, authenticated))
+        return mock.Mock(json=lambda: {'versions': self.versions})
+
+
+@ddt.ddt
+class TestEndpoint(base.StoreTestCase):
+    """The endpoint probe: Cinder's version document, unauthenticated."""
+
+    def probe(self, **kw):
+        probe = VersionsProbe(**kw)
+        self.store.cinder.client = lambda: mock.Mock(client=probe)
+        return probe, check.check_endpoint(self.store)
+
+    @ddt.data('3.54', '3.71')
+    def test_new_enough(self, highest):
+        probe, r = self.probe(versions=[
+            {'id': 'v2.0', 'version': ''},
+            {'id': 'v3.0', 'version': highest}])
+        self.assertEqual(check.OK, r.status, r.detail)
+        self.assertIn('microversions up to %s (needs 3.54' % highest,
+                      r.detail)
+        self.assertEqual([('http://cinder:8776/', False)], probe.asked)
+
+    def test_too_old(self):
+        _probe, r = self.probe(versions=[{'id': 'v3.0', 'version': '3.27'}])
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('up to microversion 3.27; the store needs 3.54',
+                      r.detail)
+        self.assertIn('upgrade Cinder', r.fix)
+
+    @ddt.data(dict(versions=[{'id': 'v2.0', 'version': ''}]),
+              dict(error=OSError('connection refused')))
+    def test_no_answer(self, kw):
+        _probe, r = self.probe(**kw)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('Cinder does not answer', r.detail)
+        self.assertIn('cinder_catalog_info', r.fix)
 
 
 class TestLocations(CheckTestCase):

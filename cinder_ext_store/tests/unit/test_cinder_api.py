@@ -20,12 +20,13 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import identity
 from keystoneauth1 import token_endpoint
 from oslo_config import cfg
-import testtools
 
 from cinder_ext_store import cinder_api
+from cinder_ext_store import cinder_session
 from cinder_ext_store import options
 from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import fakes
+from cinder_ext_store import tuning
 
 PASSWORD = dict(cinder_store_auth_address='http://ks/v3',
                 cinder_store_user_name='glance',
@@ -41,6 +42,10 @@ CATALOG = [{'type': 'volumev3', 'name': 'cinderv3',
                            'publicURL': 'http://cinder-r2/v3/p'}]}]
 
 
+def session_of(conf):
+    return cinder_session.CinderSession(conf, 'images')
+
+
 def make_conf(**values):
     conf = cfg.ConfigOpts()
     conf([])
@@ -51,37 +56,37 @@ def make_conf(**values):
 
 
 @ddt.ddt
-class TestCredentials(testtools.TestCase):
+class TestCredentials(base.TestCase):
 
     @ddt.data((PASSWORD, True), (APPCRED, True), ({}, False),
               (dict(PASSWORD, cinder_store_password=None), False))
     @ddt.unpack
     def test_service_credentials_set(self, values, expected):
-        self.assertEqual(expected, cinder_api.service_credentials_set(
+        self.assertEqual(expected, cinder_session.service_credentials_set(
             make_conf(**values)))
 
     def test_incomplete_password(self):
-        msg = cinder_api.incomplete_credentials(make_conf(
+        msg = cinder_session.incomplete_credentials(make_conf(
             **dict(PASSWORD, cinder_store_password=None)))
         self.assertIn('cinder_store_password missing', msg)
 
     def test_incomplete_application_credential(self):
-        msg = cinder_api.incomplete_credentials(make_conf(
+        msg = cinder_session.incomplete_credentials(make_conf(
             cinder_store_application_credential_id='id'))
         self.assertIn('cinder_store_application_credential_secret', msg)
         self.assertIn('cinder_store_auth_address', msg)
 
     @ddt.data(PASSWORD, APPCRED, {})
     def test_complete_or_absent(self, values):
-        self.assertIsNone(cinder_api.incomplete_credentials(
+        self.assertIsNone(cinder_session.incomplete_credentials(
             make_conf(**values)))
 
 
 @ddt.ddt
-class TestSession(testtools.TestCase):
+class TestSession(base.TestCase):
 
     def test_password(self):
-        session = cinder_api.CinderSession(make_conf(**PASSWORD))
+        session = session_of(make_conf(**PASSWORD))
         self.assertIsInstance(session.session.auth, identity.V3Password)
         client = session.client(None, '3.54')
         self.assertIsNone(client.client.auth)  # the session's auth is used
@@ -89,7 +94,7 @@ class TestSession(testtools.TestCase):
         self.assertEqual('volumev3', client.client.service_type)
 
     def test_application_credential(self):
-        session = cinder_api.CinderSession(make_conf(**APPCRED))
+        session = session_of(make_conf(**APPCRED))
         self.assertIsInstance(session.session.auth,
                               identity.V3ApplicationCredential)
 
@@ -98,12 +103,12 @@ class TestSession(testtools.TestCase):
               ({}, True))
     @ddt.unpack
     def test_tls(self, values, verify):
-        session = cinder_api.CinderSession(make_conf(**values))
+        session = session_of(make_conf(**values))
         self.assertEqual(verify, session.session.verify)
 
     def test_endpoint_template_with_context_token(self):
         # noauth Cinder: the token is "<user>:<project>".
-        session = cinder_api.CinderSession(make_conf(
+        session = session_of(make_conf(
             cinder_endpoint_template='http://cinder/v3/%(project_id)s'))
         ctx = base.Context(project_id='abc123')
         auth = session.client(ctx).client.auth
@@ -112,7 +117,7 @@ class TestSession(testtools.TestCase):
         self.assertEqual('user:abc123', auth.token)
 
     def test_context_service_catalog(self):
-        session = cinder_api.CinderSession(make_conf(
+        session = session_of(make_conf(
             cinder_os_region_name='R2'))
         ctx = base.Context()
         ctx.auth_token = 'tok'
@@ -125,7 +130,7 @@ class TestSession(testtools.TestCase):
               dict(cinder_catalog_info='image::publicURL'),
               dict(cinder_catalog_info='broken'))
     def test_context_errors(self, values):
-        session = cinder_api.CinderSession(make_conf(**values))
+        session = session_of(make_conf(**values))
         ctx = base.Context()
         if values['cinder_catalog_info'].startswith('image'):
             ctx.service_catalog = CATALOG
@@ -133,28 +138,28 @@ class TestSession(testtools.TestCase):
                           ctx)
 
     def test_no_context_no_credentials(self):
-        session = cinder_api.CinderSession(make_conf())
+        session = session_of(make_conf())
         self.assertRaises(exceptions.BadStoreConfiguration, session.client,
                           None)
 
 
-class TestSessionAfterFork(testtools.TestCase):
+class TestSessionAfterFork(base.TestCase):
 
     def test_a_forked_worker_makes_its_own_session(self):
         # Glance configures the stores (configure_add asks Cinder about
         # the volume type) before it forks its workers.
-        session = cinder_api.CinderSession(make_conf(**PASSWORD))
+        session = session_of(make_conf(**PASSWORD))
         parent = session.session
         self.assertIs(parent, session.session)
         self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.cinder_api.os.getpid', lambda: -42))
+            'cinder_ext_store.cinder_session.os.getpid', lambda: -42))
         child = session.session
         self.assertIsNot(parent, child)
         self.assertIs(child, session.session)
 
 
 @ddt.ddt
-class TestTranslation(testtools.TestCase):
+class TestTranslation(base.TestCase):
 
     @ddt.data((cinder_exc.OverLimit(413), exceptions.StorageFull),
               (cinder_exc.NotFound(404), exceptions.NotFound),
@@ -187,7 +192,7 @@ class TestTranslation(testtools.TestCase):
         self.assertNotIsInstance(e, cinder_api.ExtendRefused)
 
 
-class TestWait(testtools.TestCase):
+class TestWait(base.TestCase):
 
     def test_polls_fast_then_backs_off_within_timeout(self):
         clock = [0.0]
@@ -202,16 +207,16 @@ class TestWait(testtools.TestCase):
                                   volume_type='t', multiattach=False,
                                   status='creating', created_at='')
         api = cinder_api.CinderAPI(
-            lambda v: fakes.FakeClient(cloud, v), 30, sleep=sleep,
-            clock=lambda: clock[0])
+            lambda v: fakes.FakeClient(cloud, v), 30,
+            tuning=tuning.Tuning(sleep=sleep, clock=lambda: clock[0]))
         e = self.assertRaises(exceptions.BackendException, api.wait, 'v',
                               'available', ('creating',), 'creation')
         self.assertIn("Timed out after 30s waiting for creation of volume "
                       "v: status still 'creating'", str(e))
         self.assertEqual(0.02, sleeps[0])
         self.assertEqual(0.03, round(sleeps[1], 6))
-        self.assertEqual(cinder_api.POLL_MAX, max(sleeps))
-        self.assertLess(clock[0], 30 + cinder_api.POLL_MAX)
+        self.assertEqual(tuning.DEFAULT.poll_max, max(sleeps))
+        self.assertLess(clock[0], 30 + tuning.DEFAULT.poll_max)
         # Bounded load on Cinder: the ramp-up (~10 polls) then at most two
         # polls a second.
         self.assertLess(len(sleeps), 10 + 30 * 2 + 1)
@@ -219,7 +224,7 @@ class TestWait(testtools.TestCase):
 
 
 @ddt.ddt
-class TestRetries(testtools.TestCase):
+class TestRetries(base.TestCase):
     """Transient failures are retried; lost answers never duplicate."""
 
     def setUp(self):
@@ -229,7 +234,7 @@ class TestRetries(testtools.TestCase):
         self.backoffs = []
         self.api = cinder_api.CinderAPI(
             lambda v: fakes.FakeClient(self.cloud, v), 5,
-            backoff=self.backoffs.append)
+            tuning=tuning.Tuning(backoff=self.backoffs.append))
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
 
     def _volume(self):
@@ -250,7 +255,7 @@ class TestRetries(testtools.TestCase):
         volume = self._volume()
         self.assertEqual([volume.id], list(self.cloud.volumes))
         self.assertEqual(2, self.cloud.count('create'))
-        self.assertEqual([cinder_api.RETRY_FIRST], self.backoffs)
+        self.assertEqual([tuning.DEFAULT.retry_first], self.backoffs)
         self.assertIn('retrying in 0.5s (retry 1 of 3)', self.log.output)
 
     @ddt.data('get', 'attachment_complete', 'set_metadata',
@@ -263,7 +268,7 @@ class TestRetries(testtools.TestCase):
         self.api.set_metadata(vid, {'image_size': '5'})
         self.api.attachment_ids(vid)
         self.api.attachment_delete(aid, vid)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.api.set_readonly(vid)
         self.assertEqual(1, len(self.backoffs))
         self.assertTrue(self.cloud.volumes[vid]['readonly'])
@@ -333,7 +338,7 @@ class TestRetries(testtools.TestCase):
         theirs = self.cloud.create(fakes.api_versions.APIVersion('3.0'), 1,
                                    'image-x', {'glance_image_id': 'x'},
                                    None).id
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.cloud.lose_answer('create', ksa_exc.ConnectFailure('reset'))
         mine = self._volume()
         self.assertNotEqual(theirs, mine.id)
@@ -357,7 +362,7 @@ class TestRetries(testtools.TestCase):
 
         self.cloud.list = twice
         volume = self._volume()
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual([volume.id], list(self.cloud.volumes))
 
     def test_lost_attachment_create_keeps_one_made_meanwhile(self):
@@ -400,7 +405,7 @@ class TestRetries(testtools.TestCase):
         self.cloud.lose_answer('delete', ksa_exc.ConnectFailure('reset'))
         self.api.delete(vid)
         self.assertEqual(1, self.cloud.count('delete'))
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual({}, self.cloud.volumes)
 
     def test_lost_extend_answer(self):
@@ -432,7 +437,7 @@ class TestRetries(testtools.TestCase):
         self.cloud.lose_answer('attachment_delete',
                                cinder_exc.NotFound(404, 'gone'))
         self.api.delete_quietly(vid)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual({}, self.cloud.volumes)
         self.assertEqual({}, self.cloud.attachments)
 
@@ -455,7 +460,8 @@ class TestRetries(testtools.TestCase):
             if interrupts:
                 raise interrupts.pop()
         api = cinder_api.CinderAPI(
-            lambda v: fakes.FakeClient(self.cloud, v), 5, sleep=sleep)
+            lambda v: fakes.FakeClient(self.cloud, v), 5,
+            tuning=tuning.Tuning(sleep=sleep))
         self.assertRaises(interrupt, api.create, 1, 'image-x', {})
         self.assertEqual(['deleting'], [v['status'] for v in
                                         self.cloud.volumes.values()])

@@ -14,11 +14,11 @@ import os
 
 import fixtures
 from oslo_config import cfg
-import testtools
 
 from cinder_ext_store import check
 from cinder_ext_store import cli
 from cinder_ext_store import reconcile
+from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import test_reconcile
 
 CONF = """[DEFAULT]
@@ -32,7 +32,7 @@ lock_path = %s
 """
 
 
-class TestConfig(testtools.TestCase):
+class TestConfig(base.TestCase):
 
     def test_reads_glance_api_conf_like_glance(self):
         tmp = self.useFixture(fixtures.TempDir()).path
@@ -73,7 +73,7 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
         self.assertEqual(1, len(self.cloud.volumes))
         self.assertEqual(0, self.command('--older-than', '0', '--apply'))
         self.assertEqual('1 action(s) done, 0 failed', self.out[-1])
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual({}, self.cloud.volumes)
 
     def test_all_stores_are_planned_before_acting(self):
@@ -125,7 +125,7 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
         self.assertIn(vid, self.cloud.volumes)
 
 
-class TestCheckCommand(testtools.TestCase):
+class TestCheckCommand(base.TestCase):
 
     def run_check(self, results, refused=None):
         out = []

@@ -19,14 +19,13 @@ from unittest import mock
 import ddt
 import fixtures
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import devices
 from cinder_ext_store.tests.unit import base
 
 
 @ddt.ddt
-class TestDevices(testtools.TestCase):
+class TestDevices(base.TestCase):
 
     def setUp(self):
         super(TestDevices, self).setUp()
@@ -66,7 +65,7 @@ class TestDevices(testtools.TestCase):
         self.assertIn('vol-9', str(e))
 
 
-class TestDirectIO(testtools.TestCase):
+class TestDirectIO(base.TestCase):
 
     def setUp(self):
         super(TestDirectIO, self).setUp()
@@ -104,7 +103,7 @@ class TestDirectIO(testtools.TestCase):
         self.write(dev)
 
 
-class TestContract(testtools.TestCase):
+class TestContract(base.TestCase):
 
     def test_incomplete_device_cannot_be_made(self):
         class NoSync(devices.Device):
@@ -177,7 +176,7 @@ class FakeRbdImage(object):
         return bytes(self.data[offset:offset + length])
 
 
-class TestRbdDevice(testtools.TestCase):
+class TestRbdDevice(base.TestCase):
 
     def device(self, image, in_flight=4):
         dev = devices.RbdDevice(image, 'vol', in_flight=in_flight)

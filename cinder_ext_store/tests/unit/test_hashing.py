@@ -14,9 +14,9 @@ from concurrent import futures
 import hashlib
 
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import hashing
+from cinder_ext_store.tests.unit import base
 
 
 class Verifier(object):
@@ -27,7 +27,7 @@ class Verifier(object):
         self.data += data
 
 
-class TestImageHashes(testtools.TestCase):
+class TestImageHashes(base.TestCase):
 
     def test_digests_in_order(self):
         verifier = Verifier()

@@ -17,12 +17,12 @@ import stat
 
 import fixtures
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import host_records
+from cinder_ext_store.tests.unit import base
 
 
-class TestRecords(testtools.TestCase):
+class TestRecords(base.TestCase):
 
     def setUp(self):
         super(TestRecords, self).setUp()

@@ -15,16 +15,16 @@ import os
 import fixtures
 from oslo_config import cfg
 from oslo_config import generator
-import testtools
 
 from cinder_ext_store import options
+from cinder_ext_store.tests.unit import base
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                     '..'))
 SAMPLE = os.path.join(ROOT, 'etc', 'glance-api.conf.sample')
 
 
-class TestOptions(testtools.TestCase):
+class TestOptions(base.TestCase):
 
     def test_sample_is_current(self):
         out = os.path.join(self.useFixture(fixtures.TempDir()).path, 'out')

@@ -12,7 +12,6 @@
 
 import ddt
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import ownership
 from cinder_ext_store.tests.unit import base
@@ -27,7 +26,7 @@ def volume(name='image-img1', **metadata):
 
 
 @ddt.ddt
-class TestImageVolume(testtools.TestCase):
+class TestImageVolume(base.TestCase):
 
     @ddt.data(
         # written by this store or the in-tree driver
@@ -56,7 +55,7 @@ class TestImageVolume(testtools.TestCase):
 
 
 @ddt.ddt
-class TestRequesterRules(testtools.TestCase):
+class TestRequesterRules(base.TestCase):
 
     def test_owner_registers_and_deletes(self):
         ctx = base.Context(OURS)
@@ -122,7 +121,7 @@ class TestRequesterRules(testtools.TestCase):
         ownership.check_may_delete(volume(glance_image_id='img1'), ctx)
 
 
-class TestOwnerForUpload(testtools.TestCase):
+class TestOwnerForUpload(base.TestCase):
 
     def test_non_admin_owns_what_it_uploads(self):
         def lookup(context, image_id):
@@ -151,7 +150,7 @@ class TestOwnerForUpload(testtools.TestCase):
         self.assertIsNone(ownership.owner_for_upload(None, 'img1'))
 
 
-class TestImagesNamingAVolume(testtools.TestCase):
+class TestImagesNamingAVolume(base.TestCase):
     """Which images name a volume, as Glance's database rows say."""
 
     def rows(self, *rows):

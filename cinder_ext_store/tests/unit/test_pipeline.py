@@ -18,12 +18,12 @@ import threading
 
 import fixtures
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import devices
 from cinder_ext_store import hashing
 from cinder_ext_store import pipeline
 from cinder_ext_store.tests.unit import base
+from cinder_ext_store import tuning
 
 
 class Target(object):
@@ -34,7 +34,7 @@ class Target(object):
         pass
 
 
-class TestCopy(testtools.TestCase):
+class TestCopy(base.TestCase):
 
     def test_hashes_and_offsets(self):
         data = base.payload(1000003)
@@ -77,18 +77,19 @@ class FailingDevice(object):
             raise exceptions.StorageFull()
 
 
-class TestPipelineErrors(testtools.TestCase):
+class TestPipelineErrors(base.TestCase):
 
     def test_first_error_stops_reading(self):
-        size = 64 * pipeline.BUFFER_SIZE
+        buffer_size = tuning.DEFAULT.buffer_size
+        size = 64 * buffer_size
         src = io.BytesIO(base.payload(size))
-        target = Target(FailingDevice(fail_at=3 * pipeline.BUFFER_SIZE))
+        target = Target(FailingDevice(fail_at=3 * buffer_size))
         hashes = hashing.ImageHashes('sha256')
         self.addCleanup(hashes.close)
         copy = pipeline.CopyPipeline(target, hashes, 65536)
         self.assertRaises(exceptions.StorageFull, copy.run, src)
         # Bounded: at most the two buffers in flight beyond the failure.
-        self.assertLessEqual(src.tell(), 6 * pipeline.BUFFER_SIZE)
+        self.assertLessEqual(src.tell(), 6 * buffer_size)
         self.assertEqual(0, copy.coordinator.in_flight)
 
     def test_hash_failure_surfaces(self):
@@ -99,7 +100,7 @@ class TestPipelineErrors(testtools.TestCase):
         self.assertRaises(TypeError, coordinator.wait, jobs)
 
 
-class TestCoordinator(testtools.TestCase):
+class TestCoordinator(base.TestCase):
 
     def setUp(self):
         super(TestCoordinator, self).setUp()

@@ -22,9 +22,9 @@ from unittest import mock
 
 import ddt
 import fixtures
-import testtools
 
 from cinder_ext_store import privileged
+from cinder_ext_store.tests.unit import base
 
 GIB = 1 << 30
 
@@ -81,7 +81,7 @@ class ProbeFixture(fixtures.Fixture):
 
 
 @ddt.ddt
-class TestValidatedDevice(testtools.TestCase):
+class TestValidatedDevice(base.TestCase):
 
     def setUp(self):
         super(TestValidatedDevice, self).setUp()
@@ -248,7 +248,7 @@ class TestValidatedDevice(testtools.TestCase):
         self.assertEqual([(self.rdev, 1000)], self.chowned)
 
 
-class TestRealProbe(testtools.TestCase):
+class TestRealProbe(base.TestCase):
     """The real /proc/self/mountinfo: the root filesystem is in use."""
 
     def test_root_filesystem_device_is_refused_if_a_block_device(self):
@@ -259,7 +259,7 @@ class TestRealProbe(testtools.TestCase):
 
 
 @ddt.ddt
-class TestCaller(testtools.TestCase):
+class TestCaller(base.TestCase):
     """The uid a device is lent to comes from the kernel."""
 
     def test_peer_of_a_unix_socket(self):

@@ -20,6 +20,7 @@ import threading
 
 import fixtures
 from glance_store import exceptions
+from oslo_utils import units
 
 from cinder_ext_store import host_records
 from cinder_ext_store import read_share
@@ -31,7 +32,7 @@ class ShareTestCase(base.StoreTestCase):
 
     def setUp(self):
         super(ShareTestCase, self).setUp()
-        self.data = base.payload(2 * 1024 * 1024 + 5)
+        self.data = base.payload(2 * units.Mi + 5)
         self.uri = self.add(self.data)[0]
         self.vid = self.volume_id(self.uri)
         del self.cloud.calls[:]

@@ -14,14 +14,13 @@ import threading
 import time
 
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import devices
 from cinder_ext_store import reader
 from cinder_ext_store.tests.unit import base
 
 
-class TestReadRange(testtools.TestCase):
+class TestReadRange(base.TestCase):
 
     def setUp(self):
         super(TestReadRange, self).setUp()

@@ -148,7 +148,7 @@ class TestHost(ReconcileTestCase):
         self.cloud.volumes[vid]['created_at'] = '2000-01-01T00:00:00'
         self.assertEqual([], self.plan(FakeGlance({'live': ('saving',
                                                             set())})))
-        att.close(succeeded=True)
+        att.close()
 
     def test_dead_read_share(self):
         uri = self.add(base.payload(3000), image_id='read')[0]
@@ -195,7 +195,7 @@ class TestVolumes(ReconcileTestCase):
                       reasons[unfinished])
         self.assertIn('do not name this volume', reasons[elsewhere])
         self.run_plan(actions)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual([backing], list(self.cloud.volumes))
 
     def test_grace_period(self):
@@ -213,7 +213,7 @@ class TestVolumes(ReconcileTestCase):
         att.open()
         self.assertEqual([], self.plan(FakeGlance({'deleted':
                                                    ('deleted',)})))
-        att.close(succeeded=True)
+        att.close()
 
     def test_without_glance_no_image_volume_is_deleted(self):
         # A reader killed between attachment create and complete leaves an
@@ -309,7 +309,7 @@ class TestVolumes(ReconcileTestCase):
         self.assertEqual(0, self.run_plan(actions))
         self.assertEqual(1, self.cloud.count('detach'))
         self.assertEqual(0, self.cloud.count('force_delete'))
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual({}, self.cloud.volumes)
 
     def test_stuck_creating_needs_an_admin(self):
@@ -324,7 +324,7 @@ class TestVolumes(ReconcileTestCase):
         self.cloud.admin = True
         self.assertEqual(0, self.run_plan(self.plan(glance)))
         self.assertEqual(2, self.cloud.count('force_delete'))  # 403, done
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertEqual({}, self.cloud.volumes)
 
     def test_a_volume_is_planned_once(self):

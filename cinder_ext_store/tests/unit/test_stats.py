@@ -13,13 +13,12 @@
 import time
 
 from glance_store import exceptions
-import testtools
 
 from cinder_ext_store import stats
 from cinder_ext_store.tests.unit import base
 
 
-class TestTransferStats(testtools.TestCase):
+class TestTransferStats(base.TestCase):
 
     def test_log_line_round_trip(self):
         s = stats.TransferStats('add', 'images', image_id='img-1',

@@ -34,7 +34,6 @@ from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from oslo_utils import units
-import testtools
 
 from cinder_ext_store import ownership
 from cinder_ext_store import store as store_mod
@@ -161,7 +160,7 @@ class TestConfigureAdd(base.StoreTestCase):
         self.assertIn('cannot check volume type', self.log.output)
 
 
-class LoadingTestCase(testtools.TestCase):
+class LoadingTestCase(base.TestCase):
 
     def setUp(self):
         super(LoadingTestCase, self).setUp()
@@ -171,7 +170,7 @@ class LoadingTestCase(testtools.TestCase):
                 'glance_store.location.%s' % name, {}))
 
 
-class TestEntryPoints(testtools.TestCase):
+class TestEntryPoints(base.TestCase):
 
     def test_registered_names(self):
         ours = [ep for ep in metadata.entry_points(
@@ -510,7 +509,7 @@ class TestAdd(base.StoreTestCase):
         def interrupted(seconds):
             if interrupts:
                 raise interrupts.pop()
-        api._sleep = interrupted
+        api.tuning = api.tuning.replace(sleep=interrupted)
         self.store.cinder.api = lambda context=None: api
         self.assertRaises(interrupt, self.add, base.payload(1000))
         self.assertEqual(0, self.cloud.count('force_delete'))
@@ -649,7 +648,7 @@ class TestSharedVolume(base.StoreTestCase):
         # Glance drops the first image's location; the last one deletes.
         self.rows[:] = [('second', True, 'active')]
         self.store.delete(self.location(self.uri), context=self.context)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertNotIn(self.vid, self.cloud.volumes)
 
     def test_scrubber_keeps_a_volume_another_image_names(self):
@@ -661,7 +660,7 @@ class TestSharedVolume(base.StoreTestCase):
         self.assertIn(self.vid, self.cloud.volumes)
         self.rows[:] = [('first', False, 'pending_delete')]
         self.store.delete(self.location(self.uri), context=self.context)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertNotIn(self.vid, self.cloud.volumes)
 
     def test_failed_get_names_image_and_volume(self):
@@ -866,7 +865,7 @@ class TestRead(base.StoreTestCase):
 
     def test_delete_missing(self):
         self.store.delete(self.location(self.uri), context=self.context)
-        self.cloud.settle()
+        self.cloud.finish_transitions()
         self.assertRaises(exceptions.NotFound, self.store.delete,
                           self.location(self.uri), context=self.context)
 

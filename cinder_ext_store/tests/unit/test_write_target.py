@@ -17,7 +17,6 @@ from cinderclient import exceptions as cinder_exc
 import ddt
 from glance_store import exceptions
 
-from cinder_ext_store import growth
 from cinder_ext_store.tests.unit import base
 
 # 10.5 "GiB" of data: the volume grows 1 -> 2 -> 3 -> 5 -> 8 -> 12.
@@ -217,7 +216,7 @@ class TestFallback(FallbackTestCase):
         self.upload()
         self.assertFellBack('HTTP 403')
         self.cloud.policy_denies_extend_attached = False
-        clock[0] += growth.REFUSAL_TTL - 1
+        clock[0] += self.store.tuning.refusal_ttl - 1
         self.assertFalse(self.store.online_extend.usable)
         clock[0] += 1
         del self.cloud.calls[:]
