@@ -34,58 +34,6 @@ PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-mgr', 'python3-rbd',
 OSD_BYTES = 12 * 1024 ** 3
 KEYRING_LINK = '/etc/ceph/ceph.client.cinder.keyring'
 
-CONF = """[global]
-fsid = %(fsid)s
-mon initial members = a
-mon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789]
-public network = 127.0.0.0/8
-cluster network = 127.0.0.0/8
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
-auth cluster required = cephx
-auth service required = cephx
-auth client required = cephx
-auth allow insecure global id reclaim = false
-osd pool default size = 1
-osd pool default min size = 1
-osd pool default pg num = 16
-osd pool default pgp num = 16
-osd crush chooseleaf type = 0
-mon allow pool size one = true
-mon warn on pool no redundancy = false
-mon allow pool delete = true
-# The host's disk is shared: the defaults warn below 30%% free and stop
-# the mon below 5%%.
-mon data avail warn = 10
-mon data avail crit = 2
-run dir = %(dir)s/run
-crash dir = %(dir)s/crash
-
-[mon]
-mon data = %(dir)s/data/mon/$cluster-$id
-keyring = %(dir)s/data/mon/$cluster-$id/keyring
-log file = %(dir)s/log/$cluster-$name.log
-
-[mgr]
-mgr data = %(dir)s/data/mgr/$cluster-$id
-keyring = %(dir)s/data/mgr/$cluster-$id/keyring
-log file = %(dir)s/log/$cluster-$name.log
-
-[osd]
-osd data = %(dir)s/data/osd/$cluster-$id
-keyring = %(dir)s/data/osd/$cluster-$id/keyring
-log file = %(dir)s/log/$cluster-$name.log
-osd objectstore = bluestore
-osd memory target = 1073741824
-
-[client.admin]
-keyring = %(dir)s/ceph.client.admin.keyring
-[client.cinder]
-keyring = %(dir)s/ceph.client.cinder.keyring
-[client.glance]
-keyring = %(dir)s/ceph.client.glance.keyring
-"""
-
 
 class Ceph(service.Service):
     name = 'ceph'
@@ -171,7 +119,7 @@ class Ceph(service.Service):
                     'data/mgr/ceph-x', 'data/osd/ceph-0'):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         with open(self.conf, 'w') as f:
-            f.write(CONF % dict(fsid=uuid.uuid4(), dir=d))
+            f.write(service.render('ceph.conf', fsid=uuid.uuid4(), dir=d))
         mon_keyring = os.path.join(d, 'ceph.mon.keyring')
         admin = self.keyring('admin')
         service.run(['ceph-authtool', '--create-keyring', mon_keyring,

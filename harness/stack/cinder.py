@@ -137,68 +137,22 @@ class Cinder(service.Service):
             tenant = ('cinder_internal_tenant_project_id = %s\n'
                       'cinder_internal_tenant_user_id = %s\n'
                       % self.keystone.internal_tenant())
-        backends = ''.join(
-            '\n[%s]\nvolume_driver = harness.stack.loop_driver.LoopDriver\n'
-            'volume_backend_name = %s\nloop_volume_dir = %s\n'
-            'loop_online_extend_support = %s\n'
-            'loop_capacity_gb = %d\nloop_thin_capacity_gb = %d\n'
-            'image_upload_use_cinder_backend = True\n%s'
-            % (name, name, self._volume_dir_of(name), online,
-               CAPACITY_GB.get(name, 0), THIN_CAPACITY_GB.get(name, 0),
-               internal)
+        backends = ''.join(service.render(
+            'cinder-backend-loop.conf', name=name, online=online,
+            volume_dir=self._volume_dir_of(name),
+            capacity=CAPACITY_GB.get(name, 0),
+            thin=THIN_CAPACITY_GB.get(name, 0), internal=internal)
             for name, online in VOLUME_TYPES.items())
         if self.ceph:
             # Cinder's own RBD driver, as most clouds run it.
-            backends += (
-                '\n[rbd]\n'
-                'volume_driver = cinder.volume.drivers.rbd.RBDDriver\n'
-                'volume_backend_name = rbd\nrbd_pool = volumes\n'
-                'rbd_user = cinder\nrbd_ceph_conf = %s\n'
-                'rbd_cluster_name = ceph\n'
-                'image_upload_use_cinder_backend = True\n%s'
-                % (self.ceph.conf, internal))
+            backends += service.render('cinder-backend-rbd.conf',
+                                       ceph_conf=self.ceph.conf,
+                                       internal=internal)
         helper = '%s --config-file %s --privsep_context' % (
             os.path.join(self.venv, 'bin', 'privsep-helper'), self.conf)
         with open(self.conf, 'w') as f:
-            f.write("""[DEFAULT]
-auth_strategy = %(mode)s
-transport_url = %(rabbit)s
-host = %(host)s
-my_ip = 127.0.0.1
-state_path = %(dir)s/state
-log_dir = %(dir)s/log
-api_paste_config = %(dir)s/api-paste.ini
-resource_query_filters_file = %(dir)s/resource_filters.json
-rootwrap_config = %(etc)s/rootwrap.conf
-osapi_volume_listen = 127.0.0.1
-osapi_volume_listen_port = %(port)d
-osapi_volume_workers = 1
-enabled_backends = %(backends)s
-default_volume_type = loop
-# Volume from image: clone the image's volume when Glance keeps it here.
-allowed_direct_url_schemes = cinder
-quota_volumes = -1
-quota_gigabytes = -1
-quota_snapshots = -1
-%(tenant)sdebug = True
-
-[database]
-connection = %(db)s
-
-[oslo_concurrency]
-lock_path = %(dir)s/lock
-
-[coordination]
-backend_url = file://%(dir)s/coord
-
-# Root without sudo: start the privsep helpers directly.
-[cinder_sys_admin]
-helper_command = %(helper)s cinder.privsep.sys_admin_pctxt
-[privsep_osbrick]
-helper_command = %(helper)s os_brick.privileged.default
-%(backend_sections)s
-%(authtoken)s
-%(glance)s""" % dict(
+            f.write(service.render(
+                'cinder.conf',
                 helper=helper, tenant=tenant,
                 glance=self._glance_section(),
                 mode=self.s.mode, rabbit=self.rabbit.url, host=HOST,
@@ -218,10 +172,8 @@ helper_command = %(helper)s os_brick.privileged.default
         """
         if not self.keystone:
             return ''
-        return ('[glance]\nauth_type = password\nauth_url = %s\n'
-                'username = cinder\npassword = %s\nproject_name = service\n'
-                'user_domain_name = Default\nproject_domain_name = Default\n'
-                % (self.s.auth_url, self.s.SERVICE_PASSWORD))
+        return service.render('cinder-glance.conf', auth_url=self.s.auth_url,
+                              password=self.s.SERVICE_PASSWORD)
 
     def admin(self):
         """A :class:`~harness.stack.rest.CinderAdmin` of the stack."""

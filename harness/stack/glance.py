@@ -236,23 +236,14 @@ class Glance(service.UwsgiService):
 
     def _backend(self, name, store, vtype, extend, description):
         if store == 'rbd':
-            return ('[%s]\nstore_description = Ceph pool images (%s)\n'
-                    'rbd_store_pool = images\nrbd_store_user = glance\n'
-                    'rbd_store_ceph_conf = %s\n'
-                    % (name, description, self.ceph.conf))
-        return ('[%s]\nstore_description = Cinder volumes of type %s (%s)\n'
-                'cinder_store_auth_address = %s\n'
-                'cinder_store_user_name = glance\n'
-                'cinder_store_password = %s\n'
-                'cinder_store_project_name = service\n'
-                'cinder_store_user_domain_name = Default\n'
-                'cinder_store_project_domain_name = Default\n'
-                'cinder_volume_type = %s\ncinder_do_extend_attached = %s\n'
-                'cinder_state_transition_timeout = 120\n'
-                'rootwrap_config = %s\n'
-                % (name, vtype, description, self.s.auth_url,
-                   self.s.SERVICE_PASSWORD, vtype, extend,
-                   self.rootwrap_config(store)))
+            return service.render('glance-backend-rbd.conf', name=name,
+                                  description=description,
+                                  ceph_conf=self.ceph.conf)
+        return service.render(
+            'glance-backend-cinder.conf', name=name, vtype=vtype,
+            description=description, auth_url=self.s.auth_url,
+            password=self.s.SERVICE_PASSWORD, extend=extend,
+            rootwrap=self.rootwrap_config(store))
 
     @property
     def lock_path(self):
@@ -276,34 +267,8 @@ class Glance(service.UwsgiService):
                            for name, (store, vtype, extend, what)
                            in self.backends.items())
         with open(os.path.join(etc, 'glance-api.conf'), 'w') as f:
-            f.write("""[DEFAULT]
-enabled_backends = %(backends)s
-log_file = %(log)s
-debug = True
-%(extra)s
-[database]
-connection = %(db)s
-[glance_store]
-default_backend = %(default)s
-[os_glance_staging_store]
-filesystem_store_datadir = %(dir)s/staging
-[os_glance_tasks_store]
-filesystem_store_datadir = %(dir)s/tasks
-%(sections)s
-%(authtoken)s
-[paste_deploy]
-flavor = keystone
-[oslo_concurrency]
-lock_path = %(lock)s
-[os_brick]
-lock_path = %(lock)s
-# glance-api is not root: its privileged daemons start through sudo and
-# rootwrap, each allowed by one line of the store's filters.
-[privsep_osbrick]
-helper_command = %(helper)s
-[cinder_ext_store_privileged]
-helper_command = %(helper)s
-""" % dict(
+            f.write(service.render(
+                'glance-api.conf',
                 backends=','.join('%s:%s' % (name, spec[0])
                                   for name, spec in self.backends.items()),
                 log=self.log_file, dir=self.dir,

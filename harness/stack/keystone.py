@@ -52,13 +52,10 @@ class Keystone(service.UwsgiService):
     def _write_config(self):
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, 'keystone.conf'), 'w') as f:
-            f.write('[DEFAULT]\nlog_file = %s\n'
-                    '[database]\nconnection = %s\n'
-                    '[token]\nprovider = fernet\n'
-                    '[fernet_tokens]\nkey_repository = %s/fernet-keys\n'
-                    '[credential]\nkey_repository = %s/credential-keys\n'
-                    % (os.path.join(self.s.logs, 'keystone.log'),
-                       self.postgres.url('keystone'), self.dir, self.dir))
+            f.write(service.render(
+                'keystone.conf', dir=self.dir,
+                log=os.path.join(self.s.logs, 'keystone.log'),
+                db=self.postgres.url('keystone')))
 
     def _bootstrap(self):
         """Schema, keys, admin: each step is a no-op once done."""
@@ -126,9 +123,5 @@ class Keystone(service.UwsgiService):
 
     def authtoken(self, user):
         """The [keystone_authtoken] section for service user user."""
-        return ('[keystone_authtoken]\nwww_authenticate_uri = %s\n'
-                'auth_url = %s\nauth_type = password\nusername = %s\n'
-                'password = %s\nproject_name = service\n'
-                'user_domain_name = Default\nproject_domain_name = Default\n'
-                % (self.s.auth_url, self.s.auth_url, user,
-                   self.s.SERVICE_PASSWORD))
+        return service.render('authtoken.conf', auth_url=self.s.auth_url,
+                              user=user, password=self.s.SERVICE_PASSWORD)

@@ -65,6 +65,19 @@ def wait_for(seconds, what, probe, interval=0.5):
         raise StackError(str(e))
 
 
+#: The templates of the configuration files the stack writes.
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'etc')
+
+
+def render(template, /, **values):
+    """The template ``harness/stack/etc/<template>`` filled with ``values``.
+
+    Templates use ``%(key)s`` fields (``%%`` for a percent sign).
+    """
+    with open(os.path.join(TEMPLATES, template)) as f:
+        return f.read() % values
+
+
 class Settings(object):
     """Ports, credentials and paths of one stack (one state directory)."""
 

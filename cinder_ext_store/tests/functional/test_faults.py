@@ -600,8 +600,8 @@ class TestVolumeService(FaultTestCase):
         store = self.store(self.backend)
         api = store.cinder.api()
         for vol in self.image_volumes():
-            api.settle(vol.id, ('extending', 'detaching', 'deleting'),
-                       'the volume service')
+            api.wait_while(vol.id, ('extending', 'detaching', 'deleting'),
+                           'the volume service')
         # (Glance's answer for an image it never registered: see
         # _NoImages; without it reconcile would not judge the volume.)
         actions = reconcile.plan(store, _NoImages(), 3600)
