@@ -179,10 +179,14 @@ class Cloud(object):
     def storage_facts(self):
         """The :class:`~harness.facts.Storage` the suites run on, or None.
 
-        None: the cloud says nothing of this storage (an RBD run on a
-        stack started without Ceph).
+        None: the cloud says nothing of RBD (a stack started without
+        Ceph). A cloud that says nothing of loop (an existing cloud) gets
+        Cinder's default type.
         """
-        return self.facts.storages.get(self.storage)
+        found = self.facts.storages.get(self.storage)
+        if found is None and self.storage == 'loop':
+            return facts_mod.Storage()
+        return found
 
     def session(self):
         from keystoneauth1 import loading

@@ -31,8 +31,9 @@ Text = typing.Optional[str]
 class Storage(object):
     """Volume types and Glance backends the suites use on one storage."""
 
-    #: The store's volume type (online extend allowed and supported).
-    volume_type: str
+    #: The store's volume type (online extend allowed and supported;
+    #: None: Cinder's default type).
+    volume_type: Text = None
     #: A type whose backend does not extend attached volumes.
     volume_type_no_online_extend: Text = None
     volume_type_multiattach: Text = None

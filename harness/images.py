@@ -109,3 +109,22 @@ class Unsized(object):
 
     def read(self, n=-1):
         return self.source.read(n)
+
+
+class FailsAfter(object):
+    """A source whose client disconnects after ``good`` bytes.
+
+    :param src: anything with ``read(n)`` (an :class:`ImageSource`, a
+        ``BytesIO``)
+    """
+
+    def __init__(self, src, good):
+        self._src = src
+        self._left = good
+
+    def read(self, n):
+        if self._left <= 0:
+            raise IOError('client disconnected')
+        chunk = self._src.read(min(n, self._left))
+        self._left -= len(chunk)
+        return chunk

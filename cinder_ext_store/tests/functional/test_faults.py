@@ -113,21 +113,6 @@ class _NoImages(object):
         return []
 
 
-class _FailsAfter(object):
-    """An image source whose client goes away after ``good`` bytes."""
-
-    def __init__(self, src, good):
-        self._src = src
-        self._left = good
-
-    def read(self, n):
-        if self._left <= 0:
-            raise IOError('client went away')
-        chunk = self._src.read(min(n, self._left))
-        self._left -= len(chunk)
-        return chunk
-
-
 REQUESTS = {
     'volume-create': faults.VOLUME_CREATE,
     'volume-get': faults.VOLUME_GET,
@@ -199,7 +184,7 @@ class TestTransient(FaultTestCase):
         rule = self.proxy.add(faults.VOLUME_CREATE, faults.Fault.lost())
         src = images.ImageSource(SIZE, seed=7)
         self.assertRaises(IOError, self.add,
-                          self.backend, _FailsAfter(src, 3 * base.MiB),
+                          self.backend, images.FailsAfter(src, 3 * base.MiB),
                           SIZE, image_id=self.image_id)
         self.assertEqual(1, rule.hits)
         kept = cinder.volumes.get(theirs.id)

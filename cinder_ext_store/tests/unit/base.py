@@ -72,21 +72,6 @@ class Context(object):
                 'user': self.user_id}
 
 
-class BrokenSource(object):
-    """A client that disconnects after ``good`` bytes."""
-
-    def __init__(self, data, good):
-        self._src = io.BytesIO(data)
-        self._left = good
-
-    def read(self, n):
-        if self._left <= 0:
-            raise IOError('client disconnected')
-        chunk = self._src.read(min(n, self._left))
-        self._left -= len(chunk)
-        return chunk
-
-
 class TestCase(testtools.TestCase):
     """A unit test, bounded in time (a hang fails, naming the test)."""
 

@@ -23,11 +23,9 @@ one microversion. :class:`FakeHost` plays os-brick over those files.
 """
 
 import datetime
-import itertools
 import os
 import socket
 import tempfile
-import threading
 import time
 import uuid
 
@@ -102,7 +100,6 @@ class FakeCinder(Faults):
         self.attachments = {}
         self.lost = {}
         self.extends_accepted = 0
-        self._lock = threading.Lock()
 
     # -- helpers for tests -------------------------------------------------
 
@@ -597,7 +594,6 @@ class FakeHost(Faults):
         self.connected = {}
         self.lent = []
         self.lent_sizes = []
-        self._ids = itertools.count()
 
     def _call(self, name):
         self.calls.append(name)

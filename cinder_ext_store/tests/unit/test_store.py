@@ -40,6 +40,7 @@ from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import base
 from cinder_ext_store.tests.unit import fakes
 from cinder_ext_store import upload_markers
+from harness import images
 
 VOLUME = '6f1e3a52-8d7b-4b8e-9d4e-2a6c1f0b9a11'
 CREDS = dict(cinder_store_auth_address='http://ks/v3',
@@ -393,7 +394,7 @@ class TestAdd(base.StoreTestCase):
 
     def test_client_disconnects_mid_stream(self):
         data = base.payload(2 * units.Mi)
-        src = base.BrokenSource(data, units.Mi)
+        src = images.FailsAfter(io.BytesIO(data), units.Mi)
         e = self.assertRaises(IOError, self.add, data, source=src)
         self.assertEqual('client disconnected', str(e))
         self.assertNothingLeft()
