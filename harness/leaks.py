@@ -135,10 +135,10 @@ class Inspector(object):
         """
         last = []
 
-        def settled():
+        def as_before():
             last[:] = [self.snapshot()]
             return last[0] == before
-        waiting.until(settled, timeout)
+        waiting.until(as_before, timeout)
         return last[0]
 
     def wait_gone(self, volume_id, timeout=120):
