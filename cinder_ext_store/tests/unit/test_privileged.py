@@ -40,6 +40,16 @@ def _a_block_device():
     raise AssertionError('this host has no block device under /dev')
 
 
+def owned_by(uid):
+    """Patch os.fstat: every file seems to belong to ``uid``."""
+    real_fstat = os.fstat
+
+    def fstat(fd):
+        st = real_fstat(fd)
+        return mock.Mock(st_mode=st.st_mode, st_rdev=st.st_rdev, st_uid=uid)
+    return mock.patch('os.fstat', fstat)
+
+
 class ProbeFixture(fixtures.Fixture):
     """A fake /proc and /sys for :func:`privileged.in_use`."""
 
@@ -113,13 +123,7 @@ class TestValidatedDevice(base.TestCase):
         self.assertEqual([(self.rdev, GIB)], self.claimed)
 
     def test_gives_back_to_root(self):
-        real_fstat = os.fstat
-
-        def owned_by_glance(fd):
-            st = real_fstat(fd)
-            return mock.Mock(st_mode=st.st_mode, st_rdev=st.st_rdev,
-                             st_uid=1000)
-        with mock.patch('os.fstat', owned_by_glance):
+        with owned_by(1000):
             privileged.give_back(self.device, **self.probe.probe)
         self.assertEqual([(self.rdev, 0)], self.chowned)
 
@@ -190,13 +194,7 @@ class TestValidatedDevice(base.TestCase):
         self.refused(self.device, 'it is swap')
 
     def test_device_of_another_user(self):
-        real_fstat = os.fstat
-
-        def owned_by_someone(fd):
-            st = real_fstat(fd)
-            return mock.Mock(st_mode=st.st_mode, st_rdev=st.st_rdev,
-                             st_uid=4242)
-        with mock.patch('os.fstat', owned_by_someone):
+        with owned_by(4242):
             self.refused(self.device, 'belongs to uid 4242')
 
     @ddt.data(0, -1, True, '1000', None)
