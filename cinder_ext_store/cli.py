@@ -28,6 +28,7 @@ of this host's attachments is in glance-api's lock path.
 """
 
 import argparse
+import os
 import sys
 
 from oslo_config import cfg
@@ -39,20 +40,46 @@ from cinder_ext_store import store as store_mod
 #: Uploads younger than this are never taken for orphans by default.
 DEFAULT_GRACE = 3600
 
+_CONFIG_DIR_HELP = ("glance-api's configuration directory, read as glance-api "
+                    'reads it: its glance-api.conf, then glance-api.conf.d/ '
+                    '(a directory without glance-api.conf: every *.conf in '
+                    'it)')
+
+
+class ConfigError(Exception):
+    """A configuration the tools cannot use; the message says why."""
+
+
+def _seconds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            'expected a number of seconds, 0 or more, got %r' % text)
+    return value
+
+
+def _config_options(parser, suffix=''):
+    """--config-file / --config-dir, before or after the subcommand."""
+    parser.add_argument('--config-file', action='append', default=[],
+                        metavar='PATH', dest='config_file' + suffix,
+                        help="glance-api's configuration file (repeatable)")
+    parser.add_argument('--config-dir', metavar='DIR',
+                        dest='config_dir' + suffix, help=_CONFIG_DIR_HELP)
+
 
 def _parser():
     parser = argparse.ArgumentParser(
         prog='cinder-ext-store',
         description='Operator tools of the cinder_ext Glance store.')
-    parser.add_argument('--config-file', action='append', default=[],
-                        metavar='PATH',
-                        help="glance-api's configuration file (repeatable)")
-    parser.add_argument('--config-dir', metavar='DIR',
-                        help="a directory of glance-api configuration files")
+    _config_options(parser)
     sub = parser.add_subparsers(dest='command', required=True)
     chk = sub.add_parser(
         'check', help='check that each cinder_ext store can work here '
                       '(exit status 1 when not)')
+    _config_options(chk, '_after')
     chk.add_argument('--probe', action='store_true',
                      help='try an in-use extend with a 1 GiB volume '
                           '(created and deleted)')
@@ -62,23 +89,46 @@ def _parser():
     rec = sub.add_parser(
         'reconcile', help='find and clean what crashed uploads and readers '
                           'left (dry run unless --apply)')
+    _config_options(rec, '_after')
     rec.add_argument('--apply', action='store_true',
                      help='carry the actions out (default: only print them)')
-    rec.add_argument('--older-than', type=int, default=DEFAULT_GRACE,
+    rec.add_argument('--older-than', type=_seconds, default=DEFAULT_GRACE,
                      metavar='SECONDS',
                      help='grace period of volumes whose image is gone or '
                           'unfinished (default: %(default)s)')
     return parser
 
 
-def load_conf(args, conf=None):
-    """glance-api's configuration, as glance-api parses it."""
-    conf = conf or cfg.CONF
+def _config_argv(args):
+    """oslo.config's arguments for the files and directory named."""
+    files = args.config_file + getattr(args, 'config_file_after', [])
+    directory = getattr(args, 'config_dir_after', None) or args.config_dir
     argv = []
-    for path in args.config_file:
+    for path in files:
         argv += ['--config-file', path]
-    if args.config_dir:
-        argv += ['--config-dir', args.config_dir]
+    if directory:
+        main = os.path.join(directory, 'glance-api.conf')
+        if os.path.isfile(main):
+            # Not every *.conf of /etc/glance (glance-cache.conf,
+            # rootwrap.conf, ...): what glance-api itself reads.
+            argv += ['--config-file', main]
+            snippets = os.path.join(directory, 'glance-api.conf.d')
+            if os.path.isdir(snippets):
+                argv += ['--config-dir', snippets]
+        else:
+            argv += ['--config-dir', directory]
+    return argv
+
+
+def load_conf(args, conf=None):
+    """glance-api's configuration, as glance-api parses it.
+
+    :raises oslo_config.cfg.Error: a file is missing, unreadable or not
+        parseable (the message names it)
+    :raises ConfigError: a path cannot be read as a file
+    """
+    conf = conf or cfg.CONF
+    argv = _config_argv(args)
     if conf is cfg.CONF:
         try:
             # Glance's own options first (its enabled_backends among them;
@@ -93,7 +143,10 @@ def load_conf(args, conf=None):
         conf.register_opt(cfg.DictOpt('enabled_backends'))
     except cfg.DuplicateOptError:
         pass
-    conf(argv, project='glance', prog='glance-api')
+    try:
+        conf(argv, project='glance', prog='glance-api')
+    except OSError as e:  # a directory or a device given as a file
+        raise ConfigError('cannot read the configuration: %s' % e)
     return conf
 
 
@@ -111,19 +164,53 @@ def stores(conf):
     return found
 
 
-def _stores_or_failure(conf):
-    """(stores, failed names): a store Glance would refuse is a failure."""
-    from glance_store import exceptions
+def _configured(conf):
+    """(name, backend group or None) of each cinder_ext store configured.
+
+    With ``enabled_backends`` (multi-store), its ``cinder_ext`` backends;
+    without it, Glance's legacy single-store mode: the store when
+    ``[glance_store] stores`` lists ``cinder_ext``, as ``glance_store``.
+
+    :raises ConfigError: neither names a cinder_ext store
+    """
+    from glance_store import backend
     from glance_store import multi_backend
+    if conf.enabled_backends:
+        multi_backend.register_store_opts(conf)
+        named = [(name, name) for name, kind in sorted(
+            conf.enabled_backends.items()) if kind == store_mod.STORE_TYPE]
+        if not named:
+            raise ConfigError(
+                'no cinder_ext backend in enabled_backends (%s)' % ', '.join(
+                    '%s:%s' % item for item in sorted(
+                        conf.enabled_backends.items())))
+        return named
+    try:
+        conf.register_opts(backend._STORE_OPTS, group='glance_store')
+    except cfg.DuplicateOptError:
+        pass
+    if store_mod.STORE_TYPE in (conf.glance_store.stores or ()):
+        return [('glance_store', None)]
+    raise ConfigError(
+        'no cinder_ext store configured: neither enabled_backends (multi-'
+        'store) nor [glance_store] stores (single-store) names cinder_ext%s'
+        % ('' if conf.config_file or conf.config_dir else
+           '; no configuration file was read (give --config-file or '
+           '--config-dir)'))
+
+
+def _stores_or_failure(conf):
+    """(stores, failed names): a store Glance would refuse is a failure.
+
+    :raises ConfigError: no cinder_ext store is configured
+    """
+    from glance_store import exceptions
     from oslo_concurrency import opts as concurrency_opts
     for group, opts in concurrency_opts.list_opts():
         conf.register_opts(opts, group=group)
-    multi_backend.register_store_opts(conf)
     found, refused = {}, {}
-    for name, kind in sorted((conf.enabled_backends or {}).items()):
-        if kind != store_mod.STORE_TYPE:
-            continue
-        store = store_mod.Store(conf, backend=name)
+    for name, group in _configured(conf):
+        store = store_mod.Store(conf, backend=group)
         try:
             store.configure(re_raise_bsc=True)
         except exceptions.BadStoreConfiguration as e:
@@ -134,9 +221,6 @@ def _stores_or_failure(conf):
 
 def check_command(args, conf, out=print):
     found, refused = _stores_or_failure(conf)
-    if not found:
-        out('no cinder_ext backend in enabled_backends')
-        return 1
     rows = []
     for name, store in found.items():
         if name in refused:
@@ -165,9 +249,6 @@ def check_command(args, conf, out=print):
 
 def reconcile_command(args, conf, out=print):
     found = stores(conf)
-    if not found:
-        out('no cinder_ext backend in enabled_backends: nothing to do')
-        return 0
     glance = reconcile.GlanceImages()
     if not glance.reachable:
         out("Glance's database cannot be reached (%s): no image volume is "
@@ -199,17 +280,24 @@ def reconcile_command(args, conf, out=print):
     return 1 if failed or not glance.reachable else 0
 
 
-def main(argv=None):
+def main(argv=None, out=print, conf=None):
+    """The console script; a configuration it cannot use is one line.
+
+    :param conf: the ConfigOpts to parse into (default: oslo's global)
+    """
     from glance_store import exceptions
     args = _parser().parse_args(argv)
-    conf = load_conf(args)
-    if args.command == 'check':
-        return check_command(args, conf)
     try:
-        return reconcile_command(args, conf)
+        conf = load_conf(args, conf)
+        if args.command == 'check':
+            return check_command(args, conf, out=out)
+        return reconcile_command(args, conf, out=out)
+    except (cfg.Error, ConfigError) as e:
+        out('cinder-ext-store: configuration not usable: %s' % e)
     except exceptions.BadStoreConfiguration as e:
-        print('%s (cinder-ext-store check names the fix)' % e)
-        return 1
+        out('cinder-ext-store: %s (cinder-ext-store check names the fix)'
+            % e)
+    return 1
 
 
 if __name__ == '__main__':

@@ -167,10 +167,11 @@ class FunctionalTestCase(testtools.TestCase):
         From glance-api's environment, on its configuration directory
         (``etc``, default the stack's) and as glance-api's user, so that
         what it creates (locks, markers) glance-api can use afterwards.
+        The directory is named after the subcommand, as operators type it.
         """
         cmd = [os.path.join(self.cloud.facts.glance.bin_dir,
-                            'cinder-ext-store'), '--config-dir',
-               etc or self.cloud.facts.glance.config_dir] + list(args)
+                            'cinder-ext-store'), args[0], '--config-dir',
+               etc or self.cloud.facts.glance.config_dir] + list(args[1:])
         who = {}
         user = self.cloud.facts.glance.user
         if user and os.geteuid() == 0:

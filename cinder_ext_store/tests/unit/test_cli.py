@@ -10,8 +10,10 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import io
 import os
 
+import ddt
 import fixtures
 from oslo_config import cfg
 
@@ -32,6 +34,7 @@ lock_path = %s
 """
 
 
+@ddt.ddt
 class TestConfig(base.TestCase):
 
     def test_reads_glance_api_conf_like_glance(self):
@@ -51,6 +54,112 @@ class TestConfig(base.TestCase):
         self.assertFalse(args.apply)
         self.assertEqual(cli.DEFAULT_GRACE, args.older_than)
         self.assertRaises(SystemExit, cli._parser().parse_args, [])
+
+    def test_negative_grace_is_refused(self):
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))
+        for value in ('-1', 'soon'):
+            self.assertRaises(SystemExit, cli._parser().parse_args,
+                              ['reconcile', '--older-than', value])
+        self.assertEqual(0, cli._parser().parse_args(
+            ['reconcile', '--older-than', '0']).older_than)
+
+    def write(self, text, name='glance-api.conf', subdir=''):
+        tmp = self.useFixture(fixtures.TempDir()).path if not subdir else \
+            subdir
+        os.makedirs(tmp, exist_ok=True)
+        path = os.path.join(tmp, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        return tmp, path
+
+    def found(self, *argv):
+        args = cli._parser().parse_args(list(argv))
+        return cli.stores(cli.load_conf(args, cfg.ConfigOpts()))
+
+    @ddt.data(('--config-file', 'file'), ('--config-dir', 'dir'))
+    @ddt.unpack
+    def test_config_after_the_subcommand(self, option, kind):
+        tmp, path = self.write(CONF % '/nonexistent-lock')
+        where = path if kind == 'file' else tmp
+        for argv in ((option, where, 'reconcile'),
+                     ('reconcile', option, where),
+                     ('check', option, where)):
+            self.assertEqual(['fast'], list(self.found(*argv)), argv)
+
+    def test_config_dir_is_read_as_glance_api_reads_it(self):
+        tmp, _path = self.write(CONF % '/nonexistent-lock')
+        # Another service's file is not glance-api's...
+        self.write('[DEFAULT]\nenabled_backends = other:cinder_ext\n',
+                   'glance-cache.conf', tmp)
+        # ... its .d directory is.
+        self.write('[fast]\ncinder_volume_type = gold\n', 'override.conf',
+                   os.path.join(tmp, 'glance-api.conf.d'))
+        found = self.found('--config-dir', tmp, 'check')
+        self.assertEqual(['fast'], list(found))
+        self.assertEqual('gold', found['fast'].store_conf.cinder_volume_type)
+
+    def test_legacy_single_store_mode(self):
+        tmp, path = self.write('[glance_store]\nstores = file, cinder_ext\n'
+                               'default_store = cinder\n'
+                               'cinder_volume_type = fast\n'
+                               '[oslo_concurrency]\nlock_path = %s\n'
+                               % self.useFixture(fixtures.TempDir()).path)
+        found = self.found('--config-file', path, 'reconcile')
+        self.assertEqual(['glance_store'], list(found))
+        self.assertEqual('fast',
+                         found['glance_store'].store_conf.cinder_volume_type)
+
+
+@ddt.ddt
+class TestUnusableConfiguration(base.TestCase):
+    """Every configuration the tools cannot use: one line, exit 1."""
+
+    def run_main(self, *argv):
+        out = []
+        status = cli.main(list(argv), out=out.append, conf=cfg.ConfigOpts())
+        self.assertEqual(1, status)
+        self.assertEqual(1, len(out), out)
+        self.assertNotIn('Traceback', out[0])
+        return out[0]
+
+    def file(self, text):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'glance-api.conf')
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    @ddt.data('check', 'reconcile')
+    def test_no_backends_at_all(self, command):
+        line = self.run_main('--config-file', self.file('[DEFAULT]\n'),
+                             command)
+        self.assertIn('neither enabled_backends (multi-store) nor '
+                      '[glance_store] stores (single-store) names '
+                      'cinder_ext', line)
+
+    @ddt.data('check', 'reconcile')
+    def test_no_cinder_ext_backend(self, command):
+        line = self.run_main('--config-file', self.file(
+            '[DEFAULT]\nenabled_backends = a:file, b:rbd\n'), command)
+        self.assertIn('no cinder_ext backend in enabled_backends (a:file, '
+                      'b:rbd)', line)
+
+    def test_missing_file(self):
+        line = self.run_main('--config-file', '/nonexistent/glance-api.conf',
+                             'check')
+        self.assertIn('/nonexistent/glance-api.conf', line)
+
+    def test_unparseable_file(self):
+        line = self.run_main('--config-file', self.file('no section\n'),
+                             'reconcile')
+        self.assertIn('configuration not usable', line)
+
+    def test_unreadable_file(self):
+        # (A mode-000 file is readable by root, who runs CI: a directory
+        # given as a file is unreadable for everyone.)
+        tmp = self.useFixture(fixtures.TempDir()).path
+        line = self.run_main('--config-file', tmp, 'check')
+        self.assertIn(tmp, line)
 
 
 class TestReconcileCommand(test_reconcile.ReconcileTestCase):
