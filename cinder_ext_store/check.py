@@ -144,9 +144,13 @@ def check_privsep(store):
                       props.get('multipath')))
 
 
-def check_device_access(store):
-    """The store's own helper, needed when glance-api is not root."""
-    if store.host.euid() == 0:
+def check_device_access(store, uid=None):
+    """The store's own helper, needed when glance-api is not root.
+
+    :param uid: glance-api's user (default: the user running the check)
+    """
+    glance_uid = store.host.euid() if uid is None else uid
+    if glance_uid == 0:
         return Result('device access', OK, 'glance-api runs as root: opens '
                       'attached devices itself')
     try:
@@ -163,7 +167,7 @@ def check_device_access(store):
                       % brick_host.PRIVSEP_STORE)
     return Result('device access', OK, 'privileged helper runs as root; '
                   'attached block devices are lent to uid %d while attached'
-                  % store.host.euid())
+                  % glance_uid)
 
 
 def _probe_volume(api, store, tag):
@@ -291,8 +295,12 @@ def check_locations(store):
                   'it')
 
 
-def run_checks(store, probe=False, write_test=False):
-    """Every check of ``store``, in order; later ones need earlier ones."""
+def run_checks(store, probe=False, write_test=False, glance_uid=None):
+    """Every check of ``store``, in order; later ones need earlier ones.
+
+    :param glance_uid: the user glance-api runs as, when the check runs as
+        another (root)
+    """
     results = [check_credentials(store)]
     if results[0].status == FAIL:
         results.append(Result('endpoint', SKIP, 'skipped: the credentials '
@@ -304,7 +312,8 @@ def run_checks(store, probe=False, write_test=False):
     if reachable:
         results.append(check_volume_type(store, api))
     results += [check_lock_path(store), check_privsep(store),
-                check_device_access(store), check_locations(store)]
+                check_device_access(store, glance_uid),
+                check_locations(store)]
     usable = all(r.status != FAIL for r in results)
     if usable:
         results += [check_online_extend(store, api, probe),

@@ -29,6 +29,7 @@ of this host's attachments is in glance-api's lock path.
 
 import argparse
 import os
+import pwd
 import sys
 
 from oslo_config import cfg
@@ -80,6 +81,9 @@ def _parser():
         'check', help='check that each cinder_ext store can work here '
                       '(exit status 1 when not)')
     _config_options(chk, '_after')
+    chk.add_argument('--as-user', metavar='USER',
+                     help="glance-api's user, whose device access is judged "
+                          "(default: the owner of the lock path)")
     chk.add_argument('--probe', action='store_true',
                      help='try an in-use extend with a 1 GiB volume '
                           '(created and deleted)')
@@ -219,6 +223,29 @@ def _stores_or_failure(conf):
     return found, refused
 
 
+def glance_uid(store, as_user=None):
+    """The uid glance-api runs as: ``as_user``, else the lock path's owner.
+
+    None when neither says (no lock path yet): the check then judges the
+    user it runs as.
+
+    :raises ConfigError: ``as_user`` is no user of this host
+    """
+    if as_user:
+        if as_user.isdigit():
+            return int(as_user)
+        try:
+            return pwd.getpwnam(as_user).pw_uid
+        except KeyError:
+            raise ConfigError('--as-user %s: no such user on this host'
+                              % as_user)
+    from glance_store import exceptions
+    try:
+        return os.stat(store.lock_path()).st_uid
+    except (OSError, exceptions.BadStoreConfiguration):
+        return None
+
+
 def check_command(args, conf, out=print):
     found, refused = _stores_or_failure(conf)
     rows = []
@@ -229,7 +256,8 @@ def check_command(args, conf, out=print):
                 'Glance refuses this store at start-up (the store\'s add is '
                 'disabled): fix what the detail names')))
         rows += [(name, r) for r in check.run_checks(
-            store, probe=args.probe, write_test=args.write_test)]
+            store, probe=args.probe, write_test=args.write_test,
+            glance_uid=glance_uid(store, args.as_user))]
     widths = [max(len(x) for x in col) for col in zip(
         ('BACKEND', 'CHECK', 'RESULT'),
         *[(n, r.check, r.status) for n, r in rows])]

@@ -196,7 +196,7 @@ class Store(glance_store.driver.Store):
 
         :returns: the lock path
         """
-        path = self._lock_path()
+        path = self.lock_path()
         try:
             os.makedirs(path, exist_ok=True)
             fd, probe = tempfile.mkstemp(dir=path, prefix='.cinder-ext-')
@@ -260,7 +260,7 @@ class Store(glance_store.driver.Store):
         """This host's shared read attachments (made on first use)."""
         with self._shares_lock:
             if self._shares is None:
-                records = host_records.Records(self._lock_path())
+                records = host_records.Records(self.lock_path())
                 self._uploads = upload_markers.UploadMarkers(records,
                                                              self.host)
                 self._shares = read_share.ReadShares(
@@ -275,7 +275,11 @@ class Store(glance_store.driver.Store):
         """This host's upload markers."""
         return self.shares.uploads
 
-    def _lock_path(self):
+    def lock_path(self):
+        """Where this host's locks and records live (glance-api's).
+
+        :raises BadStoreConfiguration: none is configured
+        """
         for group in ('oslo_concurrency', 'os_brick'):
             try:
                 path = self.conf[group].lock_path

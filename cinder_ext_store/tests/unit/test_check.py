@@ -107,6 +107,17 @@ class TestChecks(CheckTestCase):
         self.assertEqual(check.OK, r.status)
         self.assertIn('root', r.detail)
 
+    def test_device_access_judged_for_glance_apis_user(self):
+        # Run as root for a glance-api that is not: the helper is needed.
+        self.host.privileged_uid = lambda: 0
+        self.host.euid = lambda: 0
+        r = check.check_device_access(self.store, uid=997)
+        self.assertEqual(check.OK, r.status, r.detail)
+        self.assertIn('lent to uid 997', r.detail)
+        self.host.privileged_uid = lambda: 997
+        self.assertEqual(check.FAIL, check.check_device_access(
+            self.store, uid=997).status)
+
     def test_device_access_helper_runs_as_root(self):
         self.host.privileged_uid = lambda: 0
         self.host.euid = lambda: 997

@@ -12,6 +12,7 @@
 
 import io
 import os
+import types
 
 import ddt
 import fixtures
@@ -236,16 +237,33 @@ class TestReconcileCommand(test_reconcile.ReconcileTestCase):
 
 class TestCheckCommand(base.TestCase):
 
-    def run_check(self, results, refused=None):
+    def run_check(self, results, refused=None, *argv):
         out = []
+        self.lock = self.useFixture(fixtures.TempDir()).path
+        store = types.SimpleNamespace(lock_path=lambda: self.lock)
         self.useFixture(fixtures.MonkeyPatch(
             'cinder_ext_store.cli._stores_or_failure',
-            lambda conf: ({'fast': object()}, refused or {})))
+            lambda conf: ({'fast': store}, refused or {})))
+        self.judged = []
+
+        def run_checks(store, probe, write_test, glance_uid):
+            self.judged.append(glance_uid)
+            return results
         self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.check.run_checks',
-            lambda store, probe, write_test: results))
-        args = cli._parser().parse_args(['check', '--probe'])
+            'cinder_ext_store.check.run_checks', run_checks))
+        args = cli._parser().parse_args(['check', '--probe'] + list(argv))
         return cli.check_command(args, None, out=out.append), out
+
+    def test_judges_glance_apis_user(self):
+        # By default the lock path's owner (glance-api's), not the caller.
+        self.run_check([])
+        self.assertEqual([os.stat(self.lock).st_uid], self.judged)
+        self.run_check([], None, '--as-user', '4242')
+        self.assertEqual([4242], self.judged)
+        self.run_check([], None, '--as-user', 'root')
+        self.assertEqual([0], self.judged)
+        self.assertRaises(cli.ConfigError, self.run_check, [], None,
+                          '--as-user', 'no-such-user-here')
 
     def test_table_and_fixes(self):
         status, out = self.run_check([
