@@ -85,12 +85,17 @@ class TestLiveImages(test_glance.GlanceTestCase):
         for path in glob.glob(os.path.join(
                 self.cloud.facts.glance.config_dir, '*.conf')):
             shutil.copy(path, etc)
-        with open(os.path.join(etc, 'zz-no-database.conf'), 'w') as f:
+        # Where glance-api reads overrides: its glance-api.conf.d.
+        snippets = os.path.join(etc, 'glance-api.conf.d')
+        os.mkdir(snippets)
+        with open(os.path.join(snippets, 'zz-no-database.conf'), 'w') as f:
             f.write('[database]\nconnection = postgresql+psycopg2://'
                     'glance:nothing@127.0.0.1:9/glance\n')
-        for name in os.listdir(etc):
-            os.chmod(os.path.join(etc, name), 0o644)
-        os.chmod(etc, 0o755)
+        for path in glob.glob(os.path.join(etc, '**', '*.conf'),
+                              recursive=True):
+            os.chmod(path, 0o644)
+        for path in (etc, snippets):
+            os.chmod(path, 0o755)
         return etc
 
     def test_reconcile_without_glance_keeps_an_attaching_volume(self):
