@@ -127,7 +127,7 @@ class Attachment(object):
             tuning=self.api.tuning)
 
     def _volume_bytes(self):
-        return self.api.volume_bytes(self.api.get(self.volume_id))
+        return self.api.bytes_for(self.api.get(self.volume_id).size)
 
     @classmethod
     def adopt(cls, api, host, volume_id, record, owner=True):

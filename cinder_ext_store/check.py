@@ -197,7 +197,7 @@ def check_online_extend(store, api, probe):
                               'offline', 'set cinder_do_extend_attached = '
                               'False to skip the attempt')
             seen = att.rescan()
-        if seen < api.volume_bytes(2):
+        if seen < api.bytes_for(2):
             return Result('in-use extend', WARN, 'Cinder grew the volume but '
                           'this host does not see it', 'set '
                           'cinder_do_extend_attached = False')

@@ -170,10 +170,9 @@ class CinderAPI(object):
         """Whole GiB for ``nbytes`` (Cinder sizes: whole GiB, at least 1)."""
         return max(1, -(-nbytes // self.gib))
 
-    def volume_bytes(self, volume):
-        """The bytes of a volume (or of a size in GiB)."""
-        size = getattr(volume, 'size', volume)
-        return size * self.gib
+    def bytes_for(self, size_gib):
+        """The bytes of ``size_gib`` GiB (a volume's ``size``)."""
+        return size_gib * self.gib
 
     def _client(self, version=MV_BASE):
         if version not in self._clients:

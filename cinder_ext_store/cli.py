@@ -105,8 +105,8 @@ def _parser():
 
 def _config_argv(args):
     """oslo.config's arguments for the files and directory named."""
-    files = args.config_file + getattr(args, 'config_file_after', [])
-    directory = getattr(args, 'config_dir_after', None) or args.config_dir
+    files = args.config_file + args.config_file_after
+    directory = args.config_dir_after or args.config_dir
     argv = []
     for path in files:
         argv += ['--config-file', path]

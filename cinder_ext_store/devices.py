@@ -123,14 +123,15 @@ class PathDevice(Device):
     :param direct: also open the device with O_DIRECT: aligned writes and
         all reads bypass this host's page cache (falls back to buffered I/O
         where O_DIRECT is refused)
+    :param read_ahead: chunks a reader may request ahead (two O_DIRECT
+        requests keep a local or SAN device busy: see the README's
+        benchmark section)
     """
 
-    # Two O_DIRECT requests keep a local or SAN device busy (see the
-    # README's benchmark section).
-    read_ahead = tuning_mod.DEFAULT.block_read_ahead
-
-    def __init__(self, path, writable, volume_id, direct=False):
+    def __init__(self, path, writable, volume_id, direct=False,
+                 read_ahead=tuning_mod.DEFAULT.block_read_ahead):
         super(PathDevice, self).__init__(volume_id)
+        self.read_ahead = read_ahead
         self.path = path
         self.direct_fd = None
         self._buffers = threading.local()
@@ -405,9 +406,8 @@ def open_device(path, writable, volume_id, direct=False, rbd_op_timeout=0,
         how deep reads and RBD writes go
     """
     if isinstance(path, str):
-        device = PathDevice(path, writable, volume_id, direct=direct)
-        device.read_ahead = tuning.block_read_ahead
-        return device
+        return PathDevice(path, writable, volume_id, direct=direct,
+                          read_ahead=tuning.block_read_ahead)
     return RbdDevice.from_handle(
         path, volume_id, op_timeout=rbd_op_timeout,
         in_flight=tuning.rbd_in_flight) or HandleDevice(path, volume_id)

@@ -311,7 +311,7 @@ class Store(glance_store.driver.Store):
         try:
             return int((volume.metadata or {})['image_size'])
         except (KeyError, TypeError, ValueError):
-            return api.volume_bytes(volume)
+            return api.bytes_for(volume.size)
 
     @staticmethod
     def _volume_for(api, location):

@@ -189,7 +189,7 @@ class WriteTarget(object):
             raise exceptions.BackendException(
                 'Volume %s grew to %d GiB but rescanning it on this host '
                 'failed: %s' % (self.volume_id, new_gib, e))
-        if seen < self.api.volume_bytes(new_gib):
+        if seen < self.api.bytes_for(new_gib):
             raise cinder_api.ExtendRefused(
                 'volume %s grew to %d GiB in Cinder but this host still sees '
                 '%d bytes' % (self.volume_id, new_gib, seen))
@@ -219,7 +219,7 @@ class WriteTarget(object):
                             % (self.volume_id, volume.size, new_gib))
         self.size_gib = volume.size
         self._attach()
-        if self.device.size() < self.api.volume_bytes(new_gib):
+        if self.device.size() < self.api.bytes_for(new_gib):
             raise exceptions.BackendException(
                 'Volume %s is %d GiB in Cinder but its device has %d bytes '
                 'after re-attaching' % (self.volume_id, new_gib,

@@ -96,6 +96,22 @@ class TestSharing(ShareTestCase):
         self.assertEqual(self.data, b''.join(chunks))
         self.assertReleased()
 
+    def test_a_lease_is_released_when_its_block_ends(self):
+        api = self.store.api()
+        for handles in (False, True):  # a shared path, an own RBD handle
+            self.host.handles = handles
+            try:
+                with self.store.shares.acquire(api, self.vid) as lease:
+                    self.assertEqual(self.data[:100],
+                                     bytes(lease.device.read_at(0, 100)))
+                    self.assertEqual(1, len(self.cloud.attachments))
+                    raise ValueError('the reader failed')
+            except ValueError:
+                pass
+            self.assertTrue(lease.released)
+            lease.release()  # once is enough
+            self.assertReleased()
+
     def test_multiattach_volume_shares_too(self):
         self.cloud.volumes[self.vid]['multiattach'] = True
         readers = [self.reader() for _ in range(3)]
