@@ -172,11 +172,16 @@ class BrickHost(object):
                 priv_context.init(root_helper=self._privsep_prefix())
                 cls._privsep_ready = True
 
+    @staticmethod
+    def hostname():
+        """This host as Cinder's attachments name it (the connector's)."""
+        return socket.gethostname()
+
     def connector_properties(self):
         with self._lock:
             if self._properties is None:
                 self._ensure_privsep()
-                hostname = socket.gethostname()
+                hostname = self.hostname()
                 self._properties = brick_connector.get_connector_properties(
                     self.root_helper, _host_ip(hostname),
                     self.conf.cinder_use_multipath,

@@ -109,9 +109,11 @@ def check_volume_type(store, api):
     multi = specs.get('multiattach', '').replace(' ', '') == '<is>True'
     which = ('%s exists' % name if store.store_conf.cinder_volume_type
              else "unset: Cinder's default (%s)" % name)
-    return Result('volume type', OK, '%s; multiattach: %s%s' % (
-        which, 'yes' if multi else 'no',
-        '' if multi else ' (readers on several hosts take turns)'))
+    return Result('volume type', OK, '%s; multiattach: %s' % (
+        which, 'yes: several glance-api hosts read one image at once' if multi
+        else 'no: one glance-api host at a time reads an image (another '
+        "host's readers wait, then fail); with several glance-api hosts use "
+        'a multiattach type'))
 
 
 def check_lock_path(store):

@@ -97,9 +97,14 @@ def updated_at(volume):
 
 
 def _stamp(volume, field):
+    return parse_stamp(getattr(volume, field, None))
+
+
+def parse_stamp(text):
+    """A time stamp Cinder sent (ISO 8601), as naive UTC; None if none."""
     try:
-        stamp = datetime.datetime.fromisoformat(getattr(volume, field))
-    except (AttributeError, TypeError, ValueError):
+        stamp = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
         return None
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(datetime.timezone.utc).replace(tzinfo=None)
@@ -489,36 +494,67 @@ class CinderAPI(object):
                                                    connector.get('host')),
             volume_id=volume_id)
 
-    def attachments_made_since(self, volume_id, before, mode, host):
-        """Attachments of ``volume_id`` a request of ``host`` may have made.
+    def attachments_made_since(self, volume_id, before, mode, host,
+                               completed=False):
+        """Attachments of ``volume_id`` that one request of ``host`` made.
 
-        Cinder shows neither an attachment's host until it is attached nor
-        when it was made: a request's own is one that was not there
+        Cinder shows neither an attachment's connector nor when it was
+        made, and its host only once it is complete ('attached', to admins
+        and services). A request's own attachment is one that was not there
         ``before``, in the ``mode`` it asked for (or none yet: Cinder
-        reserves the attachment, then sets the mode once the driver
-        answered), and, once attached, of its host. (Cinder refuses an
-        instance id as a tag: only Nova may delete such an attachment.)
+        reserves first, sets the mode once the driver answered), and
+
+        * attached to ``host``, when the request's process may have
+          completed it (``completed``: a reader that died after completing
+          and before recording it) - never otherwise, since a request whose
+          answer was lost never completes what it made;
+        * or unattached for ``tuning.attach_settle`` seconds: another host
+          completes its own attachment right after its create (it connects
+          and completes at once), so one that stays unattached is the lost
+          request's (or a dead one's).
+
+        (Cinder refuses an instance id as a tag: only Nova may delete such
+        an attachment.)
         """
+        deadline = self.tuning.clock() + self.tuning.attach_settle
+        delay = self.tuning.poll_first
+        while True:
+            new, hosts = self._new_attachments(volume_id, set(before), mode)
+            unattached = [a for a in new if a not in hosts]
+            if not unattached or self.tuning.clock() >= deadline:
+                break
+            LOG.debug('Volume %s: waiting to see whether attachment(s) %s '
+                      'are completed by their maker', volume_id,
+                      ', '.join(unattached))
+            self.tuning.sleep(delay)
+            delay = min(delay * self.tuning.poll_factor, self.tuning.poll_max)
+        attached = [a for a in new
+                    if a in hosts and completed and hosts[a] == host]
+        return attached + unattached
+
+    def _new_attachments(self, volume_id, before, mode):
+        """(ids not in ``before`` in ``mode``, {attached id: host})."""
         def find():
             client = self._client(MV_ATTACH)
-            new = [a for a in client.attachments.list(
+            new = [a.id for a in client.attachments.list(
                 search_opts={'volume_id': volume_id}, detailed=True)
                 if a.id not in before and
                 getattr(a, 'attach_mode', mode) in (mode, 'null', None)]
             if not new:
-                return []
+                return [], {}
             hosts = {a.get('attachment_id'): a.get('host_name')
                      for a in getattr(client.volumes.get(volume_id),
                                       'attachments', None) or ()}
-            return [a.id for a in new
-                    if a.id not in hosts or hosts[a.id] == host]
+            return new, hosts
         return self._request('attachment listing', find, volume_id=volume_id)
 
     def _undo_lost_attach(self, volume_id, before, mode, host):
         """Delete what an attachment create whose answer was lost made.
 
         Its connection_info went with the answer, so the attachment is of
-        no use: deleted, and the create is sent again.
+        no use: deleted, and the create is sent again. Another host's
+        attachment made meanwhile is left alone (see
+        :meth:`attachments_made_since`).
         """
         for attachment_id in self.attachments_made_since(volume_id, before,
                                                          mode, host):

@@ -29,12 +29,18 @@ record is therefore as dangerous as what it names:
   them.
 
 A process is named by its pid and start time, so a reused pid is not
-taken for the process that died.
+taken for the process that died, and by where it runs: its PID namespace,
+the boot and the host name. Only a process of the same namespace, boot and
+host can be judged: a record written anywhere else (another container
+sharing the lock path, ``reconcile`` run from the host on a container's
+lock path, a lock path on shared storage) is *foreign*, and what it names
+is kept.
 """
 
 import json
 import logging
 import os
+import socket
 import stat
 import tempfile
 import time
@@ -61,24 +67,88 @@ def process_start(pid):
         return None
 
 
-_me = [None, None]
+#: How :func:`judge` sees a recorded process.
+ALIVE, DEAD, FOREIGN = 'alive', 'dead', 'foreign'
+#: The keys that say where a recorded process runs.
+PLACE = ('pidns', 'boot', 'host')
+
+_me = {}
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def place():
+    """Where this process runs: its PID namespace, boot and host name.
+
+    A pid and a start time mean something only there.
+    """
+    try:
+        pidns = os.readlink('/proc/self/ns/pid')
+    except OSError:
+        pidns = None
+    return {'pidns': pidns,
+            'boot': _read('/proc/sys/kernel/random/boot_id'),
+            'host': socket.gethostname()}
 
 
 def identity():
-    """(pid, start time) of this process, as records name it.
+    """This process as records name it: pid, start time and place.
 
     Computed again after a fork: Glance forks its workers after it made
     the stores.
     """
     pid = os.getpid()
-    if _me[0] != pid:
-        _me[:] = [pid, process_start(pid)]
-    return tuple(_me)
+    if _me.get('pid') != pid:
+        _me.clear()
+        _me.update(place(), pid=pid, start=process_start(pid))
+    return dict(_me)
 
 
-def alive(pid, start):
-    """Whether process ``pid`` that started at ``start`` still runs."""
-    return start is not None and process_start(pid) == start
+def key(process):
+    """The name of a recorded process among a share's readers.
+
+    Pids repeat across PID namespaces, so the namespace is part of it.
+    """
+    return '%d@%s' % (process['pid'], process.get('pidns'))
+
+
+def pid_of(name):
+    """The pid in a reader's name (:func:`key`; older records: the pid)."""
+    return int(str(name).split('@', 1)[0])
+
+
+def judge(process):
+    """ALIVE, DEAD or FOREIGN: a recorded process, as this one sees it.
+
+    :param process: a record's ``pid`` and ``start``, and where it ran
+        (:data:`PLACE`); a record written before places were recorded
+        is taken for one of this place (the store wrote none elsewhere)
+    """
+    here = identity()
+    if any(process.get(k) is not None and process[k] != here[k]
+           for k in PLACE):
+        return FOREIGN
+    start = process.get('start')
+    try:
+        pid = int(process.get('pid', 0))
+    except (TypeError, ValueError):
+        return DEAD
+    if start is not None and process_start(pid) == start:
+        return ALIVE
+    return DEAD
+
+
+def where(process):
+    """A recorded process, for a person: ``pid 12 on host h (pid:[4])``."""
+    return 'pid %s on host %s (%s, boot %s)' % (
+        process.get('pid'), process.get('host'), process.get('pidns'),
+        process.get('boot'))
 
 
 def without_secrets(connection_info):
@@ -186,6 +256,9 @@ class Records(object):
 
     def path(self, name):
         return os.path.join(self.dir, name)
+
+    def exists(self, name):
+        return os.path.lexists(self.path(name))
 
     def names(self, suffix):
         """The record names (less ``suffix``) of one kind."""

@@ -116,7 +116,11 @@ class ReadShares(object):
     def _name(self, volume_id):
         return volume_id + SUFFIX
 
-    def _lock(self, volume_id):
+    def has_record(self, volume_id):
+        return self.records.exists(self._name(volume_id))
+
+    def lock(self, volume_id):
+        """The lock of the volume's share (thread and file lock)."""
         return lockutils.lock('cinder_ext-read-%s' % volume_id,
                               external=True, lock_path=self.dir)
 
@@ -139,15 +143,19 @@ class ReadShares(object):
         self.records.save(self._name(volume_id), state)
 
     def _reclaim(self, volume_id, state):
-        """Drop the counts of processes that are gone, and their files."""
-        for pid, holder in list(state['readers'].items()):
-            if not host_records.alive(int(pid), holder['start']):
+        """Drop the counts of processes that are gone, and their files.
+
+        Only of processes of this place: a reader recorded in another PID
+        namespace, boot or host is kept (see host_records).
+        """
+        for name, holder in list(state['readers'].items()):
+            if _judge(name, holder) == host_records.DEAD:
                 LOG.warning('Read share of volume %s: reclaiming %d '
                             'reference(s) of dead process %s', volume_id,
-                            holder['count'], pid)
+                            holder['count'], host_records.pid_of(name))
                 for conf in holder.get('rbd_confs', ()):
                     host_records.remove_rbd_conf(conf)
-                del state['readers'][pid]
+                del state['readers'][name]
 
     def _keep_or_release(self, api, volume_id, state):
         """Drop dead readers; keep the share, or release it if nobody reads.
@@ -170,25 +178,42 @@ class ReadShares(object):
         delete the volume.
         """
         self.records.ensure_dir()
-        with self._lock(volume_id):
+        with self.lock(volume_id):
             state = self._load(volume_id)
             return 0 if state is None else self._keep_or_release(
                 api, volume_id, state)
 
-    def dead_shares(self):
-        """(volume id, state) of read shares no live process holds."""
+    def states(self):
+        """(volume id, state) of every readable share record."""
         for volume_id in self.records.names(SUFFIX):
-            with self._lock(volume_id):
+            with self.lock(volume_id):
                 try:
                     state = self._load(volume_id)
                 except exceptions.BackendException as e:
                     LOG.error('Read share of volume %s skipped: %s',
                               volume_id, e)
                     continue
-            if state is not None and not any(
-                    host_records.alive(int(pid), holder['start'])
-                    for pid, holder in state['readers'].items()):
+            if state is not None:
                 yield volume_id, state
+
+    def dead_shares(self):
+        """(volume id, state) of read shares no live process holds.
+
+        A share any reader of another place holds is not dead.
+        """
+        for volume_id, state in self.states():
+            if all(_judge(name, holder) == host_records.DEAD
+                   for name, holder in state['readers'].items()):
+                yield volume_id, state
+
+    def foreign_shares(self):
+        """(volume id, [holder]) of shares readers of another place hold."""
+        for volume_id, state in self.states():
+            foreign = [dict(holder, pid=host_records.pid_of(name))
+                       for name, holder in state['readers'].items()
+                       if _judge(name, holder) == host_records.FOREIGN]
+            if foreign:
+                yield volume_id, foreign
 
     # -- joining and leaving ----------------------------------------------
 
@@ -199,7 +224,7 @@ class ReadShares(object):
             self._swept = True
             self.sweep(api)
         self.uploads.check_not_uploading(volume_id)
-        with self._lock(volume_id):
+        with self.lock(volume_id):
             state = self._load(volume_id)
             if state is not None:
                 self._reclaim(volume_id, state)
@@ -212,9 +237,9 @@ class ReadShares(object):
                 state, device, own = self._attach(api, volume_id)
             else:
                 device, own = self._join(api, volume_id, state)
-            pid, start = host_records.identity()
+            me = host_records.identity()
             holder = state['readers'].setdefault(
-                str(pid), {'start': start, 'count': 0})
+                host_records.key(me), _holder(me))
             holder['count'] += 1
             conf = host_records.rbd_conf(
                 own.device_info if own is not None else None)
@@ -242,13 +267,13 @@ class ReadShares(object):
             a file-like handle (RBD) is this reader's alone, to close with
             its lease; the share keeps the Cinder attachment
         """
-        pid, start = host_records.identity()
+        me = host_records.identity()
         for attempt in range(self.retries):
             request = {'before': sorted(api.attachment_ids(volume_id)),
                        'host': self.host.connector_properties().get('host')}
             self._save(volume_id, {
                 'attachment_id': None, 'pending': request,
-                'readers': {str(pid): {'start': start, 'count': 0}}})
+                'readers': {host_records.key(me): _holder(me)}})
             attachment = attachments.Attachment(
                 api, self.host, volume_id, 'ro', direct=self.direct,
                 before=request['before'])
@@ -312,10 +337,15 @@ class ReadShares(object):
                       volume_id, e)
 
     @staticmethod
-    def _release_pending(api, volume_id, request):
-        """Delete the attachment a recorded request made, if it did."""
+    def _release_pending(api, volume_id, request, completed=False):
+        """Delete the attachment a recorded request made, if it did.
+
+        :param completed: the request's process may have completed it (it
+            died after the attach; a failed attach undid its own)
+        """
         for attachment_id in api.attachments_made_since(
-                volume_id, set(request['before']), 'ro', request['host']):
+                volume_id, set(request['before']), 'ro', request['host'],
+                completed=completed):
             api.attachment_delete(attachment_id, volume_id)
 
     def _join(self, api, volume_id, state):
@@ -347,25 +377,26 @@ class ReadShares(object):
 
     def leave(self, api, volume_id, conf=None):
         """One reader of this process left (``conf``: its RBD handle's)."""
-        with self._lock(volume_id):
+        with self.lock(volume_id):
             state = self._load(volume_id)
             if state is None:
                 return
-            pid = str(host_records.identity()[0])
-            holder = state['readers'].get(pid)
+            name = host_records.key(host_records.identity())
+            holder = state['readers'].get(name)
             if holder is not None:
                 if conf in holder.get('rbd_confs', ()):
                     holder['rbd_confs'].remove(conf)
                 holder['count'] -= 1
                 if holder['count'] <= 0:
-                    del state['readers'][pid]
+                    del state['readers'][name]
             self._keep_or_release(api, volume_id, state)
 
     def _detach(self, api, volume_id, state):
         """The last reader left: disconnect, delete the attachment."""
         if state.get('pending'):
-            # A reader died between recording and the answer.
-            self._release_pending(api, volume_id, state['pending'])
+            # A reader died between recording and recording the answer.
+            self._release_pending(api, volume_id, state['pending'],
+                                  completed=True)
             self._save(volume_id, None)
             LOG.warning('Volume %s: released the attachment of a reader '
                         'that died while attaching', volume_id)
@@ -384,7 +415,7 @@ class ReadShares(object):
     def sweep(self, api):
         """Release the shares that no live process holds."""
         for volume_id in self.records.names(SUFFIX):
-            with self._lock(volume_id):
+            with self.lock(volume_id):
                 try:
                     state = self._load(volume_id)
                     if state is not None:
@@ -392,3 +423,15 @@ class ReadShares(object):
                 except Exception as e:
                     LOG.error('Read share of volume %s not swept: %s',
                               volume_id, e)
+
+
+def _holder(process):
+    """A new reader entry of ``process`` (host_records.identity())."""
+    entry = {k: process[k] for k in ('start',) + host_records.PLACE}
+    entry['count'] = 0
+    return entry
+
+
+def _judge(name, holder):
+    """How this process sees the reader ``name`` of a share."""
+    return host_records.judge(dict(holder, pid=host_records.pid_of(name)))

@@ -21,6 +21,9 @@ It finds, on this host (the state the store keeps in its lock path):
   and their volume (the upload never finished, so no image uses it);
 * read shares (one read-only attachment per volume and host) none of
   whose reader processes is alive;
+* attachments Cinder says are this host's (the connector's host name)
+  that no record names (a record lost in a crash), attached for the
+  grace period;
 
 and, in Cinder (the store's project, its volume type), image volumes that
 this Glance's database proves nobody uses: the image was deleted, or it
@@ -37,7 +40,10 @@ What it cannot prove it keeps, and says so (:class:`Note`):
   its image-volume cache, a user's volume) or one this store did not make;
 * a live upload of this host (also while detached for offline growth), an
   image whose upload may still run (updated within the grace period) and
-  a volume attached anywhere.
+  a volume attached anywhere;
+* what records written in another PID namespace, boot or host name (a
+  container sharing the lock path, or this reconcile run outside
+  glance-api's namespace): their processes cannot be judged from here.
 """
 
 import collections
@@ -47,6 +53,7 @@ import logging
 from glance_store import exceptions
 
 from cinder_ext_store import cinder_api
+from cinder_ext_store import host_records
 from cinder_ext_store import ownership
 
 LOG = logging.getLogger(__name__)
@@ -77,23 +84,30 @@ class Action(object):
 
 
 class Note(object):
-    """A volume reconcile kept without proof either way.
+    """Something reconcile kept without proof either way.
 
+    ``target``: what, for a person; ``volume_id``: the volume it is about;
     ``undecided``: it could not judge it at all (the run's exit status
     says so).
     """
 
-    def __init__(self, store, volume, reason, undecided=False):
+    def __init__(self, store, target, reason, volume_id, undecided=False):
         self.store = store
-        self.volume = volume
+        self.target = target
         self.reason = reason
+        self.volume_id = volume_id
         self.undecided = undecided
 
+    @classmethod
+    def of_volume(cls, store, volume, reason, undecided=False):
+        return cls(store, 'volume %s (%s, %s)' % (
+            volume.id, volume.name, volume.status), reason, volume.id,
+            undecided)
+
     def describe(self):
-        return '[%s] %s volume %s (%s, %s): %s' % (
+        return '[%s] %s %s: %s' % (
             self.store, 'UNDECIDED, kept' if self.undecided else 'kept',
-            self.volume.id, self.volume.name, self.volume.status,
-            self.reason)
+            self.target, self.reason)
 
 
 class ImageRecord(collections.namedtuple(
@@ -209,12 +223,15 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
             '%s of volume %s' % (state['attachment_id'], volume_id),
             'no reader process of this host is alive (recorded: %s)' % pids,
             lambda v=volume_id: store.shares.release_unless_read(api, v)))
+    _note_foreign(store, name, seen, notes)
     actions += _leftover_files(store, api, name, seen, older_than)
     live = store.uploads.live()
     vtype = store.volume_type_name(api)
-    for volume in api.volumes():
-        if (volume.volume_type != vtype or volume.id in seen or
-                volume.id in live):
+    volumes = [v for v in api.volumes() if v.volume_type == vtype]
+    actions += _unrecorded_attachments(store, api, name, volumes, seen,
+                                       older_than, now)
+    for volume in volumes:
+        if volume.id in seen or volume.id in live:
             continue
         try:
             ownership.check_image_volume(volume)
@@ -231,12 +248,87 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
                     volume.id, volume.name, volume.status), reason,
                 lambda v=volume.id: _delete(api, v)))
         else:
-            notes.append(Note(name, volume, reason,
-                              undecided=verdict == UNDECIDED))
+            notes.append(Note.of_volume(name, volume, reason,
+                                        undecided=verdict == UNDECIDED))
     return actions
 
 
 DELETE, KEEP, UNDECIDED = 'delete', 'keep', 'undecided'
+
+
+def _note_foreign(store, name, seen, notes):
+    """Say what records of another place this lock path holds.
+
+    Only a process of that PID namespace, boot and host can tell whether
+    their writers live: what they name is kept (see host_records).
+    """
+    elsewhere = ('recorded in another PID namespace, boot or host than '
+                 "this reconcile's: run reconcile there, in glance-api's "
+                 'own namespace')
+    for volume_id, marker in store.uploads.foreign():
+        if ('foreign upload', volume_id) not in seen:
+            seen.add(('foreign upload', volume_id))
+            notes.append(Note(name, 'upload of volume %s by %s' % (
+                volume_id, host_records.where(marker)), elsewhere,
+                volume_id))
+    for volume_id, holders in store.shares.foreign_shares():
+        if ('foreign share', volume_id) not in seen:
+            seen.add(('foreign share', volume_id))
+            notes.append(Note(name, 'read share of volume %s held by %s' % (
+                volume_id, '; '.join(map(host_records.where, holders))),
+                elsewhere, volume_id))
+
+
+def _unrecorded_attachments(store, api, name, volumes, seen, older_than,
+                            now):
+    """Release attachments of this host that no record names.
+
+    A record lost in a crash (a disk that lost it, a lock path wiped
+    while glance-api ran) leaves an attachment that Cinder says is this
+    host's (its connector's host name) and that nothing here knows. It is
+    released when no record of this lock path concerns its volume at all
+    (a record being made names no attachment yet) and it has been attached
+    for the grace period. Another glance-api with this host name (a
+    container sharing it) would be indistinguishable: each glance-api
+    needs a host name of its own (see the operator guide).
+    """
+    host = store.host.hostname()
+    recorded = ({v for v, _ in store.uploads.markers()} |
+                {v for v, _ in store.shares.states()})
+    actions = []
+    for volume in volumes:
+        if volume.id in recorded:
+            continue
+        for attachment in getattr(volume, 'attachments', None) or ():
+            attachment_id = attachment.get('attachment_id')
+            if (attachment.get('host_name') != host or
+                    ('attachment', attachment_id) in seen):
+                continue
+            attached = cinder_api.parse_stamp(attachment.get('attached_at'))
+            if _recent(attached, now, older_than):
+                continue
+            seen.add(('attachment', attachment_id))
+            actions.append(Action(
+                name, 'release unrecorded attachment', '%s of volume %s' % (
+                    attachment_id, volume.id),
+                'attached to this host (%s) for %ds and named by no record '
+                'of its lock path (lost in a crash); its host connection, '
+                'if the transport keeps one, is not known without the '
+                'record' % (host, (now - attached).total_seconds()),
+                lambda v=volume.id, a=attachment_id: _release_unrecorded(
+                    store, api, v, a)))
+    return actions
+
+
+def _release_unrecorded(store, api, volume_id, attachment_id):
+    """Delete the attachment unless a record of its volume appeared."""
+    with store.shares.lock(volume_id):
+        if (store.shares.has_record(volume_id) or
+                store.uploads.has_record(volume_id)):
+            raise exceptions.BackendException(
+                'volume %s has a record again: a process of this host '
+                'uses it; kept' % volume_id)
+        api.attachment_delete(attachment_id, volume_id)
 
 
 def _leftover_files(store, api, name, seen, older_than):

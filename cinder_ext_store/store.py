@@ -531,16 +531,25 @@ class Store(glance_store.driver.Store):
                       'inside glance-api): deleting it', volume.id)
         readers = self.shares.release_unless_read(api, volume.id)
         if readers:
+            LOG.info('Image volume %s is not deleted: %d reader(s) on this '
+                     'host read it', volume.id, readers)
             raise exceptions.InUseByStore(
-                message='Image volume %s is being read by %d reader(s) on '
-                        'this host' % (volume.id, readers))
+                message='The image is being read by %d download(s) on this '
+                        'glance-api host; try again when they ended'
+                        % readers)
         try:
             api.delete(volume.id)
         except exceptions.BackendException as e:
-            if volume.status in ('in-use', 'attaching', 'reserved'):
+            # Another host may have attached it since it was looked at.
+            status = api.get(volume.id).status
+            if status in ('in-use', 'attaching', 'reserved'):
+                LOG.info('Image volume %s is not deleted: it is %s (%s)',
+                         volume.id, status, e)
                 raise exceptions.InUseByStore(
-                    message='Image volume %s is attached (%s): %s'
-                            % (volume.id, volume.status, e))
+                    message='The image is being read (its volume is %s, '
+                            'maybe on another glance-api host); try again '
+                            'when the downloads ended' % status)
+            LOG.error('Deleting image volume %s failed: %s', volume.id, e)
             raise
         LOG.info('Deleted image volume %s', volume.id)
 

@@ -50,6 +50,11 @@ class Tuning(object):
     #: the ceiling (a restarting cinder-api answers within seconds).
     retry_first: float = 0.5
     retry_max: float = 4.0
+    #: How long an attachment of unknown origin (an attachment create
+    #: whose answer was lost) is watched before it is taken for the lost
+    #: request's: another host's create is completed within seconds (it
+    #: connects and completes at once), a lost one never is.
+    attach_settle: float = 30.0
     #: How long a refused in-use extend keeps uploads on the offline path.
     refusal_ttl: float = 900
     #: Sleep of status polls and attach retries; clock of their deadlines.

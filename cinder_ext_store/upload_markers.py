@@ -73,8 +73,7 @@ class UploadMarkers(object):
         :raises: what the write raised: the caller must not go on with an
             upload nobody could clean up after
         """
-        pid, start = host_records.identity()
-        marker = {'pid': pid, 'start': start}
+        marker = host_records.identity()
         if attachment is not None:
             info = attachment.device_info
             path = info['path'] if info else None
@@ -110,7 +109,11 @@ class UploadMarkers(object):
                           '%s', volume_id, e)
         self.records.remove(self._name(volume_id))
 
-    def _markers(self):
+    def has_record(self, volume_id):
+        return self.records.exists(self._name(volume_id))
+
+    def markers(self):
+        """(volume id, marker) of every readable upload marker."""
         for volume_id in self.records.names(SUFFIX):
             try:
                 marker = self._load(volume_id)
@@ -122,23 +125,39 @@ class UploadMarkers(object):
                 yield volume_id, marker
 
     @staticmethod
-    def _live(marker):
-        return (not marker.get('abandoned') and
-                host_records.alive(marker.get('pid', 0),
-                                   marker.get('start')))
+    def _judge(marker):
+        """ALIVE, DEAD or FOREIGN, as host_records judges it.
+
+        An abandoned upload of this place is DEAD.
+        """
+        verdict = host_records.judge(marker)
+        if verdict == host_records.ALIVE and marker.get('abandoned'):
+            return host_records.DEAD
+        return verdict
 
     def live(self):
-        """Volume ids this host's living processes are writing."""
-        return {v for v, m in self._markers() if self._live(m)}
+        """Volume ids being written (or of another place: not judged)."""
+        return {v for v, m in self.markers()
+                if self._judge(m) != host_records.DEAD}
 
     def dead(self):
         """(volume id, marker) of uploads reconcile may clean.
 
         Those whose process is gone, and those that failed and could not
-        clean up (``marker['abandoned']``).
+        clean up (``marker['abandoned']``); only of this place.
         """
-        for volume_id, marker in self._markers():
-            if not self._live(marker):
+        for volume_id, marker in self.markers():
+            if self._judge(marker) == host_records.DEAD:
+                yield volume_id, marker
+
+    def foreign(self):
+        """(volume id, marker) of another PID namespace, boot or host.
+
+        Kept, whatever they name: only a process of that place can judge
+        them.
+        """
+        for volume_id, marker in self.markers():
+            if self._judge(marker) == host_records.FOREIGN:
                 yield volume_id, marker
 
     def check_not_uploading(self, volume_id):
@@ -147,10 +166,10 @@ class UploadMarkers(object):
             writer = self._load(volume_id)
         except (OSError, exceptions.BackendException):
             return
-        if writer and self._live(writer):
+        if writer and self._judge(writer) != host_records.DEAD:
             raise exceptions.BackendException(
-                'Volume %s is still being written by an upload on this host '
-                '(process %s)' % (volume_id, writer['pid']))
+                'Volume %s is still being written by an upload (%s)'
+                % (volume_id, host_records.where(writer)))
 
     def reclaim(self, api, volume_id):
         """Undo what a dead upload held on this host: connection, attachment.
@@ -161,10 +180,11 @@ class UploadMarkers(object):
         marker = self._load(volume_id)
         if marker is None:
             return
-        if self._live(marker):
+        verdict = self._judge(marker)
+        if verdict != host_records.DEAD:
             raise exceptions.BackendException(
-                'Volume %s is being written by live process %s'
-                % (volume_id, marker['pid']))
+                'Volume %s: its upload marker names a %s process (%s); not '
+                'released' % (volume_id, verdict, host_records.where(marker)))
         attachments.Attachment.adopt(api, self.host, volume_id,
                                      marker).release()
         host_records.remove_rbd_conf(marker.get('rbd_conf'))

@@ -32,11 +32,12 @@ BACKEND = 'images'
 TEST_GIB = units.Mi
 #: What the store's parts are given in unit tests: a 1 MiB GiB, many small
 #: pipeline buffers (every test crosses buffer edges), and status polls
-#: and attach retries that take no real seconds.
+#: and attach retries that take no real seconds, and attachments of
+#: unknown origin watched for a fifth of a second.
 #: Seconds a unit test may take (OS_TEST_TIMEOUT overrides).
 TEST_TIMEOUT = int(os.environ.get('OS_TEST_TIMEOUT') or 60)
 TUNING = tuning.Tuning(gib=TEST_GIB, buffer_size=64 * units.Ki,
-                       sleep=fakes.no_wait)
+                       sleep=fakes.no_wait, attach_settle=0.2)
 
 
 def payload(size, seed=0):

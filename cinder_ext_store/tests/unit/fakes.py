@@ -222,7 +222,8 @@ class FakeCinder(Faults):
         if advance:
             self._advance(vol)
         # Cinder lists only attachments that are attached.
-        attachments = [dict(attachment_id=a['id'], host_name=a['host'])
+        attachments = [dict(attachment_id=a['id'], host_name=a['host'],
+                            attached_at=a['attached_at'])
                        for a in self.attachments.values()
                        if a['volume_id'] == volume_id and
                        a['status'] == 'attached']
@@ -363,6 +364,8 @@ class FakeCinder(Faults):
         self._call('attachment_complete', version, attachment_id)
         att = self.attachments[attachment_id]
         att['status'] = 'attached'
+        att['attached_at'] = datetime.datetime.now(
+            datetime.timezone.utc).replace(tzinfo=None).isoformat()
         self._recompute_status(self.volumes[att['volume_id']])
 
     def attachment_list(self, version, volume_id, detailed=False):
@@ -599,8 +602,12 @@ class FakeHost(Faults):
         self.calls.append(name)
         self._raise_armed(name)
 
+    @staticmethod
+    def hostname():
+        return socket.gethostname()
+
     def connector_properties(self):
-        return {'host': socket.gethostname(), 'initiator': 'iqn.fake',
+        return {'host': self.hostname(), 'initiator': 'iqn.fake',
                 'ip': '127.0.0.1'}
 
     privsep_error = None

@@ -56,8 +56,14 @@ class TestChecks(CheckTestCase):
         self.store = self.make_store(conf)
         self.cloud.type_specs['fast'] = {'multiattach': '<is> True'}
         r = check.check_volume_type(self.store, self.api)
-        self.assertEqual((check.OK, 'fast exists; multiattach: yes'),
+        self.assertEqual((check.OK, 'fast exists; multiattach: yes: several '
+                          'glance-api hosts read one image at once'),
                          (r.status, r.detail))
+        self.cloud.type_specs['fast'] = {}
+        r = check.check_volume_type(self.store, self.api)
+        self.assertEqual(check.OK, r.status)
+        self.assertIn('multiattach: no: one glance-api host at a time reads '
+                      'an image', r.detail)
 
     def test_missing_volume_type(self):
         self.store = self.make_store(self.make_conf(

@@ -234,7 +234,8 @@ class TestRetries(base.TestCase):
         self.backoffs = []
         self.api = cinder_api.CinderAPI(
             lambda v: fakes.FakeClient(self.cloud, v), 5,
-            tuning=tuning.Tuning(backoff=self.backoffs.append))
+            tuning=tuning.Tuning(backoff=self.backoffs.append,
+                                 attach_settle=base.TUNING.attach_settle))
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
 
     def _volume(self):
@@ -387,6 +388,57 @@ class TestRetries(base.TestCase):
         mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
         self.assertEqual({raced[0], mine['id']},
                          set(self.cloud.attachments))
+
+    def test_lost_attachment_create_keeps_another_hosts_in_flight(self):
+        # Host B's create lands between ours and our recovery and B has
+        # not completed it yet: it looks like ours (no host shown before
+        # completion). It is watched: B completes it, so it is B's and
+        # stays; ours never completes and is deleted.
+        vid = self._volume().id
+        self.cloud.volumes[vid]['multiattach'] = True
+        v = fakes.api_versions.APIVersion('3.54')
+        real, listed = self.cloud.attachment_list, []
+        theirs = []
+
+        def create_then_b(version, volume_id, connector, mode):
+            made = real_create(version, volume_id, connector, mode)
+            if not theirs:
+                theirs.append(real_create(v, vid, {'host': 'glance-b'},
+                                          'ro')['id'])
+            return made
+
+        def listing(version, volume_id, detailed=False):
+            listed.append(1)
+            if len(listed) == 3:  # B connected; it completes now
+                self.cloud.attachment_complete(v, theirs[0])
+            return real(version, volume_id, detailed)
+
+        real_create = self.cloud.attachment_create
+        self.cloud.attachment_create = create_then_b
+        self.cloud.attachment_list = listing
+        self.cloud.lose_answer('attachment_create',
+                               ksa_exc.ConnectFailure('reset'))
+        mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
+        self.assertEqual({theirs[0], mine['id']},
+                         set(self.cloud.attachments))
+        self.assertEqual('attached',
+                         self.cloud.attachments[theirs[0]]['status'])
+        self.assertGreaterEqual(len(listed), 3)
+
+    def test_completed_attachment_of_this_host_only_when_it_may_be(self):
+        # Completed means its maker got the answer: a lost request's never
+        # is; a reader that died after completing may have left one.
+        vid = self._volume().id
+        self.cloud.volumes[vid]['multiattach'] = True
+        v = fakes.api_versions.APIVersion('3.54')
+        ours = self.cloud.attachment_create(v, vid, {'host': 'h'}, 'ro')
+        self.cloud.attachment_complete(v, ours['id'])
+        other = self.cloud.attachment_create(v, vid, {'host': 'b'}, 'ro')
+        self.cloud.attachment_complete(v, other['id'])
+        self.assertEqual([], self.api.attachments_made_since(
+            vid, set(), 'ro', 'h'))
+        self.assertEqual([ours['id']], self.api.attachments_made_since(
+            vid, set(), 'ro', 'h', completed=True))
 
     def test_an_attachment_still_being_made_is_the_requests(self):
         # Cinder reserves the attachment (mode 'null'), then sets the mode

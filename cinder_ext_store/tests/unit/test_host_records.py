@@ -14,6 +14,8 @@
 
 import os
 import stat
+import subprocess
+import sys
 
 import fixtures
 from glance_store import exceptions
@@ -87,3 +89,48 @@ class TestRecords(base.TestCase):
                           'data': {'target_iqn': 'iqn',
                                    'auth_username': 'user'}},
                          host_records.without_secrets(info))
+
+
+class TestJudge(base.TestCase):
+    """Who is alive: only a process of this place can be judged."""
+
+    def test_this_process_is_alive(self):
+        me = host_records.identity()
+        self.assertEqual(os.getpid(), me['pid'])
+        self.assertTrue(me['pidns'].startswith('pid:['), me)
+        self.assertEqual(host_records.ALIVE, host_records.judge(me))
+
+    def test_a_process_that_ended_is_dead(self):
+        child = subprocess.Popen([sys.executable, '-c', 'pass'])
+        start = host_records.process_start(child.pid)
+        child.wait()
+        gone = dict(host_records.identity(), pid=child.pid, start=start)
+        self.assertEqual(host_records.DEAD, host_records.judge(gone))
+        # A reused pid (another start time) is not the recorded process.
+        reused = dict(host_records.identity(), start=-1)
+        self.assertEqual(host_records.DEAD, host_records.judge(reused))
+
+    def test_another_place_is_foreign_alive_or_not(self):
+        for key, value in (('pidns', 'pid:[1]'), ('boot', 'other-boot'),
+                           ('host', 'glance-b')):
+            for start in (host_records.identity()['start'], -1):
+                other = dict(host_records.identity(), start=start,
+                             **{key: value})
+                self.assertEqual(host_records.FOREIGN,
+                                 host_records.judge(other), key)
+
+    def test_a_record_without_a_place_is_of_this_place(self):
+        # Written by a store before places were recorded (an upgrade).
+        self.assertEqual(host_records.DEAD, host_records.judge(
+            {'pid': 999999999, 'start': 1}))
+        self.assertEqual(host_records.ALIVE, host_records.judge(
+            {'pid': os.getpid(),
+             'start': host_records.identity()['start']}))
+
+    def test_reader_names_carry_the_namespace(self):
+        me = host_records.identity()
+        name = host_records.key(me)
+        self.assertEqual(os.getpid(), host_records.pid_of(name))
+        self.assertNotEqual(name, host_records.key(
+            dict(me, pidns='pid:[1]')))
+        self.assertEqual(12, host_records.pid_of('12'))  # older records

@@ -166,6 +166,33 @@ class TestProcesses(ShareTestCase):
         it.close()
         self.assertReleased()
 
+    def test_a_reader_of_another_place_is_never_reclaimed(self):
+        # A second container on this lock path (its own PID namespace), or
+        # a record read from outside glance-api's namespace: its pid means
+        # nothing here, alive or not.
+        it = self.reader()
+        next(it)
+        state = self.state()
+        other = dict(host_records.identity(), pidns='pid:[1]', start=-1)
+        name = host_records.key(other)
+        state['readers'][name] = {'start': -1, 'pidns': 'pid:[1]',
+                                  'boot': other['boot'],
+                                  'host': other['host'], 'count': 2}
+        self.write_state(state)
+        self.assertEqual(self.data, b''.join(self.reader()))
+        it.close()
+        api = self.store.cinder.api()
+        self.store.shares.sweep(api)
+        self.assertEqual(1, len(self.cloud.attachments))
+        self.assertEqual({name: 2}, {p: h['count'] for p, h in
+                                     self.state()['readers'].items()})
+        self.assertEqual([], list(self.store.shares.dead_shares()))
+        [(vid, [holder])] = list(self.store.shares.foreign_shares())
+        self.assertEqual((self.vid, 'pid:[1]'), (vid, holder['pidns']))
+        # A delete on this host is refused: someone may read it.
+        self.assertEqual(2, self.store.shares.release_unless_read(
+            api, self.vid))
+
     def test_dead_rbd_readers_connection_file_is_removed(self):
         # A reader killed while it held its own RBD handle leaves os-brick's
         # temporary ceph configuration (with the key): reclaiming the dead
@@ -183,7 +210,8 @@ class TestProcesses(ShareTestCase):
         os.symlink(outside, link)
         self.addCleanup(os.unlink, link)
         state = self.state()
-        mine = state['readers'][str(os.getpid())]['rbd_confs']
+        me = host_records.key(host_records.identity())
+        mine = state['readers'][me]['rbd_confs']
         self.assertEqual(1, len(mine))
         state['readers']['999999999'] = {
             'start': 1, 'count': 1,

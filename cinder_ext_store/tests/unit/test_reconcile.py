@@ -13,11 +13,14 @@
 import datetime
 import json
 import os
+import socket
 
 from cinder_ext_store import attachments
 from cinder_ext_store import cinder_api
+from cinder_ext_store import host_records
 from cinder_ext_store import reconcile
 from cinder_ext_store.tests.unit import base
+from cinder_ext_store.tests.unit import fakes
 
 HOUR = 3600
 LATER = datetime.timedelta(hours=2)
@@ -207,13 +210,87 @@ class TestVolumes(ReconcileTestCase):
                                           later=datetime.timedelta(
                                               minutes=30))))
 
+    def attach_elsewhere(self, vid, host='glance-b', mode='ro'):
+        """An attachment another process made (host ``host``)."""
+        v = fakes.api_versions.APIVersion('3.54')
+        made = self.cloud.attachment_create(v, vid, {'host': host}, mode)
+        self.cloud.attachment_complete(v, made['id'])
+        return made['id']
+
+    def test_unrecorded_attachment_of_this_host(self):
+        # A record lost in a crash: Cinder says the attachment is this
+        # host's, nothing here names it. Released after the grace period,
+        # the image's volume kept.
+        vid = self.image_volume('live')
+        self.cloud.volumes[vid]['multiattach'] = True
+        aid = self.attach_elsewhere(vid, host=socket.gethostname())
+        theirs = self.attach_elsewhere(vid)  # another host's: never
+        glance = FakeGlance({'live': ('active', {vid})})
+        self.assertEqual([], self.plan(glance, later=datetime.timedelta()))
+        [action] = self.plan(glance)
+        self.assertEqual(('release unrecorded attachment',
+                          '%s of volume %s' % (aid, vid)),
+                         (action.what, action.target))
+        self.assertIn('named by no record', action.reason)
+        self.assertEqual(0, self.run_plan([action]))
+        self.assertEqual([theirs], list(self.cloud.attachments))
+        self.assertIn(vid, self.cloud.volumes)
+
+    def test_a_volume_with_a_record_keeps_its_attachments(self):
+        # A record being made names no attachment yet (a reader between
+        # recording and the answer, an upload between create and attach).
+        vid = self.image_volume('live')
+        aid = self.attach_elsewhere(vid, host=socket.gethostname())
+        glance = FakeGlance({'live': ('active', {vid})})
+        actions = self.plan(glance)
+        self.assertEqual(1, len(actions))
+        self.store.uploads.uploading(vid)  # made after the plan
+        self.assertEqual(1, self.run_plan(actions))
+        self.assertIn('has a record again', self.out[0])
+        self.assertEqual([], self.plan(glance))
+        self.assertEqual([aid], list(self.cloud.attachments))
+        self.store.uploads.uploaded(vid)
+
+    def test_records_of_another_place_are_kept_and_said(self):
+        # reconcile run outside glance-api's PID namespace (or another
+        # container on this lock path): nothing its records name is
+        # released or deleted, however dead its pids look from here.
+        vid = self.crashed_upload()
+        path = os.path.join(self.store.shares.dir, '%s.upload' % vid)
+        with open(path) as f:
+            marker = json.load(f)
+        marker.update(pidns='pid:[1]', start=-1)
+        with open(path, 'w') as f:
+            json.dump(marker, f)
+        read = self.image_volume('read')
+        self.store.shares.records.save('%s.json' % read, {
+            'attachment_id': self.attach_elsewhere(
+                read, host=socket.gethostname()),
+            'connection_info': {}, 'props': {}, 'host_connection': None,
+            'readers': {'7@pid:[1]': dict(
+                host_records.identity(), pidns='pid:[1]', start=1,
+                count=1)}})
+        notes = []
+        glance = FakeGlance({'crashed': ('saving', set()),
+                             'read': ('active', {read})})
+        actions = reconcile.plan(self.store, glance, HOUR,
+                                 now=cinder_api.utcnow() + LATER,
+                                 notes=notes)
+        self.assertEqual([], actions)
+        self.assertEqual(['upload of volume %s' % vid,
+                          'read share of volume %s' % read],
+                         [n.target.split(' by ')[0].split(' held')[0]
+                          for n in notes])
+        self.assertIn('another PID namespace', notes[0].reason)
+        self.assertIn('pid:[1]', notes[1].target)
+        self.assertEqual(2, len(self.cloud.attachments))
+        self.assertEqual(2, len(self.cloud.volumes))
+
     def test_attached_volume_is_left_to_its_host(self):
         vid = self.image_volume('deleted')
-        att = attachments.Attachment(self.api, self.host, vid, 'rw')
-        att.open()
+        self.attach_elsewhere(vid)
         self.assertEqual([], self.plan(FakeGlance({'deleted':
                                                    ('deleted',)})))
-        att.close()
 
     def test_without_glance_no_image_volume_is_deleted(self):
         # A reader killed between attachment create and complete leaves an
@@ -227,7 +304,7 @@ class TestVolumes(ReconcileTestCase):
                                  HOUR, now=cinder_api.utcnow() + LATER,
                                  notes=notes)
         self.assertEqual([], actions)
-        self.assertEqual({attaching, error}, {n.volume.id for n in notes})
+        self.assertEqual({attaching, error}, {n.volume_id for n in notes})
         self.assertTrue(all(n.undecided for n in notes))
         self.assertIn('never deleted without it', notes[0].describe())
         self.assertEqual(3, len(self.cloud.volumes))
@@ -240,7 +317,7 @@ class TestVolumes(ReconcileTestCase):
         # The dead process's attachment is this host's to release.
         self.assertEqual(['release upload attachment'],
                          [a.what for a in actions])
-        self.assertEqual([vid], [n.volume.id for n in notes])
+        self.assertEqual([vid], [n.volume_id for n in notes])
         self.run_plan(actions)
         self.assertIn(vid, self.cloud.volumes)
 
@@ -287,7 +364,7 @@ class TestVolumes(ReconcileTestCase):
                                  now=cinder_api.utcnow() + LATER,
                                  notes=notes)
         self.assertEqual([], actions)
-        self.assertEqual({foreign, intree}, {n.volume.id for n in notes})
+        self.assertEqual({foreign, intree}, {n.volume_id for n in notes})
         self.assertFalse(any(n.undecided for n in notes))
         self.assertEqual(3, len(self.cloud.volumes))
 
