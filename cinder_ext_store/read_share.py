@@ -292,13 +292,15 @@ class ReadShares(object):
                                 % (volume_id, e))
                 if not busy or attempt == self.retries - 1:
                     if busy:
-                        raise exceptions.BackendException(
-                            'Volume %s is attached elsewhere (another host '
-                            'or an upload still running) and its type is '
-                            'not multiattach; gave up after %d attempts. '
-                            'Use a multiattach volume type for images read '
-                            'from several hosts at once. Cinder said: %s'
-                            % (volume_id, self.retries, e))
+                        # Glance answers 503 with this message: another
+                        # host may be done soon, and the fix is named.
+                        raise exceptions.RemoteServiceUnavailable(
+                            message='Volume %s is attached elsewhere (another '
+                            'glance-api host, or an upload still running) '
+                            'and its type is not multiattach; gave up after '
+                            '%d attempts. Use a multiattach volume type for '
+                            'images read from several hosts at once. Cinder '
+                            'said: %s' % (volume_id, self.retries, e))
                     raise
                 delay = min(2 ** attempt, 10)
                 LOG.info('Volume %s is attached elsewhere; attempt %d of %d, '

@@ -47,8 +47,23 @@ class Storage(object):
     glance_backend: Text = None
     glance_backend_offline: Text = None
     glance_backend_intree: Text = None
+    #: The store on the multiattach type (several hosts read at once).
+    glance_backend_multiattach: Text = None
     glance_rbd_store: Text = None
     volume_type_glance_offline: Text = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GlanceHost(object):
+    """A second glance-api host: its own namespaces and lock path."""
+
+    url: str
+    hostname: str
+    config_dir: str
+    lock_path: str
+    log: str
+    #: The pid file of ``unshare``; the host's first process is its child.
+    pidfile: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +81,8 @@ class Glance(object):
     #: The instance serving the in-tree driver's backends.
     intree_url: str
     intree_pidfile: str
+    #: The same Glance on a second host (None: one host only).
+    second_host: typing.Optional[GlanceHost] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +133,10 @@ class Facts(object):
         data = dict(data or {})
         data['storages'] = {name: _build(Storage, value) for name, value
                             in (data.get('storages') or {}).items()}
+        glance = data.get('glance')
+        if glance is not None and glance.get('second_host') is not None:
+            data['glance'] = dict(glance, second_host=_build(
+                GlanceHost, glance['second_host']))
         for name, kind in (('glance', Glance), ('faults', Faults)):
             if data.get(name) is not None:
                 data[name] = _build(kind, data[name])

@@ -101,10 +101,26 @@ class Inspector(object):
         return set(glob.glob('/tmp/brickrbd_*'))
 
     def _processes(self):
-        """This process and glance-api's workers (local stack)."""
+        """This process and glance-api's workers, on both hosts."""
         glance = self.cloud.facts.glance
         master = glance and procfs.read_pidfile(glance.pidfile)
-        return [os.getpid()] + (procfs.children(master) if master else [])
+        found = [os.getpid()] + (procfs.children(master) if master else [])
+        second = glance and glance.second_host
+        if second:
+            # unshare -> uWSGI's master (the host's pid 1) -> workers
+            for init in procfs.children(procfs.read_pidfile(second.pidfile)):
+                found += procfs.children(init)
+        return found
+
+    def records(self):
+        """The store's records in each glance-api host's lock path."""
+        glance = self.cloud.facts.glance
+        paths = [glance.lock_path] if glance and glance.lock_path else []
+        if glance and glance.second_host:
+            paths.append(glance.second_host.lock_path)
+        return {path for lock in paths for path in glob.glob(os.path.join(
+            lock, 'cinder_ext_reads', '*.json')) + glob.glob(os.path.join(
+                lock, 'cinder_ext_reads', '*.upload'))}
 
     def rados_connections(self):
         """Open librados connections, per process that has any.
@@ -126,7 +142,8 @@ class Inspector(object):
                 'attachments': self.attachments(), 'loop devices':
                 self.loops(), 'RBD images': self.rbd_images(),
                 'os-brick RBD configurations': self.brick_rbd_confs(),
-                'rados connections': self.rados_connections()}
+                'rados connections': self.rados_connections(),
+                'lock-path records': self.records()}
 
     def wait_until(self, before, timeout=60):
         """Wait until the cloud is as ``before``; returns the last snapshot.

@@ -95,3 +95,11 @@ def read_pidfile(path):
             return int(f.read().split()[0])
     except (OSError, TypeError, ValueError, IndexError):
         return None
+
+
+def enter_command(pid):
+    """A command prefix: run in the namespaces (UTS, PID, mount) of ``pid``.
+
+    Root only; what follows it runs on that process's host.
+    """
+    return ['nsenter', '--target', str(pid), '--uts', '--pid', '--mount']

@@ -14,7 +14,9 @@
 
     tools/stack up           install what is missing, start, wait, print:
                              Keystone, Cinder and glance-api with the
-                             cinder_ext store as its default backend
+                             cinder_ext store as its default backend, and
+                             glance-api-b: the same glance-api as a second
+                             host (own namespaces, host name, lock path)
     tools/stack up --no-ceph the same without Ceph (loop devices only)
     tools/stack up --noauth  the light stack: Cinder alone, noauth
     tools/stack down         stop what `up` started (by pid), detach loops
@@ -70,6 +72,7 @@ class Stack(object):
         self.cinder = cinder.Cinder(settings, self.postgres, self.rabbit,
                                     self.keystone, self.ceph)
         self.glance = self.glance_locations = self.glance_intree = None
+        self.glance_b = None
         if settings.keystone:
             self.glance = glance.Glance(settings, self.keystone,
                                         self.postgres, self.ceph)
@@ -77,12 +80,16 @@ class Stack(object):
                 settings, self.keystone, self.postgres, self.ceph)
             self.glance_intree = glance.GlanceIntree(
                 settings, self.keystone, self.postgres, self.ceph)
+            self.glance_b = glance.GlanceSecondHost(
+                settings, self.keystone, self.postgres, self.ceph,
+                first=self.glance)
 
     @property
     def services(self):
         return [svc for svc in (self.postgres, self.rabbit, self.keystone,
                                 self.ceph, self.cinder, self.glance,
-                                self.glance_locations, self.glance_intree)
+                                self.glance_locations, self.glance_intree,
+                                self.glance_b)
                 if svc]
 
     # -- commands ------------------------------------------------------
@@ -167,6 +174,7 @@ class Stack(object):
                 loop, glance_backend='images',
                 glance_backend_offline='offline',
                 glance_backend_intree='intree',
+                glance_backend_multiattach='multiattach',
                 volume_type_glance_offline='loop-offline')
             if self.ceph:
                 # What CINDER_EXT_STORAGE=rbd runs the suites on. The
@@ -177,6 +185,7 @@ class Stack(object):
                     volume_type_multiattach='rbd-multiattach',
                     glance_backend='rbd', glance_backend_offline='rbd-offline',
                     glance_backend_intree='rbd-intree',
+                    glance_backend_multiattach='rbd-multiattach',
                     volume_type_glance_offline='rbd',
                     glance_rbd_store='rbd-glance')
             glance_facts = facts.Glance(
@@ -189,7 +198,14 @@ class Stack(object):
                 # The in-tree driver's backends are served by a glance-api
                 # of their own.
                 intree_url='http://127.0.0.1:%d' % self.glance_intree.port,
-                intree_pidfile=self.glance_intree.pidfile())
+                intree_pidfile=self.glance_intree.pidfile(),
+                second_host=facts.GlanceHost(
+                    url='http://127.0.0.1:%d' % self.glance_b.port,
+                    hostname=self.glance_b.hostname,
+                    config_dir=self.glance_b.etc,
+                    lock_path=self.glance_b.lock_path,
+                    log=self.glance_b.log_file,
+                    pidfile=self.glance_b.pidfile()))
             faults = facts.Faults(
                 proxy_port=s.faults_port,
                 proxy_upstream='http://127.0.0.1:%d' % s.cinder_port,

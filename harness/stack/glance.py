@@ -13,8 +13,9 @@
 """glance-api 33 under uWSGI with this checkout's store as its default.
 
 Backends: ``images`` (default; cinder_ext on type ``loop``, extends attached
-volumes) and ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
-re-attach). The stores use service credentials, as production does.
+volumes), ``offline`` (cinder_ext on ``loop-offline``: detach, extend,
+re-attach) and ``multiattach`` (on ``loop-multiattach``: several hosts read
+an image at once). The stores use service credentials, as production does.
 
 glance-api runs as the system user ``glance`` (created here), as
 distributions run it: it owns only its state directories and log, reads its
@@ -35,12 +36,20 @@ A second glance-api, ``glance-api-locations``, serves the same database and
 stores with ``show_multiple_locations = True``: the setting OSSN-0065 warns
 about, under which users may add locations. The tests run the attacks it
 allows there; the default instance keeps Glance's defaults.
+
+``glance-api-b`` is a second glance-api *host*: the default instance's
+configuration, database, Keystone, Cinder and Ceph, in UTS, PID and mount
+namespaces of its own (``unshare``) with host name ``glance-b``, so that
+os-brick's connector and Cinder's attachments name another host, and with
+a lock path and state directories of its own, as a second machine (or a
+container) behind a load balancer would have.
 """
 
 import grp
 import os
 import pwd
 import shutil
+import signal
 
 from harness import procfs
 from harness.stack import service
@@ -61,6 +70,8 @@ ROOTWRAP_LINK = '/usr/local/bin/glance-rootwrap'
 BACKENDS = {
     'images': ('cinder_ext', 'loop', True, 'cinder_ext'),
     'offline': ('cinder_ext', 'loop-offline', False, 'cinder_ext'),
+    'multiattach': ('cinder_ext', 'loop-multiattach', True,
+                    'cinder_ext, read by several hosts at once'),
     'intree': ('cinder', 'loop', True,
                'in-tree cinder driver, for comparison'),
 }
@@ -69,6 +80,8 @@ BACKENDS = {
 RBD_BACKENDS = {
     'rbd': ('cinder_ext', 'rbd', True, 'cinder_ext on Ceph'),
     'rbd-offline': ('cinder_ext', 'rbd', False, 'cinder_ext on Ceph'),
+    'rbd-multiattach': ('cinder_ext', 'rbd-multiattach', True,
+                        'cinder_ext on Ceph, read by several hosts at once'),
     'rbd-intree': ('cinder', 'rbd', True,
                    'in-tree cinder driver on Ceph, for comparison'),
     'rbd-glance': ('rbd', None, None, "glance_store's rbd store"),
@@ -386,3 +399,92 @@ class GlanceIntree(Glance):
         return ('glance:    http://127.0.0.1:%d (the in-tree driver: %s; '
                 'user %s, for comparisons)'
                 % (self.port, ', '.join(self.backends), self.run_as))
+
+
+class GlanceSecondHost(Glance):
+    """The default glance-api as a second host (see the module's doc).
+
+    uWSGI is the first process of its own PID namespace (so that killing
+    it takes every process of the host with it, privsep daemons
+    included); ``unshare`` is the recorded pid and passes its SIGTERM on.
+    It drops to the glance user after it set the host name, and reaches
+    root as the first instance does: the same sudoers rule and
+    rootwrap.conf.
+    """
+
+    name = 'glance-api-b'
+    hostname = 'glance-b'
+    #: Not the first instance's recorded pid: uWSGI, the first process of
+    #: the host's PID namespace, is unshare's child (see stop).
+
+    def __init__(self, settings, keystone, postgres, ceph=None,
+                 first=None):
+        super(GlanceSecondHost, self).__init__(settings, keystone, postgres,
+                                               ceph)
+        self.first = first
+
+    @property
+    def port(self):
+        return self.s.glance_port + 3
+
+    @property
+    def dir(self):
+        return self.s.path('glance-b')
+
+    @property
+    def log_file(self):
+        return os.path.join(self.s.logs, 'glance-api-b.log')
+
+    def rootwrap_config(self, store):
+        return self.first.rootwrap_config(store)
+
+    def _write_rootwrap(self):
+        pass  # the first instance's
+
+    def install(self):
+        pass  # the venv, user and sudoers rule of the first instance
+
+    def sync_db(self):
+        pass
+
+    def spawn_uwsgi(self, port):
+        if self.alive():
+            return
+        entry = pwd.getpwnam(self.run_as)
+        env = dict(os.environ, HOME=entry.pw_dir, USER=self.run_as,
+                   LOGNAME=self.run_as)
+        inner = ['setpriv', '--reuid', str(entry.pw_uid), '--regid',
+                 str(entry.pw_gid), '--clear-groups', '--'] + \
+            self.uwsgi_command(port)
+        self.spawn(['unshare', '--uts', '--pid', '--mount', '--fork',
+                    '--mount-proc', '--kill-child=SIGTERM', '--',
+                    'sh', '-c', 'hostname "$0" && exec "$@"',
+                    self.hostname] + inner, self.log_file, env=env)
+
+    def stop(self):
+        # unshare ignores SIGTERM while it waits for its child: uWSGI's
+        # master gets it, and unshare ends with it.
+        master = self.init_pid()
+        if master is not None:
+            try:
+                os.kill(master, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            service.wait_for(30, 'glance-api-b to stop',
+                             lambda: not self.alive())
+        self.kill_recorded(self.name)
+
+    def init_pid(self):
+        """The host's first process (uWSGI's master), as the host sees 1."""
+        found = procfs.children(self.pid()) if self.pid() else []
+        return found[0] if found else None
+
+    def worker_pids(self):
+        master = self.init_pid()
+        return procfs.children(master) if master else []
+
+    def describe(self):
+        return ('glance:    http://127.0.0.1:%d (a second glance-api host: '
+                'host name %s, its own PID, UTS and mount namespaces and '
+                'lock path %s; same stores)'
+                % (self.port, self.hostname, self.lock_path))

@@ -367,19 +367,22 @@ class UwsgiService(Service):
     def url(self):
         raise NotImplementedError
 
+    def uwsgi_command(self, port):
+        venv = self.s.venv(self.venv_name)
+        # Connection: close, or clients reuse connections uWSGI has closed.
+        return [os.path.join(venv, 'bin', 'uwsgi'), '--master',
+                '--die-on-term', '--enable-threads',
+                '--processes', str(self.workers),
+                '--threads', str(self.threads),
+                '--http-socket', '127.0.0.1:%d' % port,
+                '--module', self.module, '--buffer-size', '65535',
+                '--lazy-apps', '--add-header', 'Connection: close'
+                ] + self.uwsgi_options()
+
     def spawn_uwsgi(self, port):
         if self.alive():
             return
-        venv = self.s.venv(self.venv_name)
-        # Connection: close, or clients reuse connections uWSGI has closed.
-        self.spawn([os.path.join(venv, 'bin', 'uwsgi'), '--master',
-                    '--die-on-term', '--enable-threads',
-                    '--processes', str(self.workers),
-                    '--threads', str(self.threads),
-                    '--http-socket', '127.0.0.1:%d' % port,
-                    '--module', self.module, '--buffer-size', '65535',
-                    '--lazy-apps', '--add-header', 'Connection: close'] +
-                   self.uwsgi_options(),
+        self.spawn(self.uwsgi_command(port),
                    os.path.join(self.s.logs, '%s.log' % self.name),
                    user=self.run_as)
 

@@ -35,6 +35,7 @@ from harness import clouds
 from harness import faults
 from harness import images
 from harness import leaks
+from harness import procfs
 from harness import stores
 from harness import waiting
 
@@ -82,11 +83,16 @@ def backends(cloud):
     more = {}
     if cloud.facts.faults:
         # Cinder through the fault proxy (test_faults), quick to time out.
-        more['faults'] = stores.Backend('cinder_ext', vtype, True, (
+        through_proxy = (
             ('cinder_catalog_info', cloud.facts.faults.catalog_info),
             ('cinder_ext_api_timeout', 3),
             ('cinder_state_transition_timeout', 30),
-            ('cinder_ext_rbd_op_timeout', 5)))
+            ('cinder_ext_rbd_op_timeout', 5))
+        more['faults'] = stores.Backend('cinder_ext', vtype, True,
+                                        through_proxy)
+        # The same on the multiattach type (test_hosts).
+        more['faults-multiattach'] = stores.Backend(
+            'cinder_ext', on.volume_type_multiattach, True, through_proxy)
     for name in ('small', 'full'):  # pools that fill up (test_faults)
         pool = getattr(on, 'volume_type_%s' % name)
         if pool:
@@ -104,6 +110,19 @@ def backends(cloud):
         'intree': stores.Backend(
             'cinder', on.volume_type_intree, True),
     })
+
+
+def host_init(host):
+    """The first process of a glance-api host (its uWSGI master).
+
+    :param host: a :class:`harness.facts.GlanceHost`; its pid file names
+        ``unshare``, whose only child is that process
+    """
+    found = procfs.children(procfs.read_pidfile(host.pidfile))
+    if not found:
+        raise RuntimeError('glance-api host %s is not running (tools/stack '
+                           'up starts it)' % host.hostname)
+    return found[0]
 
 
 class Context(oslo_context.RequestContext):
@@ -161,25 +180,45 @@ class FunctionalTestCase(testtools.TestCase):
         except waiting.TimedOut as e:
             self.fail(str(e))
 
-    def glance_command(self, *args, etc=None, timeout=300):
+    def glance_command(self, *args, etc=None, timeout=300, host=None,
+                       pid_namespace=False):
         """``cinder-ext-store`` as an operator runs it on the Glance host.
 
         From glance-api's environment, on its configuration directory
         (``etc``, default the stack's) and as glance-api's user, so that
         what it creates (locks, markers) glance-api can use afterwards.
         The directory is named after the subcommand, as operators type it.
+
+        :param host: a :class:`harness.facts.GlanceHost`: run it on that
+            host (in its namespaces, on its configuration)
+        :param pid_namespace: run it in a PID namespace of its own (what
+            running it from outside glance-api's container looks like)
         """
-        cmd = [os.path.join(self.cloud.facts.glance.bin_dir,
-                            'cinder-ext-store'), args[0], '--config-dir',
-               etc or self.cloud.facts.glance.config_dir] + list(args[1:])
-        who = {}
-        user = self.cloud.facts.glance.user
-        if user and os.geteuid() == 0:
+        glance = self.cloud.facts.glance
+        etc = etc or (host.config_dir if host else glance.config_dir)
+        cmd = [os.path.join(glance.bin_dir, 'cinder-ext-store'), args[0],
+               '--config-dir', etc] + list(args[1:])
+        user = glance.user
+        if not (host or pid_namespace):
+            who = {}
+            if user and os.geteuid() == 0:
+                entry = pwd.getpwnam(user)
+                who = dict(user=entry.pw_uid, group=entry.pw_gid,
+                           extra_groups=[], cwd='/')
+            return subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=timeout, **who)
+        # Namespaces are entered as root; then glance-api's user.
+        prefix = []
+        if host:
+            prefix = procfs.enter_command(host_init(host))
+        if pid_namespace:
+            prefix += ['unshare', '--pid', '--fork', '--mount-proc']
+        if user:
             entry = pwd.getpwnam(user)
-            who = dict(user=entry.pw_uid, group=entry.pw_gid,
-                       extra_groups=[], cwd='/')
-        return subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=timeout, **who)
+            prefix += ['setpriv', '--reuid', str(entry.pw_uid), '--regid',
+                       str(entry.pw_gid), '--clear-groups', '--']
+        return subprocess.run(prefix + cmd, capture_output=True, text=True,
+                              timeout=timeout, cwd='/')
 
     def location(self, uri, backend):
         return stores.location(self.conf, uri, backend)

@@ -23,6 +23,7 @@ import signal
 import socket
 import urllib.parse
 
+from cinder_ext_store import host_records
 from cinder_ext_store.tests.functional import base
 from cinder_ext_store.tests.functional import test_glance
 from harness import images
@@ -64,9 +65,10 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
         with open(os.path.join(self.reads, '%s.json' % volume_id)) as f:
             readers = list(json.load(f)['readers'])
         self.assertEqual(1, len(readers))
-        os.kill(int(readers[0]), signal.SIGKILL)
+        pid = host_records.pid_of(readers[0])
+        os.kill(pid, signal.SIGKILL)
         stalled.close()
-        return image, volume_id, int(readers[0])
+        return image, volume_id, readers[0]
 
     def kill_uploader(self):
         """A chunked upload whose worker is SIGKILLed half-way."""
@@ -115,7 +117,7 @@ class TestReconcileAfterCrash(test_glance.GlanceTestCase):
                          marker['pid']), dry)
         self.assertIn('would release read attachment', dry)
         self.assertIn('of volume %s: no reader process of this host is '
-                      'alive (recorded: %d)' % (read_volume, reader_pid), dry)
+                      'alive (recorded: %s)' % (read_volume, reader_pid), dry)
         self.assertIn('would delete volume %s' % upload_volume, dry)
         self.assertIn('its upload died before it finished', dry)
         self.assertNotIn('delete volume %s' % read_volume, dry)

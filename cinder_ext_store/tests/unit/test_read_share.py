@@ -247,7 +247,8 @@ class TestProcesses(ShareTestCase):
         with open(self.state_file, 'w') as f:
             f.write('{"readers": ')
         self.store.shares.retries = 1
-        e = self.assertRaises(exceptions.BackendException, self.reader)
+        e = self.assertRaises(exceptions.RemoteServiceUnavailable,
+                              self.reader)
         self.assertIn('multiattach', str(e))
         self.assertIn('is unreadable', self.log.output)
         self.assertEqual(1, len([n for n in os.listdir(self.store.shares.dir)
@@ -265,7 +266,9 @@ class TestRefusals(ShareTestCase):
         slept = []
         self.store.shares._sleep = slept.append
         self.store.shares.retries = 4
-        e = self.assertRaises(exceptions.BackendException, self.reader)
+        # Glance answers 503 (try again later) with the message.
+        e = self.assertRaises(exceptions.RemoteServiceUnavailable,
+                              self.reader)
         self.assertIn('not multiattach; gave up after 4 attempts', str(e))
         self.assertEqual([1, 2, 4], slept)
         # The other host's attachment, then our four attempts.
