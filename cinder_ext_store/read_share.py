@@ -285,25 +285,19 @@ class ReadShares(object):
                 if not isinstance(e, exceptions.BackendException):
                     raise
                 busy = 'status must be available' in str(e)
-                if busy and api.get(volume_id).status not in (
+                volume = api.get(volume_id) if busy else None
+                if busy and volume.status not in (
                         'in-use', 'attaching', 'reserved', 'available'):
                     raise exceptions.NotFound(
                         message='Volume %s cannot be read: %s'
                                 % (volume_id, e))
-                if not busy or attempt == self.retries - 1:
-                    if busy:
-                        # Glance answers 503 with this message: another
-                        # host may be done soon, and the fix is named.
-                        raise exceptions.RemoteServiceUnavailable(
-                            message='Volume %s is attached elsewhere (another '
-                            'glance-api host, or an upload still running) '
-                            'and its type is not multiattach; gave up after '
-                            '%d attempts. Use a multiattach volume type for '
-                            'images read from several hosts at once. Cinder '
-                            'said: %s' % (volume_id, self.retries, e))
+                if not busy:
                     raise
+                if attempt == self.retries - 1:
+                    raise _busy(volume, self.retries, e)
                 delay = min(2 ** attempt, 10)
-                LOG.info('Volume %s is attached elsewhere; attempt %d of %d, '
+                LOG.info('Volume %s is being attached elsewhere or is '
+                         'attached and not multiattach; attempt %d of %d, '
                          'retrying in %ds', volume_id, attempt + 1,
                          self.retries, delay)
                 self._sleep(delay)
@@ -425,6 +419,26 @@ class ReadShares(object):
                 except Exception as e:
                     LOG.error('Read share of volume %s not swept: %s',
                               volume_id, e)
+
+
+def _busy(volume, attempts, error):
+    """What a reader gets when Cinder kept refusing it the volume.
+
+    Glance answers 503 with the message: the holder may be done soon, and
+    the message names the fix.
+    """
+    if getattr(volume, 'multiattach', False):
+        why = ('another attachment of it was being made all along (Cinder '
+               'makes one attachment of a volume at a time)')
+    else:
+        why = ('it is attached elsewhere (another glance-api host, or an '
+               'upload still running) and its type is not multiattach. Use '
+               'a multiattach volume type for images read from several '
+               'hosts at once')
+    return exceptions.RemoteServiceUnavailable(
+        message='Volume %s could not be attached for reading after %d '
+                'attempts: %s. Cinder said: %s'
+                % (volume.id, attempts, why, error))
 
 
 def _holder(process):

@@ -53,8 +53,10 @@ class Tuning(object):
     #: How long an attachment of unknown origin (an attachment create
     #: whose answer was lost) is watched before it is taken for the lost
     #: request's: another host's create is completed within seconds (it
-    #: connects and completes at once), a lost one never is.
-    attach_settle: float = 30.0
+    #: connects and completes at once), a lost one never is. Cinder makes
+    #: one attachment of a volume at a time, so other hosts' readers wait
+    #: that long: it stays below their retry budget (1+2+4+8 s).
+    attach_settle: float = 10.0
     #: How long a refused in-use extend keeps uploads on the offline path.
     refusal_ttl: float = 900
     #: Sleep of status polls and attach retries; clock of their deadlines.

@@ -204,9 +204,12 @@ class Glance(service.UwsgiService):
 
     def uwsgi_options(self):
         # Chunked uploads: uWSGI must accept chunked bodies above 1 MiB.
+        # A client that reads slowly (or a test that holds a download open)
+        # must not be cut off after uWSGI's default 4 s socket timeout.
         return ['--env', 'OS_GLANCE_CONFIG_DIR=%s' % self.etc,
                 '--http-auto-chunked', '--http-chunked-input',
-                '--http-raw-body', '--chunked-input-limit', '16777216']
+                '--http-raw-body', '--chunked-input-limit', '16777216',
+                '--socket-timeout', '300']
 
     def rootwrap_config(self, store):
         return os.path.join(self.etc, 'rootwrap.conf' if store == 'cinder_ext'

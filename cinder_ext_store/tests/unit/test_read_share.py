@@ -269,7 +269,8 @@ class TestRefusals(ShareTestCase):
         # Glance answers 503 (try again later) with the message.
         e = self.assertRaises(exceptions.RemoteServiceUnavailable,
                               self.reader)
-        self.assertIn('not multiattach; gave up after 4 attempts', str(e))
+        self.assertIn('after 4 attempts: it is attached elsewhere', str(e))
+        self.assertIn('Use a multiattach volume type', str(e))
         self.assertEqual([1, 2, 4], slept)
         # The other host's attachment, then our four attempts.
         self.assertEqual(5, self.cloud.count('attachment_create'))
