@@ -49,7 +49,8 @@ def main():
                         help='leave out the concurrent-readers cases')
     parser.add_argument('--only', type=lambda v: v.split(','),
                         help='comma-separated kinds of cases to run: '
-                             'limits, store, readers, glance, cinder')
+                             'limits, store, readers, glance, cinder, '
+                             'hosts')
     args = parser.parse_args()
     cloud = clouds.load()
     if not cloud.keystone or not cloud.facts.glance:

@@ -73,6 +73,8 @@ RATIOS = [
      'raw_read'),
     ('8 readers (threads) / 1 reader, ours', 'readers_8t_ours',
      'readers_1t_ours'),
+    ('8 downloads: 2 glance-api hosts x 4 / 1 host x 8', 'hosts_2x4',
+     'hosts_1x8'),
     ('Glance known: ours / in-tree', 'glance_known_ours',
      'glance_known_intree'),
     ('Glance chunked: ours / in-tree', 'glance_chunked_ours',
@@ -159,7 +161,7 @@ def report(size, reps):
             ttfb_max = _median(reps, name, 'ttfb_max')
             lines.append('%-20s %8s %10.0f %10s %10s %6s' % (
                 name, '%d %s' % (first['readers'], {
-                    't': 'thr', 'p': 'proc'}[first['mode']]),
+                    't': 'thr', 'p': 'proc', 'h': 'http'}[first['mode']]),
                 statistics.median(rates),
                 '%.2f' % ttfb if ttfb is not None else '-',
                 '%.2f' % ttfb_max if ttfb_max is not None else '-',

@@ -13,8 +13,8 @@
 """The benchmark's cases: each measures one thing, pair by pair.
 
 :class:`Bench` yields its cases in order (``limits``, ``store``,
-``readers``, ``glance``, ``cinder``); every repetition runs every case
-once. A concurrent reader in a process of its own runs
+``readers``, ``glance``, ``cinder``, ``hosts``); every repetition runs every
+case once. A concurrent reader in a process of its own runs
 :mod:`harness.bench.reader`.
 """
 
@@ -451,6 +451,51 @@ class Bench(object):
         finally:
             user.delete_quietly(image.id)
 
+    # -- several glance-api hosts ----------------------------------------
+
+    def hosts(self):
+        """8 clients download one image: from one host, then from two.
+
+        Through one glance-api host, then 4 through each of two hosts (the
+        stack's glance-api-b), on the multiattach type (each host holds its
+        own attachment). Each
+        entry's ``seconds`` is the wall time over the readers (aggregate
+        MiB/s), with each reader's time to first byte.
+        """
+        backend = (self.cloud.storage_facts.glance_backend_multiattach or
+                   'multiattach')
+        a = glance_harness.GlanceUser(self.cloud.user())
+        b = glance_harness.GlanceUser(
+            self.cloud.user(), self.cloud.facts.glance.second_host.url)
+        for user in (a, b):
+            self._warm_up(user, backend)
+        image = a.create('bench-hosts')
+        out = {}
+        try:
+            a.client.images.upload(image.id,
+                                   images.Unsized(pattern(self.size)),
+                                   image_size=self.size, backend=backend)
+            for label, users in (('hosts_1x8', [a] * 8),
+                                 ('hosts_2x4', [a, b] * 4)):
+                sampler_mod.drop_caches()
+                self.wait_idle()
+                with futures.ThreadPoolExecutor(len(users)) as pool:
+                    t0 = time.monotonic()
+                    results = list(pool.map(
+                        lambda u: timed_download(u, image.id), users))
+                    wall = time.monotonic() - t0
+                ttfbs = [r['ttfb'] for r in results if r['ttfb'] is not None]
+                out[label] = {
+                    'seconds': wall / len(users), 'readers': len(users),
+                    'mode': 'h', 'ok': sum(r['ok'] and r['bytes'] == self.size
+                                           for r in results),
+                    'ttfb_max': max(ttfbs) if ttfbs else None,
+                    'ttfb_median': (statistics.median(ttfbs) if ttfbs
+                                    else None)}
+        finally:
+            a.delete_quietly(image.id)
+        return out
+
     def volume_from_image(self):
         """Cinder's two ways from one of our images to a volume.
 
@@ -514,6 +559,8 @@ class Bench(object):
             for backend, who in glance_backends:
                 yield 'glance', lambda b=backend, w=who: self.glance(b, w)
             yield 'cinder', self.volume_from_image
+        if not self.args.no_readers and self.cloud.facts.glance.second_host:
+            yield 'hosts', self.hosts
 
     def wait_idle(self, timeout=300):
         """Wait until Cinder has deleted what earlier cases deleted.
@@ -538,6 +585,22 @@ class Bench(object):
             reps.append(results)
             print('repetition %d done' % (rep + 1), file=sys.stderr)
         return reps
+
+
+def timed_download(user, image_id):
+    """One download through Glance: ok, bytes, seconds to the first byte."""
+    t0 = time.monotonic()
+    resp = user.session.get('%s/v2/images/%s/file' % (user.url, image_id),
+                            stream=True, raise_exc=False)
+    ttfb, total = None, 0
+    try:
+        for chunk in resp.iter_content(CHUNK):
+            if ttfb is None:
+                ttfb = time.monotonic() - t0
+            total += len(chunk)
+    finally:
+        resp.close()
+    return {'ok': resp.status_code == 200, 'bytes': total, 'ttfb': ttfb}
 
 
 def _quietly(func, *args):
