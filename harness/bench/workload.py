@@ -458,9 +458,8 @@ class Bench(object):
 
         Through one glance-api host, then 4 through each of two hosts (the
         stack's glance-api-b), on the multiattach type (each host holds its
-        own attachment). Each
-        entry's ``seconds`` is the wall time over the readers (aggregate
-        MiB/s), with each reader's time to first byte.
+        own attachment). Each entry's ``seconds`` is the wall time over the
+        readers (aggregate MiB/s), with each reader's time to first byte.
         """
         backend = (self.cloud.storage_facts.glance_backend_multiattach or
                    'multiattach')
