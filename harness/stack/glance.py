@@ -473,8 +473,11 @@ class GlanceSecondHost(Glance):
                 os.kill(master, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            service.wait_for(30, 'glance-api-b to stop',
-                             lambda: not self.alive())
+            try:
+                service.wait_for(30, 'glance-api-b to stop',
+                                 lambda: not self.alive())
+            except service.StackError as e:
+                service.log('%s; killing it' % e)
         self.kill_recorded(self.name)
 
     def init_pid(self):
