@@ -29,6 +29,7 @@ from cinderclient import exceptions as cinder_exc
 from glance_store import exceptions
 from keystoneauth1 import exceptions as ksa_exc
 
+from cinder_ext_store import errors
 from cinder_ext_store import tuning as tuning_mod
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ MV_EXTEND_ATTACHED = '3.42'
 
 #: HTTP statuses that say "not now" rather than "never".
 TRANSIENT_STATUSES = (500, 502, 503, 504)
+
+#: Cinder's user-message details that mean "no room": no valid backend
+#: (003), quota (006), not enough space for the image (007); an event id
+#: ends with its detail ('VOLUME_VOLUME_001_003').
+_NO_ROOM = ('_003', '_006', '_007')
 
 #: What a recovery returns when the failed request left nothing behind.
 RETRY = object()
@@ -136,6 +142,9 @@ def translated(action, volume_id=None):
     except (cinder_exc.Forbidden, cinder_exc.Unauthorized) as e:
         raise exceptions.Forbidden(
             message='Cinder refused %s: %s' % (what, e))
+    except ksa_exc.ConnectTimeout as e:
+        raise errors.TimedOut('Cinder did not answer %s in time: %s'
+                              % (what, e))
     except (cinder_exc.ClientException, ksa_exc.ClientException) as e:
         raise exceptions.BackendException(
             'Cinder: %s failed: %s' % (what, e))
@@ -231,11 +240,46 @@ class CinderAPI(object):
             recover=lambda: self._made_by_lost_create(name, metadata))
         LOG.debug('Volume %s (%d GiB) requested', volume.id, size_gib)
         try:
-            return self.wait(volume.id, 'available', ('creating',),
-                             'creation')
+            made = self.wait_while(volume.id, ('creating',), 'creation')
+            if made.status != 'available':
+                raise self._create_failed(made)
+            return made
         except BaseException:
             self.delete_quietly(volume.id)
             raise
+
+    def _create_failed(self, volume):
+        """The error of a create Cinder gave up, with Cinder's reason.
+
+        Cinder says why in its user messages (microversion 3.3): no pool
+        with room ("no valid backend"), quota, an image too large for the
+        space are StorageFull (Glance answers 413); anything else, or no
+        message, is a backend failure.
+        """
+        reasons = self.user_messages(volume.id)
+        text = 'Cinder could not create volume %s (status %s): %s' % (
+            volume.id, volume.status,
+            '; '.join(m for _, m in reasons) or
+            'no reason in its user messages')
+        if any(event.endswith(_NO_ROOM) for event, _ in reasons):
+            return exceptions.StorageFull(message=text)
+        return exceptions.BackendException(text)
+
+    def user_messages(self, volume_id):
+        """(event id, user message) Cinder recorded about the volume.
+
+        Best effort: [] when Cinder has none or does not show them.
+        """
+        def find():
+            return [(getattr(m, 'event_id', '') or '',
+                     getattr(m, 'user_message', '') or '')
+                    for m in self._client(MV_ATTACH).messages.list(
+                        search_opts={'resource_uuid': volume_id})]
+        try:
+            return self._request('user messages', find, volume_id=volume_id)
+        except Exception as e:
+            LOG.debug('Volume %s: no user messages: %s', volume_id, e)
+            return []
 
     def _made_by_lost_create(self, name, metadata):
         """The volume a create whose answer was lost made, or RETRY.
@@ -296,7 +340,7 @@ class CinderAPI(object):
                          volume.status)
                 report = now + t.wait_report
             if now >= deadline:
-                raise exceptions.BackendException(
+                raise errors.TimedOut(
                     'Timed out after %ss waiting for %s of volume %s: status '
                     'still %r' % (self.timeout, waiting_for, volume_id,
                                   volume.status))

@@ -28,6 +28,7 @@ import threading
 
 from glance_store import exceptions
 
+from cinder_ext_store import errors
 from cinder_ext_store import tuning as tuning_mod
 
 LOG = logging.getLogger(__name__)
@@ -333,7 +334,7 @@ class RbdDevice(Device):
         # A timeout names the limit and what usually causes it.
         if not _timed_out(e):
             return super(RbdDevice, self)._error_for(e, action)
-        return exceptions.BackendException(
+        return errors.TimedOut(
             '%s volume %s failed: Ceph did not complete the request in %d s '
             '(cinder_ext_rbd_op_timeout): the cluster is full or unhealthy, '
             'see ceph health detail (%s)'

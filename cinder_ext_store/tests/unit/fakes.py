@@ -98,6 +98,9 @@ class FakeCinder(Faults):
         self.admin = False  # whether the caller has Cinder's admin role
         self.volumes = {}
         self.attachments = {}
+        #: Cinder's user messages: dicts of resource_uuid, event_id,
+        #: user_message
+        self.messages = []
         self.lost = {}
         self.extends_accepted = 0
 
@@ -214,7 +217,20 @@ class FakeCinder(Faults):
         self.volumes[vid] = vol
         self._transition(vol, 'creating',
                          'error' if full else self.create_ends_in)
+        if full:
+            # What Cinder 29's scheduler records for the volume's owner.
+            self.messages.append(dict(
+                resource_uuid=vid, event_id='VOLUME_VOLUME_001_003',
+                user_message='schedule allocate volume: Could not find any '
+                             'available weighted backend.'))
         return self.get(version, vid, advance=False)
+
+    def message_list(self, version, resource_uuid):
+        self._call('message_list', version, resource_uuid)
+        if version < api_versions.APIVersion('3.3'):
+            raise cinder_exc.NotFound(404, 'messages need 3.3')
+        return [Volume(id=str(i), **m) for i, m in enumerate(self.messages)
+                if m['resource_uuid'] == resource_uuid]
 
     def get(self, version, volume_id, advance=True):
         self._call('get', version, volume_id)
@@ -488,6 +504,12 @@ class _EncryptionTypes(_Manager):
         return Volume(provider=provider) if provider else Volume()
 
 
+class _Messages(_Manager):
+    def list(self, search_opts=None):
+        return self.cloud.message_list(
+            self.version, (search_opts or {}).get('resource_uuid'))
+
+
 class FakeClient(object):
     """python-cinderclient's v3 Client surface, at one microversion."""
 
@@ -497,6 +519,7 @@ class FakeClient(object):
         self.attachments = _Attachments(cloud, version)
         self.volume_types = _VolumeTypes(cloud, version)
         self.volume_encryption_types = _EncryptionTypes(cloud, version)
+        self.messages = _Messages(cloud, version)
 
 
 class FakeSession(object):

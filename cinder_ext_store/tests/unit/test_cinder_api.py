@@ -209,8 +209,9 @@ class TestWait(base.TestCase):
         api = cinder_api.CinderAPI(
             lambda v: fakes.FakeClient(cloud, v), 30,
             tuning=tuning.Tuning(sleep=sleep, clock=lambda: clock[0]))
-        e = self.assertRaises(exceptions.BackendException, api.wait, 'v',
+        e = self.assertRaises(exceptions.TimeoutError, api.wait, 'v',
                               'available', ('creating',), 'creation')
+        self.assertIsInstance(e, exceptions.BackendException)
         self.assertIn("Timed out after 30s waiting for creation of volume "
                       "v: status still 'creating'", str(e))
         self.assertEqual(0.02, sleeps[0])
@@ -281,6 +282,47 @@ class TestRetries(base.TestCase):
         self.assertEqual(4, self.cloud.count('create'))
         self.assertEqual([0.5, 1.0, 2.0], self.backoffs)
         self.assertEqual({}, self.cloud.volumes)
+
+    def test_cinder_that_never_answers_is_a_timeout(self):
+        # Glance 33 answers glance_store's TimeoutError with 503; the store
+        # itself still sees a backend failure.
+        self.cloud.fail('get', ksa_exc.ConnectTimeout('no answer'), 10)
+        e = self.assertRaises(exceptions.TimeoutError, self.api.get, 'v')
+        self.assertIsInstance(e, exceptions.BackendException)
+        self.assertIn('Cinder did not answer lookup of volume v in time',
+                      str(e))
+        self.assertEqual(4, self.cloud.count('get'))
+
+    def test_create_cinder_could_not_place(self):
+        # The scheduler found no pool with room: Cinder's user message
+        # says so, and Glance answers StorageFull with 413.
+        self.cloud.pool_gib = 0
+        e = self.assertRaises(exceptions.StorageFull, self._volume)
+        self.assertIn('Could not find any available weighted backend',
+                      str(e))
+        self.assertIn('(status error)', str(e))
+        self.cloud.finish_transitions()
+        self.assertEqual({}, self.cloud.volumes)
+
+    def test_create_failed_for_another_reason(self):
+        self.cloud.create_ends_in = 'error'
+        e = self.assertRaises(exceptions.BackendException, self._volume)
+        self.assertNotIsInstance(e, exceptions.StorageFull)
+        self.assertIn('no reason in its user messages', str(e))
+        self.cloud.messages.append(dict(
+            resource_uuid=None, event_id='VOLUME_VOLUME_001_002',
+            user_message='schedule allocate volume: Driver is not '
+                         'initialized at present.'))
+        real = self.cloud.create
+
+        def create(*args):
+            made = real(*args)
+            self.cloud.messages[-1]['resource_uuid'] = made.id
+            return made
+        self.cloud.create = create
+        e = self.assertRaises(exceptions.BackendException, self._volume)
+        self.assertNotIsInstance(e, exceptions.StorageFull)
+        self.assertIn('Driver is not initialized', str(e))
 
     @ddt.data(cinder_exc.BadRequest(400, 'bad'),
               cinder_exc.OverLimit(413, 'quota'),

@@ -402,8 +402,8 @@ class TestAdd(base.StoreTestCase):
     def test_create_ends_in_error(self):
         self.cloud.create_ends_in = 'error'
         e = self.assertRaises(exceptions.BackendException, self.add, b'abc')
-        self.assertIn("is 'error' after creation, expected 'available'",
-                      str(e))
+        self.assertIn('could not create volume', str(e))
+        self.assertIn('(status error)', str(e))
         self.assertNothingLeft()
 
     def test_create_times_out(self):
