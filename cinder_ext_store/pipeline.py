@@ -132,6 +132,9 @@ class CopyPipeline(object):
         self.read_size = read_size
         self.expected_size = expected_size
         self.coordinator = Coordinator()
+        #: the copy failed because reading the source did (a client gone,
+        #: Glance aborting the upload from its data stream)
+        self.source_failed = False
         self._writer = None
         self._flushed = 0  # where the next buffer starts in the image
 
@@ -161,7 +164,11 @@ class CopyPipeline(object):
     def _copy(self, source, buffers):
         current, total = 0, 0
         while True:
-            chunk = source.read(self.read_size)
+            try:
+                chunk = source.read(self.read_size)
+            except BaseException:
+                self.source_failed = True
+                raise
             if not chunk:
                 break
             end = total + len(chunk)

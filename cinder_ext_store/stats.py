@@ -21,6 +21,7 @@ reads such a line back, for tools that only have the log.
 """
 
 import contextlib
+import json
 import logging
 import re
 import time
@@ -52,6 +53,9 @@ class TransferStats(object):
         self.growth = []  # 'online' / 'offline', once per extend
         self.phases = {}
         self.error = None
+        #: the operation was stopped by its data stream (a client gone, an
+        #: import or Glance's size cap aborting): not the store's failure
+        self.aborted = False
         self.seconds = None
         self._started = time.monotonic()
         self._active = []  # phases entered and not left, innermost last
@@ -116,7 +120,7 @@ class TransferStats(object):
     def __str__(self):
         fields = [('image', self.image_id), ('volume', self.volume_id),
                   ('store', self.store),
-                  ('result', 'ok' if self.error is None else 'failed'),
+                  ('result', self.result),
                   ('bytes', self.bytes),
                   ('seconds', '%.3f' % (self.seconds or 0.0)),
                   ('mib_per_s', '%.1f' % self.mib_per_second),
@@ -128,8 +132,16 @@ class TransferStats(object):
         line = _PREFIX + self.operation + ' ' + ' '.join(
             '%s=%s' % (k, v) for k, v in fields)
         if self.error is not None:
-            line += ' error=%s' % type(self.error).__name__
+            # Last, quoted once: type and the message's first line.
+            line += ' error=%s' % json.dumps(describe(self.error))
         return line
+
+    @property
+    def result(self):
+        """``ok``, ``aborted`` (by the data stream) or ``failed``."""
+        if self.error is None:
+            return 'ok'
+        return 'aborted' if self.aborted else 'failed'
 
     @classmethod
     def parse(cls, line):
@@ -140,7 +152,9 @@ class TransferStats(object):
         words = line[at + len(_PREFIX):].split(' ', 1)
         if words[0] == 'progress':
             return None
-        fields = dict(_FIELD.findall(words[1] if len(words) > 1 else ''))
+        rest, _, error = (words[1] if len(words) > 1 else '').partition(
+            ' error=')
+        fields = dict(_FIELD.findall(rest))
         if 'bytes' not in fields:
             return None
         none = lambda v: None if v == 'None' else v  # noqa: E731
@@ -155,6 +169,17 @@ class TransferStats(object):
         phases = fields.get('phases', '-')
         stats.phases = {} if phases == '-' else {
             k: float(v) for k, v in (p.split(':') for p in phases.split(','))}
-        if fields.get('result') == 'failed':
-            stats.error = fields.get('error', 'failed')
+        if fields.get('result') in ('failed', 'aborted'):
+            stats.aborted = fields['result'] == 'aborted'
+            try:
+                stats.error = json.loads(error) if error else 'failed'
+            except ValueError:
+                stats.error = error
         return stats
+
+
+def describe(error):
+    """``Type: first line of the message``, for one log field."""
+    text = str(error).strip().split('\n', 1)[0]
+    name = type(error).__name__
+    return '%s: %s' % (name, text) if text else name

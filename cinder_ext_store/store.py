@@ -164,9 +164,13 @@ class Store(glance_store.driver.Store):
         self._observers.remove(callback)
 
     def _report(self, stats, error=None):
-        """Log what an operation did, once, and tell the observers."""
+        """Log what an operation did, once, and tell the observers.
+
+        Call it outside an exception handler: oslo.log would append the
+        error a second time to a warning logged inside one.
+        """
         stats.finish(error)
-        if error is None:
+        if error is None or stats.aborted:
             LOG.info('%s', stats)
         else:
             LOG.warning('%s', stats)
@@ -345,13 +349,15 @@ class Store(glance_store.driver.Store):
         stats = stats_mod.TransferStats(
             'add', self.name, image_id=image_id,
             progress_interval=self.store_conf.cinder_ext_progress_interval)
+        error = None
         try:
             result = self._add(image_id, image_file, image_size or 0,
                                hashing_algo, context, verifier, stats)
         except BaseException as e:
-            self._report(stats, e)
-            raise
-        self._report(stats)
+            error = e
+        self._report(stats, error)
+        if error is not None:
+            raise error  # unchanged, with its traceback
         return result
 
     def _add(self, image_id, image_file, image_size, hashing_algo, context,
@@ -408,10 +414,18 @@ class Store(glance_store.driver.Store):
                         api.set_metadata(volume.id,
                                          {'image_size': str(written)})
                     api.set_readonly(volume.id)
-            except BaseException:
+            except BaseException as e:
                 with excutils.save_and_reraise_exception():
-                    LOG.error('Upload of image %s into volume %s failed; '
-                              'deleting the volume', image_id, volume.id)
+                    if stats.aborted:
+                        # The client went away, or Glance (an import's
+                        # liveness check, its size cap) stopped the data.
+                        LOG.info('Upload of image %s into volume %s stopped '
+                                 'by its data stream (%s); deleting the '
+                                 'volume', image_id, volume.id,
+                                 stats_mod.describe(e))
+                    else:
+                        LOG.error('Upload of image %s into volume %s failed; '
+                                  'deleting the volume', image_id, volume.id)
                     # What cannot be deleted now stays on record for
                     # cinder-ext-store reconcile.
                     abandoned = not api.delete_quietly(volume.id)
@@ -430,8 +444,12 @@ class Store(glance_store.driver.Store):
                                      self.store_conf.cinder_ext_read_size,
                                      image_size, progress=stats,
                                      buffer_size=self.tuning.buffer_size)
-        with target, stats.phase('copy'):
-            stats.bytes = copy.run(image_file)
+        try:
+            with target, stats.phase('copy'):
+                stats.bytes = copy.run(image_file)
+        except BaseException:
+            stats.aborted = copy.source_failed
+            raise
         return stats.bytes
 
     @capabilities.check

@@ -204,6 +204,9 @@ class TestGlanceDisconnect(GlanceTestCase):
         found = glance.store_reports(self.cloud, image.id)
         if found is not None:
             self.assertFalse(found[-1].succeeded)
+            # The client went away: not the store's failure (INFO).
+            self.assertEqual('aborted', found[-1].result)
+            self.assertIn('OSError', found[-1].error)
             self.assertLess(found[-1].bytes, base.GiB)
 
 

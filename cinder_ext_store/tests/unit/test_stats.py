@@ -10,12 +10,15 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import io
 import time
 
 from glance_store import exceptions
+from oslo_utils import units
 
 from cinder_ext_store import stats
 from cinder_ext_store.tests.unit import base
+from harness import images
 
 
 class TestTransferStats(base.TestCase):
@@ -44,7 +47,7 @@ class TestTransferStats(base.TestCase):
 
     def test_failure(self):
         s = stats.TransferStats('get', 'images')
-        s.finish(exceptions.NotFound())
+        s.finish(exceptions.NotFound(message='volume v is gone'))
         s.finish()  # the first finish counts
         self.assertFalse(s.succeeded)
         back = stats.TransferStats.parse(str(s))
@@ -52,7 +55,21 @@ class TestTransferStats(base.TestCase):
         self.assertEqual([], back.growth)
         self.assertEqual({}, back.phases)
         self.assertFalse(back.succeeded)
-        self.assertIn('error=NotFound', str(s))
+        self.assertTrue(str(s).endswith(
+            ' result=failed bytes=0 seconds=0.000 mib_per_s=0.0 extends=0 '
+            'attachments=0 growth=- phases=- error="NotFound: volume v is '
+            'gone"'), str(s))
+        self.assertEqual('NotFound: volume v is gone', back.error)
+
+    def test_error_field_is_quoted_once_and_cannot_fake_fields(self):
+        s = stats.TransferStats('add', 'images', image_id='i')
+        s.bytes = 7
+        s.aborted = True
+        s.finish(OSError('bytes=999 "quoted"\nsecond line'))
+        self.assertEqual(1, str(s).count('error='))
+        back = stats.TransferStats.parse(str(s))
+        self.assertEqual((7, 'aborted', 'OSError: bytes=999 "quoted"'),
+                         (back.bytes, back.result, back.error))
 
     def test_other_lines(self):
         for line in ('Storing image x in a 1 GiB volume',
@@ -79,6 +96,33 @@ class TestStoreReports(base.StoreTestCase):
                           read.image_id))
         self.assertTrue(read.succeeded)
         self.assertEqual(2, self.log.output.count('cinder_ext '))
+
+    def test_an_upload_its_data_stream_stopped_is_aborted_not_failed(self):
+        # A client that went away, an import whose liveness check failed,
+        # Glance's size cap: raised by read(). The exception is Glance's
+        # own, unchanged; the store says why at INFO, not ERROR.
+        seen = []
+        self.store.add_observer(seen.append)
+        data = base.payload(2 * units.Mi)
+        src = images.FailsAfter(io.BytesIO(data), units.Mi)
+        e = self.assertRaises(IOError, self.add, data, source=src)
+        self.assertEqual('client disconnected', str(e))
+        [added] = seen
+        self.assertEqual('aborted', added.result)
+        self.assertIn('stopped by its data stream (OSError: client '
+                      'disconnected); deleting the volume', self.log.output)
+        self.assertNotIn('failed; deleting the volume', self.log.output)
+        self.assertIn('result=aborted', self.log.output)
+        self.assertNothingLeft()
+
+    def test_a_store_failure_is_failed(self):
+        seen = []
+        self.store.add_observer(seen.append)
+        self.cloud.fail('attachment_create', RuntimeError('cinder broke'))
+        self.assertRaises(RuntimeError, self.add, b'x' * 1000)
+        self.assertEqual(['failed'], [s.result for s in seen])
+        self.assertIn('failed; deleting the volume', self.log.output)
+        self.assertIn('error="RuntimeError: cinder broke"', self.log.output)
 
     def test_failures_are_reported_and_observers_cannot_break_the_store(self):
         seen = []
