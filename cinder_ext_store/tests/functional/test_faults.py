@@ -292,7 +292,7 @@ class TestPersistent(FaultTestCase):
         actions = plan(reconcile.GlanceImages(), notes)
         self.assertEqual(['release upload attachment'],
                          [a.what for a in actions])
-        self.assertEqual([volume_id], [n.volume.id for n in notes
+        self.assertEqual([volume_id], [n.volume_id for n in notes
                                        if n.undecided])
         # With Glance's answer (no image names it: this test registered
         # none), the dead upload's volume goes too.
