@@ -80,6 +80,15 @@ class TwoHostsTestCase(test_glance.GlanceTestCase):
         self.pool = futures.ThreadPoolExecutor(8)
         self.addCleanup(self.pool.shutdown)
 
+    def download(self, user, image_id):
+        """A :class:`Download`, closed when the test ends.
+
+        Before its image is deleted: a download held open would refuse it.
+        """
+        started = Download(user, image_id)
+        self.addCleanup(started.resp.close)
+        return started
+
     def upload(self, name, backend, size=SIZE, seed=51):
         image = self.create(name)
         src = images.ImageSource(size, seed=seed,
@@ -114,7 +123,7 @@ class TestTwoHostsRead(TwoHostsTestCase):
 
     def test_both_hosts_read_one_image_on_a_multiattach_type(self):
         image, src, volume_id = self.upload('two-hosts', self.backend_multi)
-        readers = [Download(user, image.id)
+        readers = [self.download(user, image.id)
                    for user in (self.user, self.user, self.user_b,
                                 self.user_b)]
         self.assertEqual([200] * 4, [r.status for r in readers])
@@ -134,9 +143,9 @@ class TestTwoHostsRead(TwoHostsTestCase):
 
     def test_without_multiattach_the_second_host_is_told_why(self):
         image, src, volume_id = self.upload('one-host', self.backend)
-        holder = Download(self.user, image.id)
+        holder = self.download(self.user, image.id)
         started = time.monotonic()
-        refused = Download(self.user_b, image.id)
+        refused = self.download(self.user_b, image.id)
         waited = time.monotonic() - started
         # 503, try again later, with the reason.
         self.assertEqual(503, refused.status)
@@ -164,7 +173,7 @@ class TestTwoHostsReconcile(TwoHostsTestCase):
 
     def kill_reader_on_a(self, image_id, volume_id):
         """A download on host A whose worker is SIGKILLed mid-way."""
-        stalled = Download(self.user, image_id)
+        stalled = self.download(self.user, image_id)
         self.assertEqual(200, stalled.status)
         [name] = list(self.share(self.reads_a, volume_id)['readers'])
         pid = host_records.pid_of(name)
@@ -200,7 +209,7 @@ class TestTwoHostsReconcile(TwoHostsTestCase):
         # every pid of the records means nothing there.
         image, src, volume_id = self.upload('read-while-reconciled',
                                             self.backend)
-        reader = Download(self.user, image.id)
+        reader = self.download(self.user, image.id)
         self.assertEqual(200, reader.status)
         outside = self.reconcile('--apply', '--older-than', '0',
                                  pid_namespace=True)
@@ -230,7 +239,7 @@ class TestTwoHostsReconcile(TwoHostsTestCase):
             v for v in self.inspect.volumes().values()
             if v.name == 'image-%s' % image.id], 120, 0.2)
         # Host B reads one image, deletes others, reconciles.
-        reader = Download(self.user_b, kept.id)
+        reader = self.download(self.user_b, kept.id)
         for other in doomed:
             self.user_b.client.images.delete(other.id)
         on_b = self.reconcile('--apply', host=self.b)
@@ -269,7 +278,8 @@ class TestTwoHostsLostAnswer(TwoHostsTestCase):
         on_b = []
 
         def b_attaches():
-            on_b.append(self.pool.submit(Download, self.user_b, image.id))
+            on_b.append(self.pool.submit(self.download, self.user_b,
+                                         image.id))
             self.wait_for('host B attached', lambda: len(
                 self.inspect.attachments() - known) >= 2, 60, 0.02)
 
