@@ -268,7 +268,8 @@ class ReadShares(object):
             its lease; the share keeps the Cinder attachment
         """
         me = host_records.identity()
-        for attempt in range(self.retries):
+        backoff = _Backoff(self.retries, api.tuning)
+        while True:
             request = {'before': sorted(api.attachment_ids(volume_id)),
                        'host': self.host.connector_properties().get('host')}
             self._save(volume_id, {
@@ -293,13 +294,12 @@ class ReadShares(object):
                                 % (volume_id, e))
                 if not busy:
                     raise
-                if attempt == self.retries - 1:
-                    raise _busy(volume, self.retries, e)
-                delay = min(2 ** attempt, 10)
+                delay = backoff.next(getattr(volume, 'multiattach', False))
+                if delay is None:
+                    raise _busy(volume, backoff.attempts, e)
                 LOG.info('Volume %s is being attached elsewhere or is '
-                         'attached and not multiattach; attempt %d of %d, '
-                         'retrying in %ds', volume_id, attempt + 1,
-                         self.retries, delay)
+                         'attached and not multiattach; attempt %d, retrying '
+                         'in %.1fs', volume_id, backoff.attempts, delay)
                 self._sleep(delay)
         shared = isinstance(attachment.device_info['path'], str)
         host_connection = None
@@ -419,6 +419,40 @@ class ReadShares(object):
                 except Exception as e:
                     LOG.error('Read share of volume %s not swept: %s',
                               volume_id, e)
+
+
+class _Backoff(object):
+    """Waits between attachment attempts Cinder refused as busy.
+
+    ``retries`` attempts 1, 2, 4, 8, 10... s apart while another host
+    holds a non-multiattach volume. A multiattach volume is busy only while
+    another attachment of it is being made (Cinder makes one at a time,
+    which takes a second or so): it is tried again sooner and more often,
+    within the same total wait.
+    """
+
+    def __init__(self, retries, tuning):
+        self.retries = retries
+        self.tuning = tuning
+        self.budget = sum(min(2 ** i, 10) for i in range(retries - 1))
+        self.attempts = 0
+        self.waited = 0.0
+
+    def next(self, multiattach):
+        """Seconds to wait before the next attempt; None: give up."""
+        self.attempts += 1
+        if multiattach:
+            delay = min(self.tuning.attach_retry_first *
+                        1.5 ** (self.attempts - 1),
+                        self.tuning.attach_retry_max)
+            if self.waited + delay > self.budget:
+                return None
+        else:
+            if self.attempts >= self.retries:
+                return None
+            delay = min(2 ** (self.attempts - 1), 10)
+        self.waited += delay
+        return delay
 
 
 def _busy(volume, attempts, error):

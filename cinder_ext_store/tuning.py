@@ -57,6 +57,10 @@ class Tuning(object):
     #: one attachment of a volume at a time, so other hosts' readers wait
     #: that long: it stays below their retry budget (1+2+4+8 s).
     attach_settle: float = 10.0
+    #: Attempts at a multiattach volume while another attachment of it is
+    #: being made: first wait, and the ceiling of the waits (x1.5 each).
+    attach_retry_first: float = 0.2
+    attach_retry_max: float = 2.0
     #: How long a refused in-use extend keeps uploads on the offline path.
     refusal_ttl: float = 900
     #: Sleep of status polls and attach retries; clock of their deadlines.

@@ -359,6 +359,14 @@ class FakeCinder(Faults):
             raise cinder_exc.NotFound(404, 'attachments need 3.27')
         vol = self._volume(volume_id)
         self._advance(vol)
+        # Cinder 29 reserves a multiattach volume only while no other
+        # attachment of it is being made.
+        if vol['multiattach'] and vol['status'] not in ('available',
+                                                        'in-use'):
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: Volume %s status must be available or '
+                     'in-use or downloading to reserve, but the current '
+                     'status is %s.' % (volume_id, vol['status']))
         if vol['status'] != 'available' and not vol['multiattach']:
             raise cinder_exc.BadRequest(
                 400, 'Invalid volume: Volume %s status must be available or '

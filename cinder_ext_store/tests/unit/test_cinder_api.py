@@ -367,6 +367,8 @@ class TestRetries(base.TestCase):
         vid = self._volume().id
         self.cloud.volumes[vid]['multiattach'] = True
         other = self.api.attachment_create(vid, {'host': 'other'}, 'ro')
+        self.cloud.attachment_complete(
+            fakes.api_versions.APIVersion('3.54'), other['id'])
         self.cloud.lose_answer('attachment_create',
                                ksa_exc.ConnectFailure('reset'))
         mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
@@ -417,12 +419,11 @@ class TestRetries(base.TestCase):
         raced = []
 
         def racing(version, volume_id, connector, mode):
-            made = real(version, volume_id, connector, mode)
-            if not raced:
+            if not raced:  # after our listing, before our create
                 other = real(version, volume_id, {'host': 'other'}, 'ro')
                 self.cloud.attachment_complete(version, other['id'])
                 raced.append(other['id'])
-            return made
+            return real(version, volume_id, connector, mode)
 
         self.cloud.attachment_create = racing
         self.cloud.lose_answer('attachment_create',
@@ -432,34 +433,35 @@ class TestRetries(base.TestCase):
                          set(self.cloud.attachments))
 
     def test_lost_attachment_create_keeps_another_hosts_in_flight(self):
-        # Host B's create lands between ours and our recovery and B has
-        # not completed it yet: it looks like ours (no host shown before
-        # completion). It is watched: B completes it, so it is B's and
-        # stays; ours never completes and is deleted.
+        # Host B's create came first and B has not completed it: Cinder
+        # refused ours (it makes one attachment at a time), and that
+        # answer was lost. B's looks like ours (no host shown before
+        # completion): it is watched, B completes it, so it is B's and
+        # stays; ours is then made.
         vid = self._volume().id
         self.cloud.volumes[vid]['multiattach'] = True
         v = fakes.api_versions.APIVersion('3.54')
-        real, listed = self.cloud.attachment_list, []
-        theirs = []
+        real_create = self.cloud.attachment_create
+        real_list, listed, theirs = self.cloud.attachment_list, [], []
 
-        def create_then_b(version, volume_id, connector, mode):
-            made = real_create(version, volume_id, connector, mode)
+        def b_first_then_ours_lost(version, volume_id, connector, mode):
             if not theirs:
                 theirs.append(real_create(v, vid, {'host': 'glance-b'},
                                           'ro')['id'])
-            return made
+                try:
+                    real_create(version, volume_id, connector, mode)
+                except fakes.cinder_exc.BadRequest:
+                    raise ksa_exc.ConnectFailure('reset')  # answer lost
+            return real_create(version, volume_id, connector, mode)
 
         def listing(version, volume_id, detailed=False):
             listed.append(1)
             if len(listed) == 3:  # B connected; it completes now
                 self.cloud.attachment_complete(v, theirs[0])
-            return real(version, volume_id, detailed)
+            return real_list(version, volume_id, detailed)
 
-        real_create = self.cloud.attachment_create
-        self.cloud.attachment_create = create_then_b
+        self.cloud.attachment_create = b_first_then_ours_lost
         self.cloud.attachment_list = listing
-        self.cloud.lose_answer('attachment_create',
-                               ksa_exc.ConnectFailure('reset'))
         mine = self.api.attachment_create(vid, {'host': 'h'}, 'ro')
         self.assertEqual({theirs[0], mine['id']},
                          set(self.cloud.attachments))

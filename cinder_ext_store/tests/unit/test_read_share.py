@@ -276,6 +276,37 @@ class TestRefusals(ShareTestCase):
         self.assertEqual(5, self.cloud.count('attachment_create'))
         self.assertEqual([other['id']], list(self.cloud.attachments))
 
+    def test_multiattach_being_attached_elsewhere_is_tried_again_soon(self):
+        # Another host's attachment is being made (Cinder makes one at a
+        # time): tried again after a fifth of a second, not a second.
+        v = fakes.api_versions.APIVersion('3.54')
+        self.cloud.volumes[self.vid]['multiattach'] = True
+        other = self.cloud.attachment_create(v, self.vid, {'host': 'b'}, 'ro')
+        slept = []
+
+        def sleep(seconds):
+            slept.append(seconds)
+            if len(slept) == 2:  # host B connected; it completes
+                self.cloud.attachment_complete(v, other['id'])
+        self.store.shares._sleep = sleep
+        self.assertEqual(self.data, b''.join(self.reader()))
+        self.assertEqual([0.2, 0.3], [round(s, 3) for s in slept])
+        self.assertEqual([other['id']], list(self.cloud.attachments))
+
+    def test_multiattach_never_free_gives_up_within_the_same_wait(self):
+        v = fakes.api_versions.APIVersion('3.54')
+        self.cloud.volumes[self.vid]['multiattach'] = True
+        self.cloud.attachment_create(v, self.vid, {'host': 'b'}, 'ro')
+        slept = []
+        self.store.shares._sleep = slept.append
+        e = self.assertRaises(exceptions.RemoteServiceUnavailable,
+                              self.reader)
+        self.assertIn('another attachment of it was being made all along',
+                      str(e))
+        self.assertLessEqual(sum(slept), 1 + 2 + 4 + 8)
+        self.assertGreater(sum(slept), 10)
+        self.assertEqual(2.0, max(slept))
+
     def test_reader_of_a_running_upload_fails_at_once(self):
         self.store.uploads.uploading(self.vid)
         e = self.assertRaises(exceptions.BackendException, self.reader)
