@@ -11,7 +11,10 @@
 # under the License.
 
 import io
+import logging
 import os
+import subprocess
+import sys
 import types
 
 import ddt
@@ -289,3 +292,28 @@ class TestCheckCommand(base.TestCase):
         status, out = self.run_check([], refused={'fast': 'no lock path'})
         self.assertEqual(1, status)
         self.assertIn('configuration  FAIL    no lock path', out[1])
+
+
+class TestQuietOutput(base.TestCase):
+    """What is not the operator's concern stays out of the tools' output."""
+
+    def stderr_of(self, code):
+        return subprocess.run([sys.executable, '-c', code],
+                              capture_output=True, text=True,
+                              timeout=60).stderr
+
+    def test_eventlets_deprecation_notice_is_not_printed(self):
+        # What the store's imports print without the tool's filter.
+        self.assertIn('Eventlet is deprecated',
+                      self.stderr_of('import oslo_privsep.daemon'))
+        self.assertNotIn('Eventlet is deprecated',
+                         self.stderr_of('import cinder_ext_store.cli'))
+
+    def test_os_brick_speaks_of_errors_only(self):
+        for name in cli.QUIET_LOGGERS:
+            self.addCleanup(logging.getLogger(name).setLevel,
+                            logging.getLogger(name).level)
+        cli.main(['reconcile', '--config-file', '/nonexistent'],
+                 out=lambda line: None, conf=cfg.ConfigOpts())
+        self.assertEqual(logging.ERROR,
+                         logging.getLogger('os_brick').level)
