@@ -28,6 +28,7 @@ import signal
 import socket
 import time
 
+from cinder_ext_store import attachments
 from cinder_ext_store import host_records
 from cinder_ext_store.tests.functional import base
 from cinder_ext_store.tests.functional import test_glance
@@ -200,6 +201,31 @@ class TestTwoHostsReconcile(TwoHostsTestCase):
                          self.before['attachments'])
         self.assertEqual(src.hexdigest(),
                          self.download_sha256(image.id))
+        self.glance.images.delete(image.id)
+        self.assertNoLeftovers()
+
+    def test_an_attachment_no_record_names_is_released_by_its_host(self):
+        # A record lost with its lock path: Cinder still says the
+        # attachment is host A's. Host B never touches it; host A's
+        # reconcile releases it (after the grace period: 0 here).
+        image, src, volume_id = self.upload('lost-record', self.backend)
+        store = self.store('online')
+        lost = attachments.Attachment(store.api(), store.host, volume_id,
+                                      'ro')
+        lost.open()
+        lost.device.close()
+        lost.device = None
+        self.addCleanup(lost.abort)
+        self.assertEqual([self.host_a], self.hosts_attached(volume_id))
+
+        on_b = self.reconcile('--apply', '--older-than', '0', host=self.b)
+        self.assertNotIn(lost.attachment_id, on_b)
+        on_a = self.reconcile('--apply', '--older-than', '0')
+        self.assertIn('done: release unrecorded attachment %s of volume %s'
+                      % (lost.attachment_id, volume_id), on_a)
+        self.assertEqual([], self.hosts_attached(volume_id))
+        lost.abort()  # its host connection; the attachment is gone
+        self.assertEqual(src.hexdigest(), self.download_sha256(image.id))
         self.glance.images.delete(image.id)
         self.assertNoLeftovers()
 
