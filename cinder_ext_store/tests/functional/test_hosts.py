@@ -257,7 +257,7 @@ class TestTwoHostsReconcile(TwoHostsTestCase):
         doomed = [self.upload('doomed-%d' % i, self.backend, size=base.MiB,
                               seed=53 + i)[0] for i in range(2)]
         image = self.create('uploading-on-a')
-        src = images.ImageSource(192 * base.MiB + 9, seed=55,
+        src = images.ImageSource(512 * base.MiB + 9, seed=55,
                                  digests=('sha256', 'md5', 'sha512'))
         upload = self.pool.submit(self.glance.images.upload, image.id,
                                   images.Unsized(src), backend=self.backend)
