@@ -260,6 +260,19 @@ class Records(object):
     def exists(self, name):
         return os.path.lexists(self.path(name))
 
+    def volumes_named(self):
+        """Volume ids any record file names.
+
+        Readable, refused or moved aside alike: what a record holds is not
+        known without reading it.
+        """
+        try:
+            found = os.listdir(self.dir)
+        except FileNotFoundError:
+            return set()
+        return {n.split('.', 1)[0] for n in found
+                if n.endswith(('.json', '.upload')) or '.corrupt-' in n}
+
     def names(self, suffix):
         """The record names (less ``suffix``) of one kind."""
         try:

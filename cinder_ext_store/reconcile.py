@@ -293,8 +293,7 @@ def _unrecorded_attachments(store, api, name, volumes, seen, older_than,
     needs a host name of its own (see the operator guide).
     """
     host = store.host.hostname()
-    recorded = ({v for v, _ in store.uploads.markers()} |
-                {v for v, _ in store.shares.states()})
+    recorded = store.shares.records.volumes_named()
     actions = []
     for volume in volumes:
         if volume.id in recorded:

@@ -251,6 +251,20 @@ class TestVolumes(ReconcileTestCase):
         self.assertEqual([aid], list(self.cloud.attachments))
         self.store.uploads.uploaded(vid)
 
+    def test_a_record_that_cannot_be_read_keeps_the_attachment(self):
+        # Refused (others may write it) or moved aside as corrupt: what it
+        # named is not known, so nothing of its volume is released.
+        vid = self.image_volume('live')
+        self.attach_elsewhere(vid, host=socket.gethostname())
+        glance = FakeGlance({'live': ('active', {vid})})
+        self.store.shares.records.save('%s.json' % vid, {'readers': {}})
+        os.chmod(self.store.shares.records.path('%s.json' % vid), 0o666)
+        self.assertEqual([], self.plan(glance))
+        os.rename(self.store.shares.records.path('%s.json' % vid),
+                  self.store.shares.records.path('%s.json.corrupt-1' % vid))
+        self.assertEqual([], [a for a in self.plan(glance)
+                              if a.what == 'release unrecorded attachment'])
+
     def test_records_of_another_place_are_kept_and_said(self):
         # reconcile run outside glance-api's PID namespace (or another
         # container on this lock path): nothing its records name is
