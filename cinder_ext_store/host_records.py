@@ -257,9 +257,6 @@ class Records(object):
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def exists(self, name):
-        return os.path.lexists(self.path(name))
-
     def volumes_named(self):
         """Volume ids any record file names.
 
@@ -270,8 +267,8 @@ class Records(object):
             found = os.listdir(self.dir)
         except FileNotFoundError:
             return set()
-        return {n.split('.', 1)[0] for n in found
-                if n.endswith(('.json', '.upload')) or '.corrupt-' in n}
+        return _recorded(found) | {n.split('.', 1)[0] for n in found
+                                   if '.corrupt-' in n}
 
     def names(self, suffix):
         """The record names (less ``suffix``) of one kind."""
@@ -362,8 +359,7 @@ class Records(object):
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return found
-        recorded = {n.split('.', 1)[0] for n in names
-                    if n.endswith('.json') or n.endswith('.upload')}
+        recorded = _recorded(names)
         for name in names:
             volume_id = _volume_of(name)
             if volume_id is None or volume_id in recorded:
@@ -382,6 +378,12 @@ class Records(object):
                 os.unlink(self.path(name))
             except FileNotFoundError:
                 pass
+
+
+def _recorded(names):
+    """Volume ids of the read shares and upload markers among ``names``."""
+    return {n.split('.', 1)[0] for n in names
+            if n.endswith(('.json', '.upload'))}
 
 
 def _volume_of(name):

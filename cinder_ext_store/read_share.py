@@ -116,9 +116,6 @@ class ReadShares(object):
     def _name(self, volume_id):
         return volume_id + SUFFIX
 
-    def has_record(self, volume_id):
-        return self.records.exists(self._name(volume_id))
-
     def lock(self, volume_id):
         """The lock of the volume's share (thread and file lock)."""
         return lockutils.lock('cinder_ext-read-%s' % volume_id,

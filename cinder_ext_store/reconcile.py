@@ -322,8 +322,7 @@ def _unrecorded_attachments(store, api, name, volumes, seen, older_than,
 def _release_unrecorded(store, api, volume_id, attachment_id):
     """Delete the attachment unless a record of its volume appeared."""
     with store.shares.lock(volume_id):
-        if (store.shares.has_record(volume_id) or
-                store.uploads.has_record(volume_id)):
+        if volume_id in store.shares.records.volumes_named():
             raise exceptions.BackendException(
                 'volume %s has a record again: a process of this host '
                 'uses it; kept' % volume_id)

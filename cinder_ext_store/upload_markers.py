@@ -109,9 +109,6 @@ class UploadMarkers(object):
                           '%s', volume_id, e)
         self.records.remove(self._name(volume_id))
 
-    def has_record(self, volume_id):
-        return self.records.exists(self._name(volume_id))
-
     def markers(self):
         """(volume id, marker) of every readable upload marker."""
         for volume_id in self.records.names(SUFFIX):
