@@ -45,6 +45,7 @@ from oslo_concurrency import lockutils
 
 from cinder_ext_store import attachments
 from cinder_ext_store import devices
+from cinder_ext_store import errors
 from cinder_ext_store import host_records
 
 LOG = logging.getLogger(__name__)
@@ -466,7 +467,7 @@ def _busy(volume, attempts, error):
                'upload still running) and its type is not multiattach. Use '
                'a multiattach volume type for images read from several '
                'hosts at once')
-    return exceptions.RemoteServiceUnavailable(
+    return errors.Busy(
         message='Volume %s could not be attached for reading after %d '
                 'attempts: %s. Cinder said: %s'
                 % (volume.id, attempts, why, error))

@@ -18,6 +18,8 @@ from concurrent import futures
 
 from glance_store import exceptions
 
+from cinder_ext_store import errors
+
 
 def read_range(device, offset, length, chunk_size, ahead=None):
     """Yield ``length`` bytes of ``device`` from ``offset``.
@@ -102,7 +104,10 @@ class ImageReader(object):
             chunk = next(self._chunks)
         except BaseException as e:
             self.close(error=e)
-            raise
+            failed = errors.as_read_error(e)
+            if failed is e:
+                raise
+            raise failed from e
         self._left -= len(chunk)
         self._stats.moved(len(chunk))
         if self._left <= 0:

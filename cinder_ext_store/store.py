@@ -58,6 +58,7 @@ from oslo_utils import excutils
 
 from cinder_ext_store import brick_host
 from cinder_ext_store import cinder_session
+from cinder_ext_store import errors
 from cinder_ext_store import growth
 from cinder_ext_store import hashing
 from cinder_ext_store import host_records
@@ -465,8 +466,8 @@ class Store(glance_store.driver.Store):
         :returns: (iterator, length); the iterator holds the volume
             attached until it is exhausted or closed
         :raises NotFound: the volume is gone or being deleted
-        :raises BackendException: the volume cannot be read now, or the
-            offset lies outside the image
+        :raises ReadFailed: the volume cannot be read now, or the offset
+            lies outside the image (the iterator raises it too)
         """
         stats = stats_mod.TransferStats(
             'get', self.name,
@@ -497,7 +498,10 @@ class Store(glance_store.driver.Store):
                 stats.image_id = ','.join(
                     ownership.images_naming(stats.volume_id) or ()) or None
             self._report(stats, e)
-            raise
+            failed = errors.as_read_error(e)
+            if failed is e:
+                raise
+            raise failed from e
         return it, length
 
     def get_size(self, location, context=None):
@@ -547,10 +551,11 @@ class Store(glance_store.driver.Store):
         if sharing is None:
             LOG.debug('Glance cannot say which images use volume %s (not '
                       'inside glance-api): deleting it', volume.id)
-        readers = self.shares.release_unless_read(api, volume.id)
+        readers = self._readers_left(api, volume.id)
         if readers:
             LOG.info('Image volume %s is not deleted: %d reader(s) on this '
-                     'host read it', volume.id, readers)
+                     'host still read it after %d s', volume.id, readers,
+                     self.tuning.readers_leave)
             raise exceptions.InUseByStore(
                 message='The image is being read by %d download(s) on this '
                         'glance-api host; try again when they ended'
@@ -570,6 +575,22 @@ class Store(glance_store.driver.Store):
             LOG.error('Deleting image volume %s failed: %s', volume.id, e)
             raise
         LOG.info('Deleted image volume %s', volume.id)
+
+    def _readers_left(self, api, volume_id):
+        """This host's readers of the volume once they had time to leave.
+
+        A reader about to end (Glance's cancelled hash pass, a download
+        sending its last bytes) should not turn a delete into a 409.
+        """
+        tuning = self.tuning
+        deadline = tuning.clock() + tuning.readers_leave
+        delay = tuning.poll_first
+        while True:
+            readers = self.shares.release_unless_read(api, volume_id)
+            if not readers or tuning.clock() >= deadline:
+                return readers
+            tuning.sleep(delay)
+            delay = min(delay * tuning.poll_factor, tuning.poll_max)
 
     def is_image_associated_with_store(self, context, volume_id):
         """Whether a legacy ``cinder://<id>`` image belongs to this store.

@@ -57,6 +57,11 @@ class Tuning(object):
     #: one attachment of a volume at a time, so other hosts' readers wait
     #: that long: it stays below their retry budget (1+2+4+8 s).
     attach_settle: float = 10.0
+    #: How long a delete waits for this host's readers of the image to
+    #: leave before Glance is told it is in use (409). Glance cancels its
+    #: own hash pass before it deletes, and the pass's reader is let go a
+    #: moment after it stopped reading (when Glance drops the failed task).
+    readers_leave: float = 10.0
     #: Attempts at a multiattach volume while another attachment of it is
     #: being made: first wait, and the ceiling of the waits (x1.5 each).
     attach_retry_first: float = 0.2

@@ -41,8 +41,9 @@ class GlanceUser(object):
         return self.session.get_project_id()
 
     def create(self, name, **kw):
-        return self.client.images.create(name=name, disk_format='raw',
-                                         container_format='bare', **kw)
+        kw.setdefault('disk_format', 'raw')
+        return self.client.images.create(name=name, container_format='bare',
+                                         **kw)
 
     def delete_quietly(self, image_id):
         try:

@@ -42,6 +42,7 @@ it creates. Everything lives in $CINDER_EXT_STACK_DIR (default
 harness/clouds.py) and openrc for the `openstack` CLI.
 """
 
+from concurrent import futures
 import dataclasses
 import os
 import shutil
@@ -107,14 +108,35 @@ class Stack(object):
                                      'first' % running)
         with open(self.s.path('mode'), 'w') as f:
             f.write(self.s.mode + (' ceph' if self.s.ceph else ''))
-        for svc in self.services:
-            svc.install()
+        self.install()
         for svc in self.services:
             service.log('starting %s' % svc.name)
             svc.start()
         self.write_clouds()
         service.log('ready in %ds' % (time.monotonic() - started))
         self.status()
+
+    def install(self):
+        """Install every service; the three virtualenvs side by side.
+
+        Making them one after the other took ~160 s of a ~265 s first
+        ``up`` (pip waits on downloads as much as on the CPU). The other
+        services install before (Cinder's venv links Ceph's bindings) and
+        after (the other glance-apis use the first one's venv and user).
+        """
+        venvs = [svc for svc in (self.keystone, self.cinder, self.glance)
+                 if svc]
+        first = [svc for svc in (self.postgres, self.rabbit, self.ceph)
+                 if svc]
+        for svc in first:
+            svc.install()
+        rest = [svc for svc in self.services
+                if svc not in first and svc not in venvs]
+        with futures.ThreadPoolExecutor(len(venvs)) as pool:
+            for done in [pool.submit(svc.install) for svc in venvs]:
+                done.result()
+        for svc in rest:
+            svc.install()
 
     def down(self):
         # Stop in the reverse order, whatever the mode they started in.

@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from harness import waiting
@@ -206,10 +207,19 @@ def pip_install(directory, requirements, pip_log):
                          % (' '.join(requirements), pip_log))
 
 
+#: One apt run at a time (services install side by side).
+_APT = threading.Lock()
+
+
 def apt_install(packages, recommends=True):
     """Install the Debian packages of ``packages`` that are missing."""
     if not packages:
         return
+    with _APT:
+        _apt_install(packages, recommends)
+
+
+def _apt_install(packages, recommends):
     log('installing Debian packages: %s' % ' '.join(packages))
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
     run(['apt-get', 'update', '-qq'], env=None)

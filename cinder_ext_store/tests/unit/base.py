@@ -37,7 +37,8 @@ TEST_GIB = units.Mi
 #: Seconds a unit test may take (OS_TEST_TIMEOUT overrides).
 TEST_TIMEOUT = int(os.environ.get('OS_TEST_TIMEOUT') or 60)
 TUNING = tuning.Tuning(gib=TEST_GIB, buffer_size=64 * units.Ki,
-                       sleep=fakes.no_wait, attach_settle=0.2)
+                       sleep=fakes.no_wait, attach_settle=0.2,
+                       readers_leave=0.2)
 
 
 def payload(size, seed=0):
@@ -79,6 +80,11 @@ class TestCase(testtools.TestCase):
     def setUp(self):
         super(TestCase, self).setUp()
         self.useFixture(fixtures.Timeout(TEST_TIMEOUT, gentle=True))
+        # A temporary directory of the test's own: the fakes write what
+        # os-brick writes to /tmp (brickrbd_*), which the functional
+        # tests' leak checks watch, maybe in a run going on meanwhile.
+        self.useFixture(fixtures.MonkeyPatch(
+            'tempfile.tempdir', self.useFixture(fixtures.TempDir()).path))
 
 
 class StoreTestCase(TestCase):

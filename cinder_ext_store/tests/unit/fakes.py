@@ -571,6 +571,7 @@ class FileHandle(object):
         self._f.write(data)
 
     def read(self, length):
+        self._host._call('read')
         return self._f.read(length)
 
     def flush(self):

@@ -747,6 +747,22 @@ class TestRead(base.StoreTestCase):
         self.store.delete(self.location(self.uri), context=self.context)
         self.assertNothingLeft()
 
+    def test_delete_waits_for_a_reader_that_is_leaving(self):
+        # Glance's cancelled hash pass: the reader stopped, and is let go
+        # a moment after Glance asked for the delete.
+        it, _ = self.store.get(self.location(self.uri), context=self.context)
+        next(it)
+        waits = []
+
+        def sleep(seconds):
+            waits.append(seconds)
+            if len(waits) == 3:
+                it.close()
+        self.store.tuning = self.store.tuning.replace(sleep=sleep)
+        self.store.delete(self.location(self.uri), context=self.context)
+        self.assertEqual(3, len(waits))
+        self.assertNothingLeft()
+
     def test_early_close_releases(self):
         before = set(threading.enumerate())
         it, _ = self.store.get(self.location(self.uri), context=self.context)
@@ -771,6 +787,46 @@ class TestRead(base.StoreTestCase):
         self.assertRaises(exceptions.BackendException, self.store.get,
                           self.location(self.uri),
                           context=self.context)
+        self.assertEqual({}, self.cloud.attachments)
+
+    def hash_pass(self, retries=3):
+        """Glance 33's hash pass over a new location, as it reads.
+
+        It retries a failed read only on IOError (``http_retries``
+        attempts); any other error leaves the image without its hashes.
+        """
+        for attempt in range(1, retries + 1):
+            digest = hashlib.sha512()
+            try:
+                it, _length = self.store.get(self.location(self.uri),
+                                             context=self.context)
+                for chunk in it:
+                    digest.update(chunk)
+                return attempt, digest.hexdigest()
+            except IOError:
+                if attempt == retries:
+                    raise
+
+    def test_hash_pass_retries_a_failed_attach(self):
+        self.host.fail('connect', OSError('no path'))
+        self.assertEqual((2, hashlib.sha512(self.data).hexdigest()),
+                         self.hash_pass())
+        self.assertEqual({}, self.cloud.attachments)
+
+    def test_hash_pass_retries_a_failed_read(self):
+        self.host.handles = True
+        self.host.fail('read', OSError('rbd: I/O error'))
+        self.assertEqual((2, hashlib.sha512(self.data).hexdigest()),
+                         self.hash_pass())
+        self.assertEqual({}, self.cloud.attachments)
+
+    def test_hash_pass_retries_a_short_volume_then_fails(self):
+        # Never a wrong hash: every attempt fails the same way.
+        self.cloud.volumes[self.vid]['metadata']['image_size'] = str(
+            4 * base.TEST_GIB + 5)
+        e = self.assertRaises(IOError, self.hash_pass)
+        self.assertIsInstance(e, exceptions.BackendException)
+        self.assertIn('ended at byte', str(e))
         self.assertEqual({}, self.cloud.attachments)
 
     def test_missing_volume(self):

@@ -1,0 +1,172 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Glance's and Cinder's own workflows over the store, end to end.
+
+What Glance does beyond upload-download-delete: copy-image imports into
+other stores (and reads from the next location when one is gone), the
+background hash pass after Cinder registers a location (and a delete that
+cancels it), a format check that rejects data after the store wrote it.
+"""
+
+import time
+
+from cinder_ext_store.tests.functional import base
+from cinder_ext_store.tests.functional import test_cinder_images
+from harness import clouds
+from harness import glance
+from harness import images
+
+SIZE = 40 * base.MiB + 9
+
+
+class WorkflowTestCase(test_cinder_images.CinderImagesTestCase):
+
+    def setUp(self):
+        super(WorkflowTestCase, self).setUp()
+        self.admin = glance.GlanceUser(clouds.load(clouds.ADMIN_CLOUD))
+
+    def uploaded(self, name, seed, size=SIZE):
+        image = self.create(name)
+        src = images.ImageSource(size, seed=seed,
+                                 digests=('sha256', 'md5', 'sha512'))
+        self.glance.images.upload(image.id, images.Unsized(src),
+                                  image_size=size, backend=self.backend)
+        return image, src
+
+    def wait_image(self, image_id, done, what, timeout=180):
+        """The image once ``done(image)``; fails on killed or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.glance.images.get(image_id)
+            if done(image):
+                return image
+            self.assertNotIn(image.status, ('killed', 'deleted'))
+            self.assertLess(time.monotonic(), deadline,
+                            '%s: image %s still %s, stores %s'
+                            % (what, image_id, image.status,
+                               image.get('stores')))
+            time.sleep(0.5)
+
+    def stores_of(self, image):
+        return sorted((image.get('stores') or '').split(','))
+
+
+class TestCopyImage(WorkflowTestCase):
+
+    def targets(self):
+        """The stores a copy goes to.
+
+        This store's offline backend, and glance_store's rbd store where
+        the stack has Ceph.
+        """
+        found = [self.backend_offline]
+        if self.cloud.storage_facts.glance_rbd_store:
+            found.append(self.cloud.storage_facts.glance_rbd_store)
+        return found
+
+    def test_copy_to_other_stores_then_read_the_next_location(self):
+        image, src = self.uploaded('copied', seed=61)
+        targets = self.targets()
+        # copy-image is an admin's import (Glance's default policy).
+        self.admin.client.images.image_import(
+            image.id, method='copy-image', stores=targets,
+            all_stores_must_succeed=True)
+        want = sorted([self.backend] + targets)
+        copied = self.wait_image(
+            image.id, lambda i: self.stores_of(i) == want, 'copy-image')
+        # The copies did not change what Glance recorded of the data.
+        self.assertImage(image.id, src, SIZE, copied.stores)
+        volumes = [v for v in self.inspect.volumes().values()
+                   if v.name == 'image-%s' % image.id]
+        self.assertEqual(2, len(volumes), volumes)
+        first = self.volume_of_store(volumes, self.backend)
+        # The first location's volume is lost behind Glance's back: the
+        # download is served from the next location, byte-exact.
+        self.inspect.cinder.volumes.delete(first.id)
+        self.assertTrue(self.inspect.wait_gone(first.id, 60))
+        self.assertEqual((200, src.hexdigest(), SIZE),
+                         self.user.download(image.id))
+        self.glance.images.delete(image.id)
+        # assertNoLeftovers (a cleanup) covers the copies' volumes and, on
+        # Ceph, the rbd store's image.
+
+    def volume_of_store(self, volumes, backend):
+        vtype = (self.cloud.storage_facts.volume_type or
+                 self.inspect.cinder.volume_types.default().name)
+        ours = [v for v in volumes if v.volume_type == vtype]
+        self.assertEqual(1, len(ours), (backend, volumes))
+        return ours[0]
+
+
+class TestMultiStoreImport(WorkflowTestCase):
+
+    def test_glance_direct_to_two_stores_at_once(self):
+        image = self.create('two-stores')
+        src = images.ImageSource(SIZE, seed=62,
+                                 digests=('sha256', 'md5', 'sha512'))
+        self.glance.images.stage(image.id, images.Unsized(src))
+        stores = [self.backend, self.backend_offline]
+        self.glance.images.image_import(image.id, method='glance-direct',
+                                        stores=stores,
+                                        all_stores_must_succeed=True)
+        done = self.wait_image(
+            image.id, lambda i: i.status == 'active' and
+            self.stores_of(i) == sorted(stores), 'import')
+        self.assertImage(image.id, src, SIZE, done.stores)
+        self.assertEqual(2, len([v for v in self.inspect.volumes().values()
+                                 if v.name == 'image-%s' % image.id]))
+        self.glance.images.delete(image.id)
+
+
+class TestHashPass(WorkflowTestCase):
+
+    def test_delete_while_glance_hashes_a_cinder_location(self):
+        # Cinder's upload-to-image registers its clone as the image's
+        # location; Glance hashes it in the background. A delete at once
+        # cancels the pass and removes the image and its volume: not a 409.
+        image, _src = self.uploaded('hash-src', seed=63)
+        volume = self.volume_from(image.id)
+        reply = self.user_cinder.volumes.upload_to_image(
+            volume, False, 'hashed-%s' % volume.id, 'bare', 'raw',
+            'private', False)
+        new_id = reply[1]['os-volume_upload_image']['image_id']
+        self.addCleanup(self._delete_image, self.user, new_id)
+        self.wait_image(new_id, lambda i: i.status == 'active' and
+                        not i.get('os_hash_value'), 'location add', 120)
+        started = time.monotonic()
+        status = self._delete_status(new_id)
+        self.assertEqual(204, status)
+        # Within Glance's 30 s wait for the pass to stop.
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual(404, self._delete_status(new_id))
+
+
+class TestFormatRejected(WorkflowTestCase):
+
+    def test_data_that_is_not_its_disk_format(self):
+        # Glance inspects the data after the store wrote it: random bytes
+        # are no qcow2, so it answers 415 once add() has returned.
+        image = self.user.create('not-qcow2', disk_format='qcow2')
+        self.addCleanup(self.user.delete_quietly, image.id)
+        src = images.ImageSource(SIZE, seed=64,
+                                 digests=('sha256', 'md5', 'sha512'))
+        resp = self.user.session.put(
+            '%s/v2/images/%s/file' % (self.user.url, image.id),
+            data=images.Unsized(src),
+            headers={'Content-Type': 'application/octet-stream',
+                     'X-Image-Meta-Store': self.backend},
+            raise_exc=False)
+        self.assertEqual(415, resp.status_code, resp.text)
+        self.assertIn('does not match', resp.text)
+        image = self.glance.images.get(image.id)
+        self.assertEqual('queued', image.status)
