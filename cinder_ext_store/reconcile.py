@@ -148,8 +148,13 @@ class GlanceImages(object):
         add a location of one image's volume to another.
         """
         rows = ownership.glance_locations(volume_id)
-        return sorted({image_id for image_id, live, status in rows
-                       if live and status in ('active', 'pending_delete')})
+        named = {image_id for image_id, live, status in rows
+                 if live and status in ('active', 'pending_delete')}
+        # A queued image has no data to read: its location is of data
+        # Glance refused (see _judge).
+        return sorted(image_id for image_id in named
+                      if getattr(self.image(image_id), 'status',
+                                 None) != 'queued')
 
     def image(self, image_id):
         """The :class:`ImageRecord` of ``image_id``, deleted ones included.
@@ -246,7 +251,8 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
             actions.append(Action(
                 name, 'delete volume', '%s (%s, %s)' % (
                     volume.id, volume.name, volume.status), reason,
-                lambda v=volume.id: _delete(api, v)))
+                lambda v=volume.id, c=volume.id in crashed: _delete_if_still(
+                    api, v, glance, older_than, now, c)))
         else:
             notes.append(Note.of_volume(name, volume, reason,
                                         undecided=verdict == UNDECIDED))
@@ -369,10 +375,21 @@ def _judge(volume, glance, older_than, now, crashed):
                 'never deleted without it (image %s)' % image_id)
         return None, None
     found = glance.image(image_id)
-    if found is not None and volume.id in found.volumes:
-        return None, None  # backs the image
     if glance.used_by(volume.id):
-        return None, None  # backs another image
+        return None, None  # backs a live image
+    if found is not None and volume.id in found.volumes:
+        if found.status != 'queued' or found.deleted:
+            return None, None  # backs the image
+        # Glance 33 keeps the location of data it refused after add()
+        # returned (its format checks: 415) on the image it puts back to
+        # queued; nothing reads a queued image's data, and a new upload
+        # brings its own.
+        if (_recent(cinder_api.created_at(volume), now, older_than) or
+                _recent(found.updated_at, now, older_than)):
+            return None, None
+        return DELETE, ('image %s is queued: Glance refused the data this '
+                        'store wrote (e.g. its disk format check) and kept '
+                        'the location' % image_id)
     if crashed:
         # This host's record proves the store made it for an upload that
         # died before add() returned: no image can name it.
@@ -402,6 +419,23 @@ def _judge(volume, glance, older_than, now, crashed):
     return DELETE, ('image %s is %s and its locations do not name this '
                     'volume, which this store made (%ds old)'
                     % (image_id, found.status, _age(volume, now)))
+
+
+def _delete_if_still(api, volume_id, glance, older_than, now, crashed):
+    """Delete an image volume if it is still judged so.
+
+    Between the plan and its run a user may have uploaded again or an
+    image may have come to name the volume: judged again from fresh
+    answers of Cinder and Glance (at the plan's time: what changed since
+    is recent).
+    """
+    verdict, reason = _judge(api.get(volume_id), glance, older_than, now,
+                             crashed)
+    if verdict != DELETE:
+        raise exceptions.BackendException(
+            'volume %s is no longer to be deleted: %s'
+            % (volume_id, reason or 'it backs an image now, or is in use'))
+    _delete(api, volume_id)
 
 
 def _delete(api, volume_id):

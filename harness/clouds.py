@@ -49,6 +49,8 @@ USER_CLOUD = 'cinder-ext-demo'
 ALT_CLOUD = 'cinder-ext-alt'
 ADMIN_CLOUD = 'cinder-ext-admin'
 EXTRAS = 'cinder_ext_store'
+#: Sessions made so far, by file, cloud and settings (see Cloud.session).
+_SESSIONS = {}
 STACK_FILE = os.path.join(
     os.environ.get('CINDER_EXT_STACK_DIR',
                    os.path.join(service.REPO, '.stack')), 'clouds.yaml')
@@ -189,6 +191,17 @@ class Cloud(object):
         return found
 
     def session(self):
+        """A keystoneauth session of this cloud, one per process.
+
+        Shared: a token costs Keystone ~0.5 s, which every test paid
+        several times over (keystoneauth renews it before it expires).
+        """
+        key = (self.path, self.name, repr(sorted(self.entry.items())))
+        if key not in _SESSIONS:
+            _SESSIONS[key] = self._new_session()
+        return _SESSIONS[key]
+
+    def _new_session(self):
         from keystoneauth1 import loading
         from keystoneauth1 import session as ksa_session
         loader = loading.get_plugin_loader(

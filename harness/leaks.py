@@ -155,7 +155,9 @@ class Inspector(object):
         def as_before():
             last[:] = [self.snapshot()]
             return last[0] == before
-        waiting.until(as_before, timeout)
+        # A snapshot costs ~0.2 s; Cinder deletes a volume in about a
+        # second.
+        waiting.until(as_before, timeout, 0.2)
         return last[0]
 
     def wait_gone(self, volume_id, timeout=120):

@@ -60,6 +60,11 @@ class WorkflowTestCase(test_cinder_images.CinderImagesTestCase):
     def stores_of(self, image):
         return sorted((image.get('stores') or '').split(','))
 
+    def _delete_status(self, image_id):
+        resp = self.user.session.delete(
+            '%s/v2/images/%s' % (self.user.url, image_id), raise_exc=False)
+        return resp.status_code
+
 
 class TestCopyImage(WorkflowTestCase):
 
@@ -80,7 +85,7 @@ class TestCopyImage(WorkflowTestCase):
         # copy-image is an admin's import (Glance's default policy).
         self.admin.client.images.image_import(
             image.id, method='copy-image', stores=targets,
-            all_stores_must_succeed=True)
+            allow_failure=False)
         want = sorted([self.backend] + targets)
         copied = self.wait_image(
             image.id, lambda i: self.stores_of(i) == want, 'copy-image')
@@ -117,8 +122,7 @@ class TestMultiStoreImport(WorkflowTestCase):
         self.glance.images.stage(image.id, images.Unsized(src))
         stores = [self.backend, self.backend_offline]
         self.glance.images.image_import(image.id, method='glance-direct',
-                                        stores=stores,
-                                        all_stores_must_succeed=True)
+                                        stores=stores, allow_failure=False)
         done = self.wait_image(
             image.id, lambda i: i.status == 'active' and
             self.stores_of(i) == sorted(stores), 'import')
@@ -170,3 +174,17 @@ class TestFormatRejected(WorkflowTestCase):
         self.assertIn('does not match', resp.text)
         image = self.glance.images.get(image.id)
         self.assertEqual('queued', image.status)
+        # Glance 33 kept the location on the queued image, and the volume.
+        volume = self.volume_of(image.id)
+        self.assertEqual(self.backend, image.stores)
+        # reconcile deletes what no one can read (after its grace period,
+        # 0 here); the image stays for its owner to delete.
+        done = self.glance_command('reconcile', '--apply', '--older-than',
+                                   '0')
+        out = done.stdout + done.stderr
+        self.assertEqual(0, done.returncode, out)
+        self.assertIn('done: delete volume %s' % volume.id, out)
+        self.assertIn('Glance refused the data', out)
+        self.assertTrue(self.inspect.wait_gone(volume.id, 60))
+        self.assertEqual('queued', self.glance.images.get(image.id).status)
+        self.assertEqual(204, self._delete_status(image.id))

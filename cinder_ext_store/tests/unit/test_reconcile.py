@@ -46,8 +46,10 @@ class FakeGlance(object):
         return self.images.get(image_id)
 
     def used_by(self, volume_id):
+        # Live images only, as GlanceImages.used_by answers.
         return sorted(i for i, rec in self.images.items()
-                      if not rec.deleted and volume_id in rec.volumes)
+                      if not rec.deleted and volume_id in rec.volumes and
+                      rec.status in ('active', 'pending_delete'))
 
 
 class ReconcileTestCase(base.StoreTestCase):
@@ -200,6 +202,36 @@ class TestVolumes(ReconcileTestCase):
         self.run_plan(actions)
         self.cloud.finish_transitions()
         self.assertEqual([backing], list(self.cloud.volumes))
+
+    def test_data_glance_refused_after_the_upload(self):
+        # Glance's format check failed after add(): the image is back to
+        # queued, its location still names the volume.
+        vid = self.image_volume('refused')
+        glance = FakeGlance({'refused': ('queued', {vid})})
+        actions = self.plan(glance)
+        self.assertEqual(['delete volume'], [a.what for a in actions])
+        self.assertIn('Glance refused the data', actions[0].reason)
+        # Not while the volume or the image's last change is recent.
+        self.assertEqual([], self.plan(glance, later=datetime.timedelta()))
+        glance.images['refused'] = image('queued', {vid},
+                                         cinder_api.utcnow() + LATER)
+        self.assertEqual([], self.plan(glance))
+        # Nor once an active image names it.
+        glance.images['refused'] = image('active', {vid})
+        self.assertEqual([], self.plan(glance))
+
+    def test_a_volume_judged_again_before_it_is_deleted(self):
+        # The plan is made; the user uploads again before it runs: the
+        # image is active and names the volume, which stays.
+        vid = self.image_volume('again')
+        glance = FakeGlance({'again': ('queued', {vid})})
+        actions = self.plan(glance)
+        self.assertEqual(['delete volume'], [a.what for a in actions])
+        glance.images['again'] = image('active', {vid, 'another'})
+        self.assertEqual(1, self.run_plan(actions))
+        self.assertIn('no longer to be deleted', self.out[0])
+        self.cloud.finish_transitions()
+        self.assertIn(vid, self.cloud.volumes)
 
     def test_grace_period(self):
         self.image_volume('deleted')
