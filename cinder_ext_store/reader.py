@@ -119,9 +119,12 @@ class ImageReader(object):
         if lease is None:
             return
         if error is None and self._left > 0:
+            # Its consumer stopped reading (a client went away, Glance
+            # cancelled its hash pass): not the store's failure.
+            self._stats.aborted = True
             error = exceptions.BackendException(
-                'reader closed after %d bytes, %d left'
-                % (self._stats.bytes, self._left))
+                'the reader was closed by its consumer after %d bytes, %d '
+                'left' % (self._stats.bytes, self._left))
         with self._stats.phase('detach'):
             # Stop the read-ahead first: its threads read the device.
             self._chunks.close()

@@ -288,6 +288,7 @@ class Glance(service.UwsgiService):
                 backends=','.join('%s:%s' % (name, spec[0])
                                   for name, spec in self.backends.items()),
                 log=self.log_file, dir=self.dir,
+                self_url='http://127.0.0.1:%d' % self.port,
                 default=self.default_backend,
                 extra=self.extra_defaults, db=self.postgres.url('glance'),
                 sections=sections,

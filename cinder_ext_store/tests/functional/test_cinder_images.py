@@ -43,11 +43,11 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
                                       image_size=SIZE, backend=backend)
         return image, src
 
-    def volume_from(self, image_id, cinder=None):
+    def volume_from(self, image_id, cinder=None, size=1):
         cinder = cinder or self.user_cinder
         # On the image volume's backend: Cinder clones only there.
         volume = cinder.volumes.create(
-            1, imageRef=image_id, name='from-%s' % image_id,
+            size, imageRef=image_id, name='from-%s' % image_id,
             volume_type=self.cloud.storage_facts.volume_type)
         self.addCleanup(self._delete_volume, cinder, volume.id)
         deadline = time.monotonic() + 120

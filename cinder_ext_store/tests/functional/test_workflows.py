@@ -18,6 +18,7 @@ background hash pass after Cinder registers a location (and a delete that
 cancels it), a format check that rejects data after the store wrote it.
 """
 
+import os
 import time
 
 from cinder_ext_store.tests.functional import base
@@ -136,23 +137,39 @@ class TestHashPass(WorkflowTestCase):
 
     def test_delete_while_glance_hashes_a_cinder_location(self):
         # Cinder's upload-to-image registers its clone as the image's
-        # location; Glance hashes it in the background. A delete at once
-        # cancels the pass and removes the image and its volume: not a 409.
+        # location; Glance hashes it in the background (4 GiB: ~15 s, more
+        # than a delete waits for readers). A delete at once cancels the
+        # pass, whose reader lets the volume go: the image and its volume
+        # are deleted, not refused with 409.
         image, _src = self.uploaded('hash-src', seed=63)
-        volume = self.volume_from(image.id)
+        volume = self.volume_from(image.id, size=4)
         reply = self.user_cinder.volumes.upload_to_image(
             volume, False, 'hashed-%s' % volume.id, 'bare', 'raw',
             'private', False)
         new_id = reply[1]['os-volume_upload_image']['image_id']
         self.addCleanup(self._delete_image, self.user, new_id)
-        self.wait_image(new_id, lambda i: i.status == 'active' and
-                        not i.get('os_hash_value'), 'location add', 120)
+        # Once the pass reads (its read share is on record): Glance cancels
+        # only a pass that recorded its worker, which it does before it
+        # reads (a delete racing its start waits for the store's readers,
+        # 10 s, then gets 409; see the README).
+        self.wait_image(new_id, lambda i: i.status == 'active',
+                        'location add', 120)
+        image_volume = self.volume_of(new_id)
+        share = os.path.join(self.cloud.facts.glance.lock_path,
+                             'cinder_ext_reads', '%s.json' % image_volume.id)
+        self.wait_for('the hash pass reading', lambda: os.path.exists(share),
+                      60, 0.1)
+        self.assertFalse(self.glance.images.get(new_id).get('os_hash_value'))
         started = time.monotonic()
         status = self._delete_status(new_id)
         self.assertEqual(204, status)
         # Within Glance's 30 s wait for the pass to stop.
         self.assertLess(time.monotonic() - started, 30)
         self.assertEqual(404, self._delete_status(new_id))
+        reads = self.reads_of(new_id, image_volume.id)
+        if reads is not None:
+            # Glance stopped reading: an aborted read, not a failure.
+            self.assertEqual(['aborted'], [r.result for r in reads])
 
 
 class TestFormatRejected(WorkflowTestCase):

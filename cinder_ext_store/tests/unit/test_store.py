@@ -771,6 +771,10 @@ class TestRead(base.StoreTestCase):
         it.close()
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)
+        # The consumer stopped (a client went away, Glance cancelled its
+        # hash pass): an aborted read, not a failed one.
+        self.assertIn('result=aborted', self.log.output)
+        self.assertIn('closed by its consumer', self.log.output)
         # The read-ahead stopped before the device was closed.
         self.assertEqual(set(), set(threading.enumerate()) - before)
 
