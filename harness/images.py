@@ -118,13 +118,15 @@ class FailsAfter(object):
         ``BytesIO``)
     """
 
-    def __init__(self, src, good):
+    def __init__(self, src, good, error=None):
+        """:param error: what ``read`` raises then (default an IOError)"""
         self._src = src
         self._left = good
+        self._error = error
 
     def read(self, n):
         if self._left <= 0:
-            raise IOError('client disconnected')
+            raise self._error or IOError('client disconnected')
         chunk = self._src.read(min(n, self._left))
         self._left -= len(chunk)
         return chunk

@@ -115,6 +115,25 @@ class TestStoreReports(base.StoreTestCase):
         self.assertIn('result=aborted', self.log.output)
         self.assertNothingLeft()
 
+    def test_glance_stopping_an_upload_passes_its_exception_through(self):
+        # Glance raises its own errors from inside the data stream: an
+        # import task's liveness check (TaskAbortedError), its size cap
+        # (ImageSizeLimitExceeded). The very exception reaches Glance, the
+        # volume is gone, the log says aborted, at INFO.
+        class ImageSizeLimitExceeded(Exception):
+            pass  # Glance's, as glance.common.exception defines it
+        stop = ImageSizeLimitExceeded('The provided image is too large.')
+        data = base.payload(2 * units.Mi)
+        src = images.FailsAfter(io.BytesIO(data), units.Mi, error=stop)
+        e = self.assertRaises(ImageSizeLimitExceeded, self.add, data,
+                              source=src)
+        self.assertIs(stop, e)
+        self.assertIn('result=aborted', self.log.output)
+        self.assertIn('stopped by its data stream (ImageSizeLimitExceeded: '
+                      'The provided image is too large.)', self.log.output)
+        self.assertNotIn('failed; deleting the volume', self.log.output)
+        self.assertNothingLeft()
+
     def test_a_store_failure_is_failed(self):
         seen = []
         self.store.add_observer(seen.append)
