@@ -297,6 +297,46 @@ def check_locations(store):
                   'it')
 
 
+def check_registered_locations(store, api):
+    """Which backend gets the locations Cinder registers on this type.
+
+    Cinder's upload-to-image registers ``cinder://<volume>`` without a
+    store; Glance asks its ``cinder``-scheme backends in
+    ``enabled_backends`` order whether the volume is theirs (its volume
+    type), and the first that says yes gets it.
+    """
+    mine = store.volume_type_name(api)
+    claims = []
+    for name, kind in (_option(store.conf, 'enabled_backends') or {}).items():
+        if kind not in ('cinder', 'cinder_ext'):
+            continue
+        if name == store.backend_group:
+            vtype = mine
+        else:
+            vtype = (_group_option(store.conf, name, 'cinder_volume_type') or
+                     api.default_volume_type())
+        if vtype == mine:
+            claims.append(name)
+    if not claims or claims[0] == store.backend_group:
+        return Result('registered locations', OK,
+                      'locations Cinder registers on volume type %s '
+                      '(upload-to-image) go to this backend' % mine)
+    return Result(
+        'registered locations', WARN,
+        'locations Cinder registers on volume type %s (upload-to-image) go '
+        'to backend %s, the first of %s in enabled_backends: none come here'
+        % (mine, claims[0], ', '.join(claims)),
+        'list the backend that should get them first in enabled_backends, '
+        'or give each backend a volume type of its own')
+
+
+def _group_option(conf, group, name):
+    try:
+        return conf[group][name]
+    except Exception:  # a group or option this process did not register
+        return None
+
+
 def run_checks(store, probe=False, write_test=False, glance_uid=None):
     """Every check of ``store``, in order; later ones need earlier ones.
 
@@ -312,7 +352,8 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
     reachable = all(r.status != FAIL for r in results)
     api = store.api()
     if reachable:
-        results.append(check_volume_type(store, api))
+        results += [check_volume_type(store, api),
+                    check_registered_locations(store, api)]
     results += [check_lock_path(store), check_privsep(store),
                 check_device_access(store, glance_uid),
                 check_locations(store)]

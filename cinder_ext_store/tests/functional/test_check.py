@@ -66,10 +66,17 @@ class TestCheck(base.FunctionalTestCase):
         self.assertIn('all checks passed', out)
         rows = self.rows(out)
         backend = self.cloud.storage_facts.glance_backend or 'images'
-        for name in ('credentials', 'endpoint', 'volume type', 'lock path',
-                     'privsep', 'device access', 'in-use extend',
-                     'write test'):
+        for name in ('credentials', 'endpoint', 'volume type',
+                     'registered locations', 'lock path', 'privsep',
+                     'device access', 'in-use extend', 'write test'):
             self.assertEqual('ok', rows[(backend, name)][0], out)
+        # The stack's rbd-offline shares type rbd with rbd, listed before
+        # it: Cinder's upload-to-image locations go to rbd, and check says
+        # so.
+        offline = rows.get(('rbd-offline', 'registered locations'))
+        if offline is not None:
+            self.assertEqual('warn', offline[0], out)
+            self.assertIn('go to backend rbd,', offline[1])
         self.assertLess(took, 60)
         self.assertNoLeftovers()
 

@@ -281,14 +281,56 @@ class TestLocations(CheckTestCase):
         self.assertEqual(check.OK, check.check_locations(self.store).status)
 
 
+class TestRegisteredLocations(CheckTestCase):
+
+    def registered(self, backends, types):
+        try:
+            self.conf.register_opt(cfg.DictOpt('enabled_backends'))
+        except cfg.DuplicateOptError:
+            pass
+        self.conf.set_override('enabled_backends', backends)
+        for name, vtype in types.items():
+            self.conf.register_opts(
+                [cfg.StrOpt('cinder_volume_type')], group=name)
+            self.conf.set_override('cinder_volume_type', vtype, group=name)
+        return check.check_registered_locations(self.store, self.api)
+
+    def test_first_of_its_type_gets_them(self):
+        backend = self.store.backend_group
+        result = self.registered({backend: 'cinder_ext', 'other': 'cinder',
+                                  'f': 'file'}, {'other': 'images'})
+        self.assertEqual(check.OK, result.status)
+        self.assertIn('go to this backend', result.detail)
+
+    def test_a_backend_listed_before_on_the_same_type_gets_them(self):
+        backend = self.store.backend_group
+        vtype = self.store.volume_type_name(self.api)
+        result = self.registered({'intree': 'cinder', backend: 'cinder_ext',
+                                  'other': 'cinder_ext'},
+                                 {'intree': vtype, 'other': 'elsewhere'})
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn('go to backend intree, the first of intree, %s'
+                      % backend, result.detail)
+        self.assertIn('first in enabled_backends', result.fix)
+
+    def test_unset_type_is_cinders_default(self):
+        # The other backend has no type: Cinder's default, as this one.
+        self.conf.set_override('cinder_volume_type', None,
+                               group=self.store.backend_group)
+        result = self.registered({'before': 'cinder',
+                                  self.store.backend_group: 'cinder_ext'},
+                                 {'before': None})
+        self.assertEqual(check.WARN, result.status)
+
+
 class TestRun(CheckTestCase):
 
     def test_all_good(self):
         results = self.results(probe=True, write_test=True)
         self.assertEqual(
-            ['credentials', 'endpoint', 'volume type', 'lock path',
-             'privsep', 'device access', 'locations', 'in-use extend',
-             'write test'],
+            ['credentials', 'endpoint', 'volume type',
+             'registered locations', 'lock path', 'privsep',
+             'device access', 'locations', 'in-use extend', 'write test'],
             list(results))
         # Only the credentials warn: the fake store has none of its own.
         self.assertEqual(['credentials'], [
