@@ -18,6 +18,9 @@ each check independent of the others' outcome where it can be. The
 gates on its exit status.
 """
 
+import configparser
+import difflib
+import glob
 import os
 import time
 import uuid
@@ -297,6 +300,61 @@ def check_locations(store):
                   'it')
 
 
+def check_options(store):
+    """Settings the store would take silently in a way not meant.
+
+    An option glance_store does not know in the backend's section is
+    ignored (a misspelt name leaves the default in force); a growth
+    ceiling below the floor is raised to it.
+    """
+    group = store.backend_group or 'glance_store'
+    problems = []
+    try:
+        known = set(store.conf[group])
+    except Exception:  # the group is not registered here
+        known = set()
+    unknown = sorted(set(_section_keys(store.conf, group)) - known)
+    if known and unknown:
+        problems.append('unknown option(s) in [%s], ignored: %s' % (
+            group, ', '.join('%s%s' % (name, _did_you_mean(name, known))
+                             for name in unknown)))
+    conf = store.store_conf
+    if conf.cinder_ext_growth_max_gib < conf.cinder_ext_growth_min_gib:
+        problems.append(
+            'cinder_ext_growth_max_gib (%d) is below cinder_ext_growth_min_gib'
+            ' (%d): the store grows by %d GiB' % (
+                conf.cinder_ext_growth_max_gib,
+                conf.cinder_ext_growth_min_gib,
+                conf.cinder_ext_growth_min_gib))
+    if problems:
+        return Result('options', WARN, '; '.join(problems),
+                      'correct or remove them in [%s]' % group)
+    return Result('options', OK, 'every option in [%s] is known' % group)
+
+
+def _did_you_mean(name, known):
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return ' (%s?)' % close[0] if close else ''
+
+
+def _section_keys(conf, group):
+    """The option names the configuration files set in ``[group]``."""
+    files = list(conf.config_file or ())
+    for directory in conf.config_dir and [conf.config_dir] or ():
+        files += sorted(glob.glob(os.path.join(directory, '*.conf')))
+    keys = []
+    for path in files:
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue  # oslo.config read it: its own syntax
+        if parser.has_section(group):
+            keys += [key.lower() for key in parser.options(group)
+                     if key not in parser.defaults()]
+    return keys
+
+
 def check_registered_locations(store, api):
     """Which backend gets the locations Cinder registers on this type.
 
@@ -354,7 +412,8 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
     if reachable:
         results += [check_volume_type(store, api),
                     check_registered_locations(store, api)]
-    results += [check_lock_path(store), check_privsep(store),
+    results += [check_options(store), check_lock_path(store),
+                check_privsep(store),
                 check_device_access(store, glance_uid),
                 check_locations(store)]
     usable = all(r.status != FAIL for r in results)

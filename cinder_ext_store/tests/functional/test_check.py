@@ -67,7 +67,8 @@ class TestCheck(base.FunctionalTestCase):
         rows = self.rows(out)
         backend = self.cloud.storage_facts.glance_backend or 'images'
         for name in ('credentials', 'endpoint', 'volume type',
-                     'registered locations', 'lock path', 'privsep',
+                     'registered locations', 'options', 'lock path',
+                     'privsep',
                      'device access', 'in-use extend', 'write test'):
             self.assertEqual('ok', rows[(backend, name)][0], out)
         # The stack's rbd-offline shares type rbd with rbd, listed before

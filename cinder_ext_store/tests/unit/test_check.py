@@ -281,6 +281,38 @@ class TestLocations(CheckTestCase):
         self.assertEqual(check.OK, check.check_locations(self.store).status)
 
 
+class TestOptions(CheckTestCase):
+
+    def options(self, text, **overrides):
+        path = os.path.join(self.tmp, 'glance-api.conf')
+        with open(path, 'w') as f:
+            f.write(text)
+        conf = self.make_conf(**overrides)
+        conf(['--config-file', path], project='glance')
+        return check.check_options(self.make_store(conf))
+
+    def test_known_options(self):
+        result = self.options('[DEFAULT]\ndebug = True\n[%s]\n'
+                              'cinder_volume_type = x\n'
+                              'CINDER_EXT_DIRECT_IO = False\n'
+                              % base.BACKEND)
+        self.assertEqual(check.OK, result.status)
+
+    def test_misspelt_option(self):
+        result = self.options('[%s]\ncinder_volume_typ = fast\n'
+                              'cinder_do_extend_attached = True\n'
+                              % base.BACKEND)
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn('ignored: cinder_volume_typ (cinder_volume_type?)',
+                      result.detail)
+
+    def test_growth_ceiling_below_floor(self):
+        result = self.options('', cinder_ext_growth_min_gib=8,
+                              cinder_ext_growth_max_gib=4)
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn('the store grows by 8 GiB', result.detail)
+
+
 class TestRegisteredLocations(CheckTestCase):
 
     def registered(self, backends, types):
@@ -329,7 +361,7 @@ class TestRun(CheckTestCase):
         results = self.results(probe=True, write_test=True)
         self.assertEqual(
             ['credentials', 'endpoint', 'volume type',
-             'registered locations', 'lock path', 'privsep',
+             'registered locations', 'options', 'lock path', 'privsep',
              'device access', 'locations', 'in-use extend', 'write test'],
             list(results))
         # Only the credentials warn: the fake store has none of its own.
