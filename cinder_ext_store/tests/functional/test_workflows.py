@@ -18,7 +18,9 @@ background hash pass after Cinder registers a location (and a delete that
 cancels it), a format check that rejects data after the store wrote it.
 """
 
+import hashlib
 import os
+import subprocess
 import time
 
 from cinder_ext_store.tests.functional import base
@@ -198,3 +200,52 @@ class TestFormatRejected(WorkflowTestCase):
         self.assertTrue(self.inspect.wait_gone(volume.id, 60))
         self.assertEqual('queued', self.glance.images.get(image.id).status)
         self.assertEqual(204, self._delete_status(image.id))
+
+
+class TestUploadToImageConverted(WorkflowTestCase):
+
+    def test_qcow2_upload_arrives_without_a_size(self):
+        # A disk format Cinder must convert to: no clone, Cinder writes a
+        # qcow2 of the volume and sends it through glance-api chunked,
+        # without a size (Nova's snapshot upload arrives the same way).
+        image, src = self.uploaded('to-qcow2-src', seed=65)
+        volume = self.volume_from(image.id)
+        reply = self.user_cinder.volumes.upload_to_image(
+            volume, False, 'qcow2-%s' % volume.id, 'bare', 'qcow2',
+            'private', False)
+        new_id = reply[1]['os-volume_upload_image']['image_id']
+        self.addCleanup(self._delete_image, self.user, new_id)
+        new = self.wait_image(new_id, lambda i: i.status == 'active',
+                              'upload-to-image', 240)
+        self.assertEqual('qcow2', new.disk_format)
+        self.assertEqual(self.backend, new.stores)
+        log = self.cloud.facts.glance and self.cloud.facts.glance.log
+        if log:
+            with open(log) as f:
+                self.assertIn('Storing image %s (size unknown)' % new_id,
+                              f.read())
+        # Byte-exact: the download is what Glance hashed, and converted
+        # back it is the volume (the image's bytes, then zeros).
+        path = os.path.join(self.useFixture(base.fixtures.TempDir()).path,
+                            'image.qcow2')
+        md5, sha512 = hashlib.md5(), hashlib.sha512()
+        resp = self.user.session.get(
+            '%s/v2/images/%s/file' % (self.user.url, new_id), stream=True)
+        with open(path, 'wb') as f:
+            for chunk in resp.iter_content(4 * base.MiB):
+                md5.update(chunk)
+                sha512.update(chunk)
+                f.write(chunk)
+        self.assertEqual(new.size, os.path.getsize(path))
+        self.assertEqual(new.checksum, md5.hexdigest())
+        self.assertEqual(new.os_hash_value, sha512.hexdigest())
+        raw = path + '.raw'
+        subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw',
+                        path, raw], check=True)
+        want = hashlib.sha256(src.expected())
+        want.update(bytes(base.GiB - SIZE))
+        got = hashlib.sha256()
+        with open(raw, 'rb') as f:
+            for chunk in iter(lambda: f.read(4 * base.MiB), b''):
+                got.update(chunk)
+        self.assertEqual(want.hexdigest(), got.hexdigest())
