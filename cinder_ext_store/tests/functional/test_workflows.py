@@ -109,6 +109,29 @@ class TestCopyImage(WorkflowTestCase):
         # Ceph, the rbd store's image.
 
 
+class TestCopyFromGlanceRbd(WorkflowTestCase):
+    """Ceph only (functional-rbd): from glance_store's rbd store."""
+
+    def test_copy_from_the_rbd_store_into_this_one(self):
+        rbd_store = self.cloud.storage_facts.glance_rbd_store
+        self.assertTrue(rbd_store, 'the stack has no glance rbd store')
+        image = self.create('from-rbd')
+        src = images.ImageSource(SIZE, seed=66,
+                                 digests=('sha256', 'md5', 'sha512'))
+        self.glance.images.upload(image.id, images.Unsized(src),
+                                  image_size=SIZE, backend=rbd_store)
+        self.admin.client.images.image_import(
+            image.id, method='copy-image', stores=[self.backend],
+            allow_failure=False)
+        want = sorted([rbd_store, self.backend])
+        copied = self.wait_image(
+            image.id, lambda i: self.stores_of(i) == want, 'copy-image')
+        self.assertImage(image.id, src, SIZE, copied.stores)
+        volume = self.volume_of(image.id)
+        self.assertEqual(str(SIZE), volume.metadata['image_size'])
+        self.glance.images.delete(image.id)
+
+
 class TestMultiStoreImport(WorkflowTestCase):
 
     def test_glance_direct_to_two_stores_at_once(self):
