@@ -448,8 +448,12 @@ class Store(glance_store.driver.Store):
         try:
             with target, stats.phase('copy'):
                 stats.bytes = copy.run(image_file)
-        except BaseException:
-            stats.aborted = copy.source_failed
+        except BaseException as e:
+            # The data stream stopped it, or its bytes were not the size
+            # declared for them: the user's or Glance's doing, not a
+            # failure of the store (Glance answers 400 to the latter).
+            stats.aborted = (copy.source_failed or
+                             isinstance(e, exceptions.Invalid))
             raise
         return stats.bytes
 

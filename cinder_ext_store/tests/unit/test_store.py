@@ -391,6 +391,12 @@ class TestAdd(base.StoreTestCase):
                               size=len(data) + 1)
         self.assertIn('ended after %d bytes' % len(data), str(e))
         self.assertNothingLeft()
+        # The user's mistake: one INFO line and the aborted report, no
+        # error of the store's.
+        self.assertIn('stopped by its data stream (Invalid: Image ended',
+                      self.log.output)
+        self.assertNotIn('failed; deleting the volume', self.log.output)
+        self.assertIn('result=aborted', self.log.output)
 
     def test_client_disconnects_mid_stream(self):
         data = base.payload(2 * units.Mi)
