@@ -62,6 +62,12 @@ class TransferStats(object):
         self.progress_interval = progress_interval
         self._next_progress = self._started + (progress_interval or 0)
         self._progress_bytes = 0
+        #: bytes the operation moves when known (a declared size, a
+        #: read's length): progress lines then say how far and how long
+        self.total = None
+        #: the phase a progress line names outside any other (a read's
+        #: bytes flow while no phase is entered)
+        self.main_phase = 'read' if operation == 'get' else '-'
 
     @contextlib.contextmanager
     def phase(self, name):
@@ -97,12 +103,22 @@ class TransferStats(object):
             now - (self._next_progress - self.progress_interval), 1e-6)
         self._next_progress = now + self.progress_interval
         self._progress_bytes = self.bytes
+        rate = self.bytes / max(elapsed, 1e-6)
         LOG.info('%sprogress %s image=%s volume=%s store=%s phase=%s '
-                 'bytes=%d seconds=%.1f mib_per_s=%.1f mib_per_s_now=%.1f',
+                 'bytes=%d seconds=%.1f mib_per_s=%.1f mib_per_s_now=%.1f%s',
                  _PREFIX, self.operation, self.image_id, self.volume_id,
-                 self.store, self._active[-1] if self._active else '-',
-                 self.bytes, elapsed,
-                 self.bytes / units.Mi / max(elapsed, 1e-6), recent)
+                 self.store, self._active[-1] if self._active else
+                 self.main_phase, self.bytes, elapsed, rate / units.Mi,
+                 recent, self._how_far(rate))
+
+    def _how_far(self, rate):
+        """`` total=.. percent=.. eta_s=..`` when the total is known."""
+        if not self.total:
+            return ''
+        left = max(self.total - self.bytes, 0)
+        return ' total=%d percent=%.0f eta_s=%s' % (
+            self.total, 100.0 * min(self.bytes, self.total) / self.total,
+            '%.0f' % (left / rate) if rate > 0 else '-')
 
     def finish(self, error=None):
         if self.seconds is None:

@@ -350,6 +350,7 @@ class Store(glance_store.driver.Store):
         stats = stats_mod.TransferStats(
             'add', self.name, image_id=image_id,
             progress_interval=self.store_conf.cinder_ext_progress_interval)
+        stats.total = image_size or None
         error = None
         try:
             result = self._add(image_id, image_file, image_size or 0,
@@ -493,6 +494,7 @@ class Store(glance_store.driver.Store):
             length = size - offset
             if chunk_size is not None:
                 length = min(chunk_size, length)
+            stats.total = length
             it = reader.ImageReader(self.shares, api, volume.id, offset,
                                     length, self.READ_CHUNKSIZE, stats,
                                     self._report)

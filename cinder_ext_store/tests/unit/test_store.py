@@ -568,6 +568,35 @@ class TestAdd(base.StoreTestCase):
         self.assertIn('phase=copy', lines[-1])
         self.assertIn('volume=%s' % self.volume_id(uri), lines[-1])
         self.assertRegex(lines[-1], r'bytes=\d+ seconds=[\d.]+ mib_per_s=')
+        # The size was declared: how far, and how long still.
+        self.assertRegex(lines[-1], r' total=100000 percent=\d+ eta_s=\d+$')
+        # A read names its phase and its length too.
+        it, length = store.get(self.location(uri), context=self.context)
+        clock[0] += 5  # a slow consumer
+        self.assertEqual(data, b''.join(it))
+        lines = [line for line in self.log.output.splitlines()
+                 if 'cinder_ext progress get' in line]
+        self.assertTrue(lines)
+        self.assertIn('phase=read', lines[-1])
+        self.assertIn(' total=%d percent=' % length, lines[-1])
+
+    def test_chunked_upload_progress_has_no_total(self):
+        store = self.make_store(self.make_conf(
+            cinder_ext_progress_interval=1))
+        clock = [1000.0]
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.stats.time.monotonic', lambda: clock[0]))
+
+        class Slow(io.BytesIO):
+            def read(self, n=-1):
+                clock[0] += 0.4
+                return super(Slow, self).read(n)
+        data = base.payload(50000)
+        self.add(data, size=0, source=Slow(data), store=store)
+        lines = [line for line in self.log.output.splitlines()
+                 if 'cinder_ext progress add' in line]
+        self.assertTrue(lines)
+        self.assertNotIn('total=', lines[-1])
 
     def test_refused_delete_falls_back_to_force_delete(self):
         self.cloud.admin = True  # the only ones Cinder lets force-delete
