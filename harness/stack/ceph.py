@@ -190,6 +190,10 @@ class Ceph(service.Service):
     def stop(self):
         for daemon in reversed(self.daemons):
             self.kill_recorded(daemon, grace=15)
+        # The link start made, only if it is still this stack's.
+        if (os.path.islink(KEYRING_LINK) and
+                os.readlink(KEYRING_LINK) == self.keyring('cinder')):
+            os.unlink(KEYRING_LINK)
 
     def describe(self):
         return ('ceph:      %s (pools volumes, images; users cinder, '
