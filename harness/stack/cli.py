@@ -60,6 +60,30 @@ from harness.stack import rabbitmq
 from harness.stack import service
 
 
+def openrc(s):
+    """The demo user's shell environment for the stack's clients.
+
+    ``openstack``, ``glance`` and ``cinder`` as the stack installed them,
+    on its clouds.yaml.
+    """
+    lines = [
+        '# source this: the stack\'s clients, as its demo user',
+        'export PATH="$PATH:%s:%s"' % (
+            os.path.join(s.venv('glance'), 'bin'),
+            os.path.join(s.venv('cinder'), 'bin')),
+        # openstack reads the cloud; glance and cinder the variables.
+        'export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=%s' % (
+            s.path('clouds.yaml'), clouds.USER_CLOUD),
+        'export OS_AUTH_URL=%s OS_IDENTITY_API_VERSION=3' % s.auth_url,
+        'export OS_USERNAME=demo OS_PASSWORD=%s OS_PROJECT_NAME=demo'
+        % s.DEMO_PASSWORD,
+        'export OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default',
+        # Image API v2 (named stores), volume API 3.x (user messages).
+        'export OS_IMAGE_API_VERSION=2 OS_VOLUME_API_VERSION=3.54',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
 class Stack(object):
     """The services of one stack, in start order."""
 
@@ -168,8 +192,16 @@ class Stack(object):
                      clouds.USER_CLOUD, clouds.ALT_CLOUD,
                      clouds.ADMIN_CLOUD))
             if self.s.keystone:
-                print('  use it:    source %s; openstack image list'
-                      % self.s.path('openrc'))
+                tool = os.path.join(self.s.venv('glance'), 'bin',
+                                    'cinder-ext-store')
+                print('  use it:    source %s; openstack image list; '
+                      'cinder list' % self.s.path('openrc'))
+                print('  a store:   glance image-create --name x '
+                      '--disk-format raw --container-format bare --file '
+                      'FILE --store offline')
+                print('  tools:     sudo -u %s %s check --config-dir %s '
+                      '(or reconcile; as glance-api\'s user)'
+                      % (glance.USER, tool, self.glance.etc))
             print('  logs:      %s, %s' % (self.s.logs,
                                            self.s.path('cinder', 'log')))
 
@@ -253,8 +285,7 @@ class Stack(object):
                     s.auth_url, 'admin', s.ADMIN_PASSWORD, 'admin'),
             }
             with open(s.path('openrc'), 'w') as f:
-                f.write('export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=%s\n'
-                        % (s.path('clouds.yaml'), clouds.USER_CLOUD))
+                f.write(openrc(s))
         else:
             project = s.NOAUTH_PROJECT
             endpoint = '%s/%s' % (s.cinder_base, project)
