@@ -196,6 +196,32 @@ def glance_locations(volume_id):
             in rows if value.rstrip('/').rsplit('/', 1)[-1] == volume_id]
 
 
+def active_images_of(backend):
+    """(image id, volume id) of each active image's location in ``backend``.
+
+    The live ``cinder://<backend>/<volume>`` locations of images Glance
+    serves (reconcile looks for those whose volume is gone).
+    """
+    try:
+        from glance.db.sqlalchemy import api as db_api
+        from glance.db.sqlalchemy import models
+    except ImportError:
+        raise GlanceUnavailable('glance is not installed here')
+    loc, image = models.ImageLocation, models.Image
+    prefix = 'cinder://%s/' % backend
+    try:
+        with db_api.session_for_read() as session:
+            rows = session.query(loc.image_id, loc.value).join(
+                image, loc.image_id == image.id).filter(
+                    loc.deleted.is_(False), loc.status == 'active',
+                    image.deleted.is_(False), image.status == 'active',
+                    loc.value.like(prefix + '%')).all()
+    except Exception as e:
+        raise GlanceUnavailable('no Glance database: %s' % e)
+    return [(image_id, value[len(prefix):].strip('/'))
+            for image_id, value in rows]
+
+
 def _locations_or_none(volume_id, lookup):
     """:func:`glance_locations`, or None when Glance cannot be asked."""
     try:

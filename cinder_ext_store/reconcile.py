@@ -156,6 +156,10 @@ class GlanceImages(object):
                       if getattr(self.image(image_id), 'status',
                                  None) != 'queued')
 
+    def active_images_of(self, backend):
+        """(image id, volume id) of active images' locations in ``backend``."""
+        return ownership.active_images_of(backend)
+
     def image(self, image_id):
         """The :class:`ImageRecord` of ``image_id``, deleted ones included.
 
@@ -232,7 +236,9 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
     actions += _leftover_files(store, api, name, seen, older_than)
     live = store.uploads.live()
     vtype = store.volume_type_name(api)
-    volumes = [v for v in api.volumes() if v.volume_type == vtype]
+    every = api.volumes()
+    volumes = [v for v in every if v.volume_type == vtype]
+    _note_lost(store, api, glance, name, {v.id for v in every}, notes)
     actions += _unrecorded_attachments(store, api, name, volumes, seen,
                                        older_than, now)
     for volume in volumes:
@@ -260,6 +266,29 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
 
 
 DELETE, KEEP, UNDECIDED = 'delete', 'keep', 'undecided'
+
+
+def _note_lost(store, api, glance, name, known, notes):
+    """Say which active images of this backend name a volume that is gone.
+
+    Nothing to clean (the image is Glance's), but nobody can read it from
+    that location: its owner should know.
+    """
+    if not (glance.reachable and store.backend_group):
+        return
+    for image_id, volume_id in glance.active_images_of(store.backend_group):
+        if volume_id in known:
+            continue
+        try:
+            api.get(volume_id)
+            continue  # another project's, which this store may see
+        except exceptions.NotFound:
+            pass
+        notes.append(Note(
+            name, 'image %s' % image_id,
+            'its location names volume %s, which Cinder does not have: the '
+            'image cannot be read from it (delete the image, or upload it '
+            'again)' % volume_id, volume_id))
 
 
 def _note_foreign(store, name, seen, notes):

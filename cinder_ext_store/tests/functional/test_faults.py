@@ -122,6 +122,9 @@ class _NoImages(object):
     def used_by(self, volume_id):
         return []
 
+    def active_images_of(self, backend):
+        return []
+
 
 REQUESTS = {
     'volume-create': faults.VOLUME_CREATE,

@@ -45,6 +45,10 @@ class FakeGlance(object):
     def image(self, image_id):
         return self.images.get(image_id)
 
+    def active_images_of(self, backend):
+        return sorted((i, vid) for i, rec in self.images.items()
+                      if rec.status == 'active' for vid in rec.volumes)
+
     def used_by(self, volume_id):
         # Live images only, as GlanceImages.used_by answers.
         return sorted(i for i, rec in self.images.items()
@@ -233,6 +237,18 @@ class TestVolumes(ReconcileTestCase):
         self.cloud.finish_transitions()
         self.assertIn(vid, self.cloud.volumes)
 
+    def test_an_active_image_whose_volume_is_gone(self):
+        vid = self.image_volume('kept')
+        glance = FakeGlance({'kept': ('active', {vid}),
+                             'lost': ('active', {'0d7c9e2a-gone'})})
+        notes = []
+        actions = reconcile.plan(self.store, glance, HOUR, notes=notes)
+        self.assertEqual([], actions)
+        [note] = notes
+        self.assertEqual(('image lost', '0d7c9e2a-gone', False),
+                         (note.target, note.volume_id, note.undecided))
+        self.assertIn('which Cinder does not have', note.describe())
+
     def test_grace_period(self):
         self.image_volume('deleted')
         glance = FakeGlance({'deleted': ('deleted',)})
@@ -410,7 +426,10 @@ class TestVolumes(ReconcileTestCase):
                                  now=cinder_api.utcnow() + LATER,
                                  notes=notes)
         self.assertEqual([], actions)
-        self.assertEqual({foreign, intree}, {n.volume_id for n in notes})
+        # (The images' own volumes, 'backing*', are not in this Cinder:
+        # said too, see test_an_active_image_whose_volume_is_gone.)
+        self.assertEqual({foreign, intree}, {
+            n.volume_id for n in notes if n.target.startswith('volume')})
         self.assertFalse(any(n.undecided for n in notes))
         self.assertEqual(3, len(self.cloud.volumes))
 
