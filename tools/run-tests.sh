@@ -16,20 +16,43 @@ if [ ! -x .tools/bin/tox ]; then
     .tools/bin/pip install -q -c tools/constraints.txt tox
 fi
 
-envs=(-e pep8,py3,cover,releasenotes,docs,functional,functional-rbd)
+# Without a stack: style, unit tests, coverage, notes and docs, side by
+# side (making their venvs is most of their time); then the functional
+# suites, one after the other (they share the stack and its leak checks).
+quick=(-e pep8,py3,cover,releasenotes,docs)
+envs=(-e functional,functional-rbd)
 everything=1
-if [ $# -gt 0 ]; then envs=("$@"); everything=; fi
+if [ $# -gt 0 ]; then quick=(); envs=("$@"); everything=; fi
 
 started_stack=
+up_pid=
 if [[ " ${envs[*]} " == *functional* ]] && ! tools/stack health; then
     started_stack=1
     # Whatever happens next, stop what this script started.
     trap 'tools/stack down' EXIT
-    tools/stack up
+    # Made while the quick envs run (neither needs the other); its output
+    # is shown when it is ready.
+    up_log=$(mktemp)
+    tools/stack up >"$up_log" 2>&1 &
+    up_pid=$!
 fi
 
 status=0
 SECONDS=0
+if [ ${#quick[@]} -gt 0 ]; then
+    # --parallel-live: their output in the log as they run.
+    .tools/bin/tox --parallel auto --parallel-live "${quick[@]}" || status=$?
+fi
+if [ -n "$up_pid" ]; then
+    up_status=0
+    wait "$up_pid" || up_status=$?
+    cat "$up_log"
+    rm -f "$up_log"
+    if [ "$up_status" != 0 ]; then
+        echo "tools/stack up failed ($up_status)"
+        exit "$up_status"
+    fi
+fi
 .tools/bin/tox "${envs[@]}" || status=$?
 echo "tox took ${SECONDS}s"
 if [ -n "$started_stack" ]; then

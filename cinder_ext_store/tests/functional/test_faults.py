@@ -588,8 +588,13 @@ class TestVolumeService(FaultTestCase):
 
     def test_extend_stuck_in_extending(self):
         # The volume service stops as the extend is sent: Cinder keeps the
-        # volume 'extending' past the store's 30 s status timeout.
+        # volume 'extending' past the store's status timeout (12 s here:
+        # every other step of this upload takes a second or two).
         self.backend = 'faults'
+        self.conf.set_override('cinder_state_transition_timeout', 12,
+                               group='faults')
+        self.addCleanup(self.conf.clear_override,
+                        'cinder_state_transition_timeout', group='faults')
         rule = self.proxy.add(faults.VOLUME_ACTION, faults.Fault.hook(
             lambda: self.stack('stop', 'cinder-volume')))
         e = self.assertRaises(exceptions.BackendException, self.upload,
