@@ -549,7 +549,12 @@ class TestAdd(base.StoreTestCase):
         data = base.payload(3000)
         self.assertStored(self.add(data, store=store)[0], data)
 
-    def test_progress_lines(self):
+    def slow_upload(self, data, size=None):
+        """Upload ``data`` at 0.4 s of a faked clock per read.
+
+        :returns: (the store, which logs progress each second; its URI;
+            the clock, a one-item list)
+        """
         store = self.make_store(self.make_conf(
             cinder_ext_progress_interval=1))
         clock = [1000.0]
@@ -560,10 +565,17 @@ class TestAdd(base.StoreTestCase):
             def read(self, n=-1):
                 clock[0] += 0.4
                 return super(Slow, self).read(n)
+        uri = self.add(data, size=size, source=Slow(data), store=store)[0]
+        return store, uri, clock
+
+    def progress_lines(self, operation):
+        return [line for line in self.log.output.splitlines()
+                if 'cinder_ext progress %s' % operation in line]
+
+    def test_progress_lines(self):
         data = base.payload(100000)
-        uri = self.add(data, source=Slow(data), store=store)[0]
-        lines = [line for line in self.log.output.splitlines()
-                 if 'cinder_ext progress add' in line]
+        store, uri, clock = self.slow_upload(data)
+        lines = self.progress_lines('add')
         self.assertGreater(len(lines), 3)
         self.assertIn('phase=copy', lines[-1])
         self.assertIn('volume=%s' % self.volume_id(uri), lines[-1])
@@ -574,27 +586,14 @@ class TestAdd(base.StoreTestCase):
         it, length = store.get(self.location(uri), context=self.context)
         clock[0] += 5  # a slow consumer
         self.assertEqual(data, b''.join(it))
-        lines = [line for line in self.log.output.splitlines()
-                 if 'cinder_ext progress get' in line]
+        lines = self.progress_lines('get')
         self.assertTrue(lines)
         self.assertIn('phase=read', lines[-1])
         self.assertIn(' total=%d percent=' % length, lines[-1])
 
     def test_chunked_upload_progress_has_no_total(self):
-        store = self.make_store(self.make_conf(
-            cinder_ext_progress_interval=1))
-        clock = [1000.0]
-        self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.stats.time.monotonic', lambda: clock[0]))
-
-        class Slow(io.BytesIO):
-            def read(self, n=-1):
-                clock[0] += 0.4
-                return super(Slow, self).read(n)
-        data = base.payload(50000)
-        self.add(data, size=0, source=Slow(data), store=store)
-        lines = [line for line in self.log.output.splitlines()
-                 if 'cinder_ext progress add' in line]
+        self.slow_upload(base.payload(50000), size=0)
+        lines = self.progress_lines('add')
         self.assertTrue(lines)
         self.assertNotIn('total=', lines[-1])
 
