@@ -413,7 +413,8 @@ def _judge(volume, glance, older_than, now, crashed):
         # returned (its format checks: 415) on the image it puts back to
         # queued; nothing reads a queued image's data, and a new upload
         # brings its own.
-        if (_recent(cinder_api.created_at(volume), now, older_than) or
+        if (getattr(volume, 'attachments', None) or
+                _recent(cinder_api.created_at(volume), now, older_than) or
                 _recent(found.updated_at, now, older_than)):
             return None, None
         return DELETE, ('image %s is queued: Glance refused the data this '
