@@ -220,6 +220,12 @@ class TestVolumes(ReconcileTestCase):
         glance.images['refused'] = image('queued', {vid},
                                          cinder_api.utcnow() + LATER)
         self.assertEqual([], self.plan(glance))
+        # Nor while it is attached.
+        glance.images['refused'] = image('queued', {vid})
+        attachment = self.attach_elsewhere(vid, mode='rw')
+        self.assertEqual([], [a for a in self.plan(glance)
+                              if a.what == 'delete volume'])
+        self.cloud.attachments.pop(attachment)
         # Nor once an active image names it.
         glance.images['refused'] = image('active', {vid})
         self.assertEqual([], self.plan(glance))
