@@ -261,10 +261,17 @@ def check_write(store, api, write_test):
             api.delete_quietly(volume.id)
 
 
-def _option(conf, name, default=None):
+def _option(conf, *path, default=None):
+    """``conf[path[0]][path[1]]...``; ``default`` where not registered.
+
+    (Glance's options are not registered where Glance is not importable;
+    another backend's group where its store was not loaded.)
+    """
     try:
-        return conf[name]
-    except Exception:  # not registered: Glance is not importable here
+        for name in path:
+            conf = conf[name]
+        return conf
+    except Exception:
         return default
 
 
@@ -278,7 +285,7 @@ def check_locations(store):
     in-tree store's credentials reach, and deleting its image deletes it.
     """
     conf = store.conf
-    if not _option(conf, 'show_multiple_locations', False):
+    if not _option(conf, 'show_multiple_locations', default=False):
         return Result('locations', OK, 'show_multiple_locations is off: '
                       'users cannot add locations')
     intree = sorted(name for name, kind in (
@@ -309,10 +316,7 @@ def check_options(store):
     """
     group = store.backend_group or 'glance_store'
     problems = []
-    try:
-        known = set(store.conf[group])
-    except Exception:  # the group is not registered here
-        known = set()
+    known = set(_option(store.conf, group, default=()))
     unknown = sorted(set(_section_keys(store.conf, group)) - known)
     if known and unknown:
         problems.append('unknown option(s) in [%s], ignored: %s' % (
@@ -371,7 +375,7 @@ def check_registered_locations(store, api):
         if name == store.backend_group:
             vtype = mine
         else:
-            vtype = (_group_option(store.conf, name, 'cinder_volume_type') or
+            vtype = (_option(store.conf, name, 'cinder_volume_type') or
                      api.default_volume_type())
         if vtype == mine:
             claims.append(name)
@@ -386,13 +390,6 @@ def check_registered_locations(store, api):
         % (mine, claims[0], ', '.join(claims)),
         'list the backend that should get them first in enabled_backends, '
         'or give each backend a volume type of its own')
-
-
-def _group_option(conf, group, name):
-    try:
-        return conf[group][name]
-    except Exception:  # a group or option this process did not register
-        return None
 
 
 def run_checks(store, probe=False, write_test=False, glance_uid=None):

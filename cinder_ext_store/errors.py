@@ -58,13 +58,13 @@ class ReadFailed(OSError, exceptions.BackendException):
         self.msg = message
 
 
-def as_read_error(error):
-    """``error`` as a read reports it: storage failures as ReadFailed.
+def raise_as_read_error(error):
+    """Raise ``error`` as a read reports it: storage failures as ReadFailed.
 
     What is not a storage failure (NotFound, Forbidden, an interrupt, an
-    OSError already) is returned unchanged.
+    OSError already) is raised unchanged.
     """
     if (isinstance(error, exceptions.BackendException) and
             not isinstance(error, OSError)):
-        return ReadFailed(str(error))
-    return error
+        raise ReadFailed(str(error)) from error
+    raise error

@@ -104,10 +104,7 @@ class ImageReader(object):
             chunk = next(self._chunks)
         except BaseException as e:
             self.close(error=e)
-            failed = errors.as_read_error(e)
-            if failed is e:
-                raise
-            raise failed from e
+            errors.raise_as_read_error(e)
         self._left -= len(chunk)
         self._stats.moved(len(chunk))
         if self._left <= 0:

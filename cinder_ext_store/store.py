@@ -504,10 +504,7 @@ class Store(glance_store.driver.Store):
                 stats.image_id = ','.join(
                     ownership.images_naming(stats.volume_id) or ()) or None
             self._report(stats, e)
-            failed = errors.as_read_error(e)
-            if failed is e:
-                raise
-            raise failed from e
+            errors.raise_as_read_error(e)
         return it, length
 
     def get_size(self, location, context=None):
