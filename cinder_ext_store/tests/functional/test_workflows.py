@@ -134,11 +134,19 @@ class TestCopyFromGlanceRbd(WorkflowTestCase):
 
 class TestMultiStoreImport(WorkflowTestCase):
 
-    def test_glance_direct_to_two_stores_at_once(self):
-        image = self.create('two-stores')
-        src = images.ImageSource(SIZE, seed=62,
+    def staged(self, name, seed):
+        image = self.create(name)
+        src = images.ImageSource(SIZE, seed=seed,
                                  digests=('sha256', 'md5', 'sha512'))
         self.glance.images.stage(image.id, images.Unsized(src))
+        return image, src
+
+    def image_volumes(self, image_id):
+        return [v for v in self.inspect.volumes().values()
+                if v.name == 'image-%s' % image_id]
+
+    def test_glance_direct_to_two_stores_at_once(self):
+        image, src = self.staged('two-stores', seed=62)
         stores = [self.backend, self.backend_offline]
         self.glance.images.image_import(image.id, method='glance-direct',
                                         stores=stores, allow_failure=False)
@@ -146,9 +154,97 @@ class TestMultiStoreImport(WorkflowTestCase):
             image.id, lambda i: i.status == 'active' and
             self.stores_of(i) == sorted(stores), 'import')
         self.assertImage(image.id, src, SIZE, done.stores)
-        self.assertEqual(2, len([v for v in self.inspect.volumes().values()
-                                 if v.name == 'image-%s' % image.id]))
+        self.assertEqual(2, len(self.image_volumes(image.id)))
         self.glance.images.delete(image.id)
+
+    def fail_offline_store(self):
+        """The offline backend's creates fail as a full quota does.
+
+        Cinder's per-volume-type quota of the store's project: 0 volumes
+        of the offline backend's type, for this test (the suites run one
+        test at a time).
+        """
+        vtype = self.cloud.storage_facts.volume_type_glance_offline
+        self.assertTrue(vtype, 'no volume type of the offline backend')
+        admin = clouds.load(clouds.ADMIN_CLOUD).cinder()
+        project = self.cloud.session().get_project_id()
+        admin.quotas.update(project, **{'volumes_%s' % vtype: 0})
+        self.addCleanup(admin.quotas.delete, project)
+
+    def import_done(self, image_id, want):
+        """The image once its import task ended ``want`` (Glance's word).
+
+        Not the image's status: a failed glance-direct import leaves the
+        image ``importing`` in Glance 33 (the task that would put it back
+        to queued never ran).
+        """
+        def ended():
+            tasks = self.user.session.get(
+                '%s/v2/images/%s/tasks' % (self.user.url, image_id)).json()
+            states = [t['status'] for t in tasks.get('tasks', ())]
+            return states and states[0] in ('success', 'failure') and states
+        self.assertEqual([want], self.wait_for('import of %s' % image_id,
+                                               ended, 180, 0.5))
+        return self.glance.images.get(image_id)
+
+    def test_one_store_failing_may_fail(self):
+        # all_stores_must_succeed=false: the image is active in the store
+        # that took it, the failing one is named in
+        # os_glance_failed_import, and it left no volume.
+        self.fail_offline_store()
+        image, src = self.staged('one-fails-allowed', seed=67)
+        self.glance.images.image_import(
+            image.id, method='glance-direct',
+            stores=[self.backend_offline, self.backend], allow_failure=True)
+        done = self.import_done(image.id, 'success')
+        self.assertEqual('active', done.status)
+        self.assertEqual(self.backend_offline,
+                         done.get('os_glance_failed_import'))
+        self.assertImage(image.id, src, SIZE, self.backend)
+        volumes = self.image_volumes(image.id)
+        self.assertEqual([self.volume_type()],
+                         [v.volume_type for v in volumes])
+        self.assertAdds(image.id, {self.backend: 'ok',
+                                   self.backend_offline: 'failed'})
+        self.glance.images.delete(image.id)
+
+    def test_one_store_failing_fails_the_import(self):
+        # all_stores_must_succeed=true: the first store took the data, the
+        # second fails; Glance takes the first location back (the store
+        # deletes that volume). The image can be deleted.
+        self.fail_offline_store()
+        image, src = self.staged('one-fails-all-must', seed=68)
+        self.glance.images.image_import(
+            image.id, method='glance-direct',
+            stores=[self.backend, self.backend_offline], allow_failure=False)
+        done = self.import_done(image.id, 'failure')
+        self.assertEqual('importing', done.status)  # Glance's; see above
+        self.assertIn(self.backend_offline,
+                      (done.get('os_glance_failed_import') or '').split(','))
+        self.assertFalse(done.get('stores'))
+        self.assertFalse(done.checksum)
+        self.wait_for('the first store\'s volume deleted',
+                      lambda: not self.image_volumes(image.id), 60)
+        self.assertAdds(image.id, {self.backend: 'ok',
+                                   self.backend_offline: 'failed'})
+        self.assertEqual(204, self._delete_status(image.id))
+
+    def assertAdds(self, image_id, want):
+        """The store's add of each backend ended as ``want`` says.
+
+        A store that failed says why (Cinder's quota: StorageFull).
+        """
+        reports = glance.store_reports(self.cloud, image_id)
+        if reports is None:
+            return  # an external cloud's log is out of reach
+        adds = {r.store: r for r in reports if r.operation == 'add'}
+        self.assertEqual(want, {k: r.result for k, r in adds.items()})
+        for report in adds.values():
+            if report.result == 'failed':
+                self.assertIn('StorageFull', report.error)
+
+    def volume_type(self):
+        return self.cloud.storage_facts.volume_type
 
 
 class TestHashPass(WorkflowTestCase):
