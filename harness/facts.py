@@ -51,6 +51,10 @@ class Storage(object):
     glance_backend_multiattach: Text = None
     glance_rbd_store: Text = None
     volume_type_glance_offline: Text = None
+    #: A Glance backend of this store whose volume type's Cinder backend
+    #: keeps Cinder's image-volume cache, and that type.
+    glance_backend_image_cache: Text = None
+    volume_type_image_cache: Text = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ volume type loop extends in use, loop-offline reports that it
 cannot, so Cinder's scheduler really refuses in-use extends there,
 loop-small is a thick 1 GiB pool, which the scheduler finds full, and
 loop-full a thin pool on a 256 MiB file system, whose writes fail with
-ENOSPC. The
+ENOSPC; loop-offline keeps Cinder's image-volume cache. The
 processes start in order - volume service, scheduler, API - each once the
 previous one's queue exists: started together, the scheduler may miss the
 pools for minutes and early API calls hang.
@@ -47,6 +47,13 @@ FULL_FS_MIB = 256
 # data through glance-api. Without it Cinder registers cinder://<volume id>
 # and Glance asks each cinder store whether the volume is its own
 # (Store.is_image_associated_with_store: the volume type).
+#: Backends with Cinder's image-volume cache: volumes made from images
+#: Cinder cannot clone (another backend's image volume, a format it must
+#: convert) become cache entries, volumes named ``image-<id>`` in the
+#: internal tenant - here the service project, beside the image volumes.
+IMAGE_CACHE = {'loop-offline': ('image_volume_cache_enabled = True\n'
+                                'image_volume_cache_max_count = 4\n'
+                                'image_volume_cache_max_size_gb = 8\n')}
 #: More volume types on those pools: name -> extra specs
 EXTRA_TYPES = {'loop-multiattach': {'volume_backend_name': 'loop',
                                     'multiattach': '<is> True'}}
@@ -141,7 +148,8 @@ class Cinder(service.Service):
             'cinder-backend-loop.conf', name=name, online=online,
             volume_dir=self._volume_dir_of(name),
             capacity=CAPACITY_GB.get(name, 0),
-            thin=THIN_CAPACITY_GB.get(name, 0), internal=internal)
+            thin=THIN_CAPACITY_GB.get(name, 0), internal=internal,
+            cache=IMAGE_CACHE.get(name, '') if self.keystone else '')
             for name, online in VOLUME_TYPES.items())
         if self.ceph:
             # Cinder's own RBD driver, as most clouds run it.

@@ -229,7 +229,9 @@ class Stack(object):
                 glance_backend_offline='offline',
                 glance_backend_intree='intree',
                 glance_backend_multiattach='multiattach',
-                volume_type_glance_offline='loop-offline')
+                volume_type_glance_offline='loop-offline',
+                glance_backend_image_cache='offline',
+                volume_type_image_cache='loop-offline')
             if self.ceph:
                 # What CINDER_EXT_STORAGE=rbd runs the suites on. The
                 # fault matrix's cells that need loop pools (a pool

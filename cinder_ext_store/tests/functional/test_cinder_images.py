@@ -43,12 +43,12 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
                                       image_size=SIZE, backend=backend)
         return image, src
 
-    def volume_from(self, image_id, cinder=None, size=1):
+    def volume_from(self, image_id, cinder=None, size=1, volume_type=None):
         cinder = cinder or self.user_cinder
         # On the image volume's backend: Cinder clones only there.
         volume = cinder.volumes.create(
             size, imageRef=image_id, name='from-%s' % image_id,
-            volume_type=self.cloud.storage_facts.volume_type)
+            volume_type=volume_type or self.cloud.storage_facts.volume_type)
         self.addCleanup(self._delete_volume, cinder, volume.id)
         deadline = time.monotonic() + 120
         while True:
@@ -120,8 +120,8 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
             self.assertLess(time.monotonic(), deadline, image.status)
             time.sleep(0.5)
 
-    def assertHolds(self, volume, src, cinder=None, user=None):
-        """The volume holds the image, then zeros.
+    def assertHolds(self, volume, src, cinder=None, user=None, size=SIZE):
+        """The volume holds the image (``size`` bytes), then zeros.
 
         Read back through an image of the volume: upload-to-image, Glance's
         hash pass over this store, a download.
@@ -129,7 +129,7 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
         cinder, user = cinder or self.user_cinder, user or self.user
         image = self.to_image(volume, cinder, user)
         want_sha256, want_md5 = hashlib.sha256(), hashlib.md5()
-        for data in (src.expected(), bytes(base.GiB - SIZE)):
+        for data in (src.expected(), bytes(base.GiB - size)):
             want_sha256.update(data)
             want_md5.update(data)
         self.assertEqual(base.GiB, image.size)

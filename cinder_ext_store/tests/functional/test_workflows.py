@@ -38,12 +38,13 @@ class WorkflowTestCase(test_cinder_images.CinderImagesTestCase):
         super(WorkflowTestCase, self).setUp()
         self.admin = glance.GlanceUser(clouds.load(clouds.ADMIN_CLOUD))
 
-    def uploaded(self, name, seed, size=SIZE):
+    def uploaded(self, name, seed, size=SIZE, backend=None):
         image = self.create(name)
         src = images.ImageSource(size, seed=seed,
                                  digests=('sha256', 'md5', 'sha512'))
         self.glance.images.upload(image.id, images.Unsized(src),
-                                  image_size=size, backend=self.backend)
+                                  image_size=size,
+                                  backend=backend or self.backend)
         return image, src
 
     def wait_image(self, image_id, done, what, timeout=180):
@@ -368,3 +369,104 @@ class TestUploadToImageConverted(WorkflowTestCase):
             for chunk in iter(lambda: f.read(4 * base.MiB), b''):
                 got.update(chunk)
         self.assertEqual(want.hexdigest(), got.hexdigest())
+
+
+class TestImageVolumeCache(WorkflowTestCase):
+    """Cinder's image-volume cache on one backend of this store.
+
+    On the stack: loop-offline, Glance backend ``offline``. A cache entry
+    is a volume named ``image-<image id>`` in Cinder's internal tenant
+    (here, as DevStack sets it, the service project where the store keeps
+    its image volumes) of the type it was made for: the name, project and
+    type of the image volume of that image.
+    """
+
+    def setUp(self):
+        super(TestImageVolumeCache, self).setUp()
+        facts = self.cloud.storage_facts
+        self.cached = facts.glance_backend_image_cache
+        self.cached_type = facts.volume_type_image_cache
+        self.assertTrue(self.cached and self.cached_type,
+                        'the cloud names no backend with the image cache')
+
+    def image_volumes(self, image_id):
+        return {v.id: v for v in self.inspect.volumes().values()
+                if v.name == 'image-%s' % image_id}
+
+    def test_this_stores_image_is_cloned_not_cached(self):
+        image, _src = self.uploaded('cache-raw', seed=69, backend=self.cached)
+        image_volume = self.volume_of(image.id)
+        self.volume_from(image.id, volume_type=self.cached_type)
+        self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
+        self.assertIn(self.reads_of(image.id), ([], None))
+        self.assertEqual([image_volume.id], list(self.image_volumes(image.id)))
+
+    def qcow2_uploaded(self, name, seed):
+        """An image of qcow2 data (Cinder converts it: no clone)."""
+        src = images.ImageSource(SIZE, seed=seed)
+        tmp = self.useFixture(base.fixtures.TempDir()).path
+        raw, qcow2 = os.path.join(tmp, 'raw'), os.path.join(tmp, 'qcow2')
+        with open(raw, 'wb') as f:
+            f.write(src.expected())
+        subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                        raw, qcow2], check=True)
+        image = self.user.create(name, disk_format='qcow2')
+        self.addCleanup(self._delete_image, self.user, image.id)
+        with open(qcow2, 'rb') as f:
+            self.glance.images.upload(image.id, f,
+                                      image_size=os.path.getsize(qcow2),
+                                      backend=self.cached)
+        return image, src
+
+    def test_cache_entries_are_not_image_volumes(self):
+        image, src = self.qcow2_uploaded('cache-qcow2', seed=70)
+        image_volume = self.volume_of(image.id)
+        # Cinder reads the image through glance-api once, converts it, and
+        # keeps a clone of the result as the cache entry.
+        self.volume_from(image.id, volume_type=self.cached_type)
+        entries = self.image_volumes(image.id)
+        del entries[image_volume.id]
+        self.assertEqual(1, len(entries), entries)
+        (entry_id, entry), = entries.items()
+        self.addCleanup(self._delete_volume, self.inspect.cinder, entry_id)
+        self.assertEqual(self.cached_type, entry.volume_type)
+        reads = self.reads_of(image.id)
+        if reads is not None:
+            self.assertEqual(['ok'], [r.result for r in reads])
+        # The next volume comes from the cache: no second read.
+        volume = self.volume_from(image.id, volume_type=self.cached_type)
+        if reads is not None:
+            self.assertEqual(1, len(self.reads_of(image.id)))
+        self.assertHolds(volume, src, size=SIZE)
+
+        # reconcile names no cache entry, now or once the image is gone.
+        self.assertReconcileSpares(entry_id)
+        # Nor can the entry be made another image's location.
+        locations = glance.GlanceUser(
+            clouds.load(clouds.ADMIN_CLOUD),
+            self.cloud.facts.glance.locations_url)
+        other = locations.create('cache-entry-as-location')
+        self.addCleanup(locations.delete_quietly, other.id)
+        resp = locations.session.patch(
+            '%s/v2/images/%s' % (locations.url, other.id),
+            json=[{'op': 'add', 'path': '/locations/-',
+                   'value': {'url': 'cinder://%s/%s' % (self.cached,
+                                                        entry_id),
+                             'metadata': {'store': self.cached}}}],
+            headers={'Content-Type':
+                     'application/openstack-images-v2.1-json-patch'},
+            raise_exc=False)
+        self.assertEqual(400, resp.status_code, resp.text)
+        # Deleting the image deletes its volume, not Cinder's entry.
+        self.glance.images.delete(image.id)
+        self.assertTrue(self.inspect.wait_gone(image_volume.id, 60))
+        self.assertEqual([entry_id], list(self.image_volumes(image.id)))
+        self.assertReconcileSpares(entry_id)
+
+    def assertReconcileSpares(self, entry_id):
+        done = self.glance_command('reconcile', '--apply', '--older-than',
+                                   '0')
+        out = done.stdout + done.stderr
+        self.assertEqual(0, done.returncode, out)
+        self.assertNotIn(entry_id, out)
+        self.assertIn(entry_id, self.inspect.volumes())
