@@ -324,12 +324,31 @@ class TestFormatRejected(WorkflowTestCase):
 
 class TestUploadToImageConverted(WorkflowTestCase):
 
+    def upload_type(self):
+        """A volume type on the store's backend that uploads to the store.
+
+        Cinder sends an upload-to-image to the Glance store its volume
+        type's ``image_service:store_id`` names (else Glance's default,
+        which is on loop). Made here: Cinder asks Glance whether the store
+        exists when the spec is set, and Cinder starts before Glance.
+        """
+        admin = clouds.load(clouds.ADMIN_CLOUD).cinder()
+        backend = admin.volume_types.find(
+            name=self.cloud.storage_facts.volume_type).get_keys()[
+                'volume_backend_name']
+        vtype = admin.volume_types.create(
+            'upload-to-%s-%s' % (self.backend, os.urandom(4).hex()))
+        self.addCleanup(admin.volume_types.delete, vtype)
+        vtype.set_keys({'volume_backend_name': backend,
+                        'image_service:store_id': self.backend})
+        return vtype.name
+
     def test_qcow2_upload_arrives_without_a_size(self):
         # A disk format Cinder must convert to: no clone, Cinder writes a
         # qcow2 of the volume and sends it through glance-api chunked,
         # without a size (Nova's snapshot upload arrives the same way).
         image, src = self.uploaded('to-qcow2-src', seed=65)
-        volume = self.volume_from(image.id)
+        volume = self.volume_from(image.id, volume_type=self.upload_type())
         reply = self.user_cinder.volumes.upload_to_image(
             volume, False, 'qcow2-%s' % volume.id, 'bare', 'qcow2',
             'private', False)
