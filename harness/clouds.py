@@ -201,6 +201,10 @@ class Cloud(object):
             _SESSIONS[key] = self._new_session()
         return _SESSIONS[key]
 
+    def new_session(self):
+        """A session of its own (a load client's thread), not shared."""
+        return self._new_session()
+
     def _new_session(self):
         from keystoneauth1 import loading
         from keystoneauth1 import session as ksa_session
@@ -212,9 +216,9 @@ class Cloud(object):
         verify = self.entry.get('cacert', not self.entry.get('insecure'))
         return ksa_session.Session(auth=auth, verify=verify)
 
-    def cinder(self, version='3.54'):
+    def cinder(self, version='3.54', session=None):
         from cinderclient import client
-        return client.Client(version, session=self.session(),
+        return client.Client(version, session=session or self.session(),
                              region_name=self.entry.get('region_name'))
 
     def store_options(self):

@@ -26,11 +26,15 @@ MiB = units.Mi
 class GlanceUser(object):
     """An ordinary user of a cloud's Glance."""
 
-    def __init__(self, cloud, url=None):
-        """:param url: another glance-api than the catalog's"""
+    def __init__(self, cloud, url=None, session=None):
+        """:param url: another glance-api than the catalog's
+
+        :param session: a keystoneauth session (default: the cloud's one
+            per process)
+        """
         from glanceclient import client
         self.cloud = cloud
-        self.session = cloud.session()
+        self.session = session or cloud.session()
         self.url = (url or self.session.get_endpoint(
             service_type='image', interface='public')).rstrip('/')
         self.client = client.Client('2', session=self.session,

@@ -1,0 +1,540 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A load run: many Glance users at once, every download verified.
+
+``clients`` threads, each its own keystone session, run a weighted mix of
+operations through the real Glance and Cinder APIs until ``duration``
+ends: image create + upload (known size, or chunked without one), verified
+downloads, deletes (each client keeps a few images), volumes from images
+(Cinder clones them) and upload-to-image (Cinder registers a clone, Glance
+hashes it through the store). Sizes are mostly small, some large.
+Meanwhile the chaos thread restarts cinder-volume and SIGKILLs a glance-api
+worker (uWSGI starts another), and a sampler records every worker's RSS.
+At the end: the clients delete what they hold, ``reconcile --apply`` runs
+as glance-api's user, and the leak snapshot is compared with the start.
+
+An error counts as expected only when its operation overlapped a chaos
+event (a killed worker's requests fail; a stopped volume service may
+outlast the retries); a download that returns the full size with other
+bytes is corrupt, always.
+"""
+
+import collections
+import dataclasses
+import hashlib
+import os
+import pwd
+import random
+import signal
+import subprocess
+import threading
+import time
+
+from harness import glance as glance_mod
+from harness import images
+from harness import leaks
+from harness import procfs
+from harness import waiting
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: operation -> weight in the mix
+MIX = {'upload': 25, 'upload-chunked': 10, 'download': 45,
+       'volume-from-image': 8, 'upload-to-image': 2}
+#: Seconds after a chaos event during which failures are expected (the
+#: volume service's start, a worker's in-flight requests).
+SETTLE = 15
+
+
+@dataclasses.dataclass
+class Settings(object):
+    duration: float = 600
+    clients: int = 6
+    #: images a client keeps; the oldest is deleted beyond it
+    keep: int = 3
+    small_mib: tuple = (1, 64)
+    #: share of large images and their range (GiB); 0: none
+    large_share: float = 0.1
+    large_gib: tuple = (0.5, 2.0)
+    chaos: bool = True
+    seed: int = 0
+    rss_interval: float = 2.0
+
+
+@dataclasses.dataclass
+class Op(object):
+    name: str
+    started: float
+    seconds: float
+    bytes: int = 0
+    error: str = None
+    corrupt: bool = False
+    expected: bool = False
+
+
+@dataclasses.dataclass
+class Image(object):
+    id: str
+    size: int
+    sha256: str
+    seed: int
+
+
+class Recorder(object):
+    """What every thread did, under one lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ops = []
+        self.chaos = []  # (name, start, end)
+        self.rss = []  # (t, {pid: bytes})
+
+    def add(self, op):
+        with self.lock:
+            self.ops.append(op)
+
+    def timed(self, name, func, nbytes=0):
+        """Run ``func()``; record it. Returns its value, None if it failed."""
+        started = time.monotonic()
+        op = Op(name, started, 0.0, nbytes)
+        try:
+            value = func()
+        except Corrupt as e:
+            op.error, op.corrupt, value = 'corrupt: %s' % e, True, None
+        except Exception as e:
+            op.error, value = _kind(e), None
+        op.seconds = time.monotonic() - started
+        self.add(op)
+        return value
+
+    def judge(self):
+        """Mark errors that overlapped a chaos event as expected."""
+        for op in self.ops:
+            if op.error and not op.corrupt:
+                op.expected = any(
+                    op.started <= end + SETTLE and
+                    op.started + op.seconds >= start
+                    for _name, start, end in self.chaos)
+
+
+class Corrupt(Exception):
+    """A download that returned other bytes than were uploaded."""
+
+
+def _kind(error):
+    status = getattr(error, 'status_code', None) or getattr(
+        getattr(error, 'response', None), 'status_code', None)
+    return '%s%s' % (type(error).__name__,
+                     ' %s' % status if status else '')
+
+
+def image_size(rng, settings):
+    if settings.large_share and rng.random() < settings.large_share:
+        low, high = settings.large_gib
+        return int(rng.uniform(low, high) * GiB) + rng.randrange(4096)
+    low, high = settings.small_mib
+    return int(rng.uniform(low, high) * MiB) + rng.randrange(4096)
+
+
+class Client(threading.Thread):
+    """One user running the mix until the deadline."""
+
+    def __init__(self, index, cloud, backend, volume_type, settings,
+                 recorder, deadline):
+        super(Client, self).__init__(name='load-client-%d' % index,
+                                     daemon=True)
+        self.rng = random.Random('%s-%d' % (settings.seed, index))
+        self.index = index
+        self.backend = backend
+        self.volume_type = volume_type
+        self.settings = settings
+        self.rec = recorder
+        self.deadline = deadline
+        session = cloud.new_session()  # one per thread
+        self.user = glance_mod.GlanceUser(cloud, session=session)
+        self.cinder = cloud.cinder(session=session)
+        self.images = collections.OrderedDict()
+
+    def run(self):
+        ops, weights = zip(*MIX.items())
+        while time.monotonic() < self.deadline:
+            name = self.rng.choices(ops, weights)[0]
+            if name != 'upload' and name != 'upload-chunked' and \
+                    not self.images:
+                name = 'upload'
+            getattr(self, name.replace('-', '_'))()
+            while len(self.images) > self.settings.keep:
+                self.delete(next(iter(self.images)))
+
+    def _upload(self, sized):
+        size = image_size(self.rng, self.settings)
+        seed = self.rng.randrange(1 << 30)
+        src = images.ImageSource(size, seed=seed)
+
+        def upload():
+            image = self.user.create('load-%d' % self.index)
+            # Recorded first: an upload that fails still has an image.
+            self.images[image.id] = None
+            self.user.client.images.upload(
+                image.id, images.Unsized(src),
+                image_size=size if sized else None, backend=self.backend)
+            self.images[image.id] = Image(image.id, size, src.hexdigest(),
+                                          seed)
+        self.rec.timed('upload' if sized else 'upload-chunked', upload, size)
+
+    def upload(self):
+        self._upload(True)
+
+    def upload_chunked(self):
+        self._upload(False)
+
+    def _pick(self):
+        held = [i for i in self.images.values() if i is not None]
+        return self.rng.choice(held) if held else None
+
+    def download(self):
+        image = self._pick()
+        if image is None:
+            return
+
+        def download():
+            status, sha256, n = self.user.download(image.id)
+            if status != 200:
+                raise DownloadFailed(status)
+            if n != image.size:
+                raise ShortDownload('%d of %d bytes' % (n, image.size))
+            if sha256 != image.sha256:
+                raise Corrupt('image %s: sha256 %s, uploaded %s'
+                              % (image.id, sha256, image.sha256))
+        self.rec.timed('download', download, image.size)
+
+    def delete(self, image_id):
+        self.images.pop(image_id, None)
+        self.rec.timed('delete', lambda: self._delete_image(image_id))
+
+    def _delete_image(self, image_id):
+        try:
+            self.user.client.images.delete(image_id)
+        except Exception as e:
+            if getattr(e, 'code', None) != 404:
+                raise
+
+    def _volume_from(self, image):
+        gib = max(1, -(-image.size // GiB))
+        volume = self.cinder.volumes.create(
+            gib, imageRef=image.id, name='load-from-%s' % image.id,
+            volume_type=self.volume_type)
+        try:
+            _wait_status(self.cinder, volume.id, 'available', 300)
+        except Exception:
+            self._delete_volume(volume.id)
+            raise
+        return volume
+
+    def _delete_volume(self, volume_id):
+        try:
+            _wait_status(self.cinder, volume_id, ('available', 'error'), 300)
+            self.cinder.volumes.delete(volume_id)
+            waiting.until(lambda: not _exists(self.cinder, volume_id), 300,
+                          0.5, what='volume %s deleted' % volume_id)
+        except Exception:
+            pass  # counted by the leak check at the end
+
+    def volume_from_image(self):
+        image = self._pick()
+        if image is None or image.size > GiB:
+            return
+
+        def volume_from_image():
+            volume = self._volume_from(image)
+            self._delete_volume(volume.id)
+        self.rec.timed('volume-from-image', volume_from_image, image.size)
+
+    def upload_to_image(self):
+        image = self._pick()
+        if image is None or image.size > GiB:
+            return
+
+        def upload_to_image():
+            volume = self._volume_from(image)
+            try:
+                reply = self.cinder.volumes.upload_to_image(
+                    volume, False, 'load-of-%s' % volume.id, 'bare', 'raw',
+                    'private', False)
+                new_id = reply[1]['os-volume_upload_image']['image_id']
+                self.images[new_id] = None  # deleted at the end
+                new = waiting.until(
+                    lambda: _hashed(self.user, new_id), 300, 0.5,
+                    what='image %s active and hashed' % new_id)
+                want = hashlib.md5()
+                want.update(images.ImageSource(image.size,
+                                               seed=image.seed).expected())
+                _update_zeros(want, volume.size * GiB - image.size)
+                if new.checksum != want.hexdigest():
+                    raise Corrupt('image %s of volume %s: md5 %s, want %s'
+                                  % (new_id, volume.id, new.checksum,
+                                     want.hexdigest()))
+            finally:
+                self._delete_volume(volume.id)
+        self.rec.timed('upload-to-image', upload_to_image, image.size)
+
+    def clean(self):
+        for image_id in list(self.images):
+            self.delete(image_id)
+
+
+class DownloadFailed(Exception):
+    def __init__(self, status):
+        super(DownloadFailed, self).__init__('HTTP %s' % status)
+        self.status_code = status
+
+
+class ShortDownload(Exception):
+    pass
+
+
+def _update_zeros(digest, n):
+    block = bytes(min(n, 16 * MiB))
+    while n > 0:
+        digest.update(block[:n])
+        n -= len(block)
+
+
+def _hashed(user, image_id):
+    image = user.client.images.get(image_id)
+    if image.status in ('killed', 'deleted'):
+        raise RuntimeError('image %s %s' % (image_id, image.status))
+    return image if image.status == 'active' and image.checksum else None
+
+
+def _exists(cinder, volume_id):
+    from cinderclient import exceptions
+    try:
+        cinder.volumes.get(volume_id)
+        return True
+    except exceptions.NotFound:
+        return False
+
+
+def _wait_status(cinder, volume_id, want, timeout):
+    want = (want,) if isinstance(want, str) else want
+
+    def reached():
+        status = cinder.volumes.get(volume_id).status
+        if status == 'error' and 'error' not in want:
+            raise RuntimeError('volume %s went to error' % volume_id)
+        return status in want
+    waiting.until(reached, timeout, 0.5,
+                  what='volume %s %s' % (volume_id, '/'.join(want)))
+
+
+def glance_workers(cloud):
+    master = procfs.read_pidfile(cloud.facts.glance.pidfile)
+    return procfs.children(master) if master else []
+
+
+class Sampler(threading.Thread):
+    """glance-api workers' RSS every ``interval`` seconds."""
+
+    def __init__(self, cloud, recorder, interval):
+        super(Sampler, self).__init__(name='load-rss', daemon=True)
+        self.cloud, self.rec, self.interval = cloud, recorder, interval
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.wait(self.interval):
+            found = {}
+            for pid in glance_workers(self.cloud):
+                try:
+                    rss = procfs.rss_bytes(pid)
+                except OSError:
+                    continue  # gone meanwhile
+                if rss:  # 0: killed, not yet reaped
+                    found[pid] = rss
+            with self.rec.lock:
+                self.rec.rss.append((time.monotonic(), found))
+
+
+class Chaos(threading.Thread):
+    """A cinder-volume restart, then a glance-api worker killed."""
+
+    def __init__(self, cloud, recorder, started, duration):
+        super(Chaos, self).__init__(name='load-chaos', daemon=True)
+        self.cloud, self.rec = cloud, recorder
+        self.at = (started + duration * 0.4, started + duration * 0.6)
+
+    def run(self):
+        _sleep_until(self.at[0])
+        start = time.monotonic()
+        stack = os.path.join(REPO, 'tools', 'stack')
+        subprocess.run([stack, 'stop', 'cinder-volume'], check=True,
+                       capture_output=True)
+        time.sleep(3)
+        subprocess.run([stack, 'start', 'cinder-volume'], check=True,
+                       capture_output=True)
+        self.rec.chaos.append(('cinder-volume restarted', start,
+                               time.monotonic()))
+        _sleep_until(self.at[1])
+        workers = glance_workers(self.cloud)
+        if workers:
+            start = time.monotonic()
+            os.kill(random.choice(workers), signal.SIGKILL)
+            self.rec.chaos.append(('glance-api worker killed', start,
+                                   time.monotonic()))
+
+
+def _sleep_until(moment):
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+def reconcile(cloud):
+    """``cinder-ext-store reconcile --apply`` as glance-api's user."""
+    glance = cloud.facts.glance
+    cmd = [os.path.join(glance.bin_dir, 'cinder-ext-store'), 'reconcile',
+           '--config-dir', glance.config_dir, '--apply', '--older-than', '0']
+    who = {}
+    if glance.user and os.geteuid() == 0:
+        entry = pwd.getpwnam(glance.user)
+        who = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
+                   cwd='/')
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          **who)
+
+
+@dataclasses.dataclass
+class Result(object):
+    settings: Settings
+    backend: str
+    seconds: float
+    ops: list
+    chaos: list
+    rss: list
+    reconcile: str
+    leaks: dict
+
+    def unexpected(self):
+        return [op for op in self.ops if op.error and not op.expected]
+
+    def corrupt(self):
+        return [op for op in self.ops if op.corrupt]
+
+
+def run(cloud, backend, volume_type, settings, inspector=None):
+    """One load run on ``backend``; returns its :class:`Result`."""
+    inspector = inspector or leaks.Inspector(cloud)
+    before = inspector.snapshot()
+    rec = Recorder()
+    started = time.monotonic()
+    deadline = started + settings.duration
+    clients = [Client(i, cloud.user(), backend, volume_type, settings, rec,
+                      deadline) for i in range(settings.clients)]
+    sampler = Sampler(cloud, rec, settings.rss_interval)
+    threads = clients + [sampler]
+    if settings.chaos:
+        threads.append(Chaos(cloud, rec, started, settings.duration))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        if thread is not sampler:
+            thread.join()
+    for client in clients:
+        client.clean()
+    sampler.stop.set()
+    sampler.join()
+    seconds = time.monotonic() - started
+    rec.judge()
+    inspector.wait_idle()
+    done = reconcile(cloud)
+    try:
+        after = inspector.wait_until(before, 180)
+    except waiting.TimedOut:
+        after = inspector.snapshot()
+    left = {name: sorted(after[name] - was) for name, was in before.items()
+            if after[name] - was}
+    return Result(settings, backend, seconds, rec.ops, rec.chaos, rec.rss,
+                  done.stdout + done.stderr, left)
+
+
+def _percentile(values, q):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(round(q / 100.0 *
+                                                 (len(values) - 1))))]
+
+
+def summary(result):
+    """The report as a dict (what ``--json`` writes)."""
+    per_op = {}
+    for name in sorted({op.name for op in result.ops}):
+        ops = [op for op in result.ops if op.name == name]
+        ok = [op for op in ops if not op.error]
+        errors = collections.Counter(
+            ('expected ' if op.expected else '') + op.error
+            for op in ops if op.error)
+        per_op[name] = {
+            'count': len(ops), 'ok': len(ok), 'errors': dict(errors),
+            'p50_s': _percentile([op.seconds for op in ok], 50),
+            'p95_s': _percentile([op.seconds for op in ok], 95),
+            'p99_s': _percentile([op.seconds for op in ok], 99),
+            'mib': sum(op.bytes for op in ok) / MiB,
+            'mib_per_s': sum(op.bytes for op in ok) / MiB / max(
+                result.seconds, 1e-6)}
+    t0 = result.rss[0][0] if result.rss else 0
+    return {
+        'backend': result.backend,
+        'settings': dataclasses.asdict(result.settings),
+        'seconds': result.seconds,
+        'operations': per_op,
+        'unexpected_errors': len(result.unexpected()),
+        'corrupt_downloads': len(result.corrupt()),
+        'chaos': [{'event': n, 'at_s': s - t0, 'took_s': e - s}
+                  for n, s, e in result.chaos],
+        'rss_mib': [{'t_s': round(t - t0, 1),
+                     'workers': {str(p): round(b / MiB, 1)
+                                 for p, b in found.items()}}
+                    for t, found in result.rss],
+        'leaks': result.leaks,
+    }
+
+
+def table(report):
+    """The report as text: operations, chaos, RSS curve, leaks."""
+    lines = ['%-18s %6s %6s %8s %8s %8s %10s  %s' % (
+        'operation', 'count', 'ok', 'p50 s', 'p95 s', 'p99 s', 'MiB/s',
+        'errors')]
+    fmt = lambda v: '-' if v is None else '%.2f' % v  # noqa: E731
+    for name, r in report['operations'].items():
+        lines.append('%-18s %6d %6d %8s %8s %8s %10.1f  %s' % (
+            name, r['count'], r['ok'], fmt(r['p50_s']), fmt(r['p95_s']),
+            fmt(r['p99_s']), r['mib_per_s'],
+            ', '.join('%s x%d' % kv for kv in sorted(r['errors'].items()))
+            or '-'))
+    lines.append('')
+    for event in report['chaos']:
+        lines.append('chaos: %s at %.0f s (%.1f s)' % (
+            event['event'], event['at_s'], event['took_s']))
+    samples = report['rss_mib']
+    if samples:
+        step = max(1, len(samples) // 12)
+        lines.append('glance-api workers RSS (MiB), every %.0f s:' % (
+            report['settings']['rss_interval'] * step))
+        for sample in samples[::step] + samples[-1:]:
+            lines.append('  t=%6.0f s  %s' % (sample['t_s'], '  '.join(
+                '%s:%.0f' % kv for kv in sorted(sample['workers'].items()))))
+    lines.append('unexpected errors: %d; corrupt downloads: %d; leaks: %s'
+                 % (report['unexpected_errors'], report['corrupt_downloads'],
+                    report['leaks'] or 'none'))
+    return '\n'.join(lines)

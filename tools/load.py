@@ -1,0 +1,65 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Load run against the local stack (see harness/load.py).
+
+    tools/load.sh [--duration 600] [--clients 6] [--no-chaos]
+                  [--large-share 0.1] [--json load.json]
+
+``CINDER_EXT_STORAGE=rbd`` runs it on the stack's Ceph backend. Exit
+status 1 when an unexpected error, a corrupt download or a leak was seen.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from harness import clouds
+from harness import load
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--duration', type=float, default=600,
+                        help='seconds of load (default 600)')
+    parser.add_argument('--clients', type=int, default=6)
+    parser.add_argument('--keep', type=int, default=3,
+                        help='images each client keeps')
+    parser.add_argument('--large-share', type=float, default=0.1,
+                        help='share of 0.5-2 GiB images (default 0.1)')
+    parser.add_argument('--no-chaos', action='store_true',
+                        help='no cinder-volume restart, no worker kill')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', default='load.json')
+    args = parser.parse_args()
+    cloud = clouds.load()
+    if not cloud.keystone or not cloud.facts.glance:
+        sys.exit('the load run needs the full local stack: tools/stack up')
+    logging.basicConfig(level=logging.WARNING)
+    facts = cloud.storage_facts
+    settings = load.Settings(duration=args.duration, clients=args.clients,
+                             keep=args.keep, large_share=args.large_share,
+                             chaos=not args.no_chaos, seed=args.seed)
+    result = load.run(cloud, facts.glance_backend or 'images',
+                      facts.volume_type, settings)
+    report = load.summary(result)
+    print(load.table(report))
+    with open(args.json, 'w') as f:
+        json.dump(report, f, indent=1)
+    print('raw results: %s' % args.json)
+    sys.exit(1 if (report['unexpected_errors'] or
+                   report['corrupt_downloads'] or report['leaks']) else 0)
+
+
+if __name__ == '__main__':
+    main()
