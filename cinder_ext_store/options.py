@@ -201,6 +201,26 @@ Possible values:
 ]
 
 LIMIT_OPTS = [
+    cfg.IntOpt('cinder_ext_transfer_memory_mb',
+               default=512,
+               min=0,
+               help="""
+Memory, in MiB, that the transfers of one glance-api process may hold.
+
+Every upload holds two copy buffers (8 MiB) and every download its
+read-ahead (12 MiB on a block device or file, 36 MiB on RBD) while it runs.
+A transfer that would pass this bound waits until running ones finish, and
+gives up after 60 seconds: Glance answers 503 and the client tries again.
+One transfer larger than the bound runs alone. The bound is per process:
+with several backends of this store, the smallest value applies to all.
+0 lifts the bound.
+
+Possible values:
+    * 0 (no bound) or a number of MiB
+
+Related options:
+    * ``[DEFAULT] workers`` (Glance): one bound per worker process
+"""),
     cfg.IntOpt('cinder_ext_image_size_cap',
                min=1,
                help="""

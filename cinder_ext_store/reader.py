@@ -81,14 +81,23 @@ class ImageReader(object):
     """
 
     def __init__(self, shares, api, volume_id, offset, length, chunk_size,
-                 stats, on_release):
+                 stats, on_release, reserve=None):
         self._lease = None  # set once attached: __del__ may run early
         self._stats = stats
         self._on_release = on_release
         with stats.phase('attach'):
             lease = shares.acquire(api, volume_id)
-        self._lease = lease
         stats.attachments += 1
+        # Room for the read-ahead, which depends on the device (RBD keeps
+        # more requests in flight): known once attached.
+        try:
+            self._memory = reserve((lease.device.read_ahead + 1) *
+                                   chunk_size) if reserve else None
+        except BaseException:
+            with stats.phase('detach'):
+                lease.release()
+            raise
+        self._lease = lease
         self._chunks = read_range(lease.device, offset, length, chunk_size)
         self._left = length
         if not length:
@@ -126,6 +135,8 @@ class ImageReader(object):
             # Stop the read-ahead first: its threads read the device.
             self._chunks.close()
             lease.release()
+        if self._memory is not None:
+            self._memory.release()
         self._on_release(self._stats, error)
 
     def __del__(self):

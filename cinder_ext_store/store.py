@@ -55,6 +55,7 @@ from glance_store import exceptions
 import glance_store.location
 from oslo_config import cfg
 from oslo_utils import excutils
+from oslo_utils import units
 
 from cinder_ext_store import brick_host
 from cinder_ext_store import cinder_session
@@ -62,6 +63,7 @@ from cinder_ext_store import errors
 from cinder_ext_store import growth
 from cinder_ext_store import hashing
 from cinder_ext_store import host_records
+from cinder_ext_store import memory
 from cinder_ext_store import options
 from cinder_ext_store import ownership
 from cinder_ext_store import pipeline
@@ -353,8 +355,11 @@ class Store(glance_store.driver.Store):
         stats.total = image_size or None
         error = None
         try:
-            result = self._add(image_id, image_file, image_size or 0,
-                               hashing_algo, context, verifier, stats)
+            # Before the volume: an upload that waits holds nothing else.
+            with self._reserve_memory(2 * self.tuning.buffer_size, stats,
+                                      'an upload'):
+                result = self._add(image_id, image_file, image_size or 0,
+                                   hashing_algo, context, verifier, stats)
         except BaseException as e:
             error = e
         self._report(stats, error)
@@ -495,9 +500,11 @@ class Store(glance_store.driver.Store):
             if chunk_size is not None:
                 length = min(chunk_size, length)
             stats.total = length
-            it = reader.ImageReader(self.shares, api, volume.id, offset,
-                                    length, self.READ_CHUNKSIZE, stats,
-                                    self._report)
+            it = reader.ImageReader(
+                self.shares, api, volume.id, offset, length,
+                self.READ_CHUNKSIZE, stats, self._report,
+                reserve=lambda nbytes: self._reserve_memory(
+                    nbytes, stats, 'a download'))
         except BaseException as e:
             if stats.image_id is None and stats.volume_id:
                 # Glance never passes the image: its database names it.
@@ -506,6 +513,26 @@ class Store(glance_store.driver.Store):
             self._report(stats, e)
             errors.raise_as_read_error(e)
         return it, length
+
+    def _reserve_memory(self, nbytes, stats, what):
+        """Room for a transfer's buffers in this process's budget.
+
+        :returns: a :class:`~cinder_ext_store.memory.Reservation` (also a
+            context manager); the time waited is the ``memory`` phase
+        :raises Busy: no room within ``Tuning.memory_wait``
+        """
+        mib = self.store_conf.cinder_ext_transfer_memory_mb
+        if not mib:
+            return memory.Reservation(None, 0)
+        budget = memory.process_budget(mib * units.Mi)
+        started = self.tuning.clock()
+        try:
+            return budget.reserve(nbytes, self.tuning.memory_wait,
+                                  self.tuning.clock, what)
+        finally:
+            waited = self.tuning.clock() - started
+            if waited > 0.001:
+                stats.phases['memory'] = waited
 
     def get_size(self, location, context=None):
         """The image's size; Glance asks it of every location it adds."""

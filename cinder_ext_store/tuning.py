@@ -62,6 +62,9 @@ class Tuning(object):
     #: own hash pass before it deletes, and the pass's reader is let go a
     #: moment after it stopped reading (when Glance drops the failed task).
     readers_leave: float = 10.0
+    #: How long a transfer waits for room in the process's transfer
+    #: memory (cinder_ext_transfer_memory_mb) before Glance is told 503.
+    memory_wait: float = 60.0
     #: Attempts at a multiattach volume while another attachment of it is
     #: being made: first wait, and the ceiling of the waits (x1.5 each).
     attach_retry_first: float = 0.2

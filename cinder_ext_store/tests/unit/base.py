@@ -85,6 +85,9 @@ class TestCase(testtools.TestCase):
         # tests' leak checks watch, maybe in a run going on meanwhile.
         self.useFixture(fixtures.MonkeyPatch(
             'tempfile.tempdir', self.useFixture(fixtures.TempDir()).path))
+        # Each test its own process-wide transfer memory budget.
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.memory._PROCESS', None))
 
 
 class StoreTestCase(TestCase):

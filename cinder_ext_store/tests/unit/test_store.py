@@ -20,6 +20,7 @@ import io
 import json
 import os
 import threading
+import time
 
 from cinderclient import exceptions as cinder_exc
 import ddt
@@ -35,6 +36,8 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from oslo_utils import units
 
+from cinder_ext_store import errors
+from cinder_ext_store import memory
 from cinder_ext_store import ownership
 from cinder_ext_store import store as store_mod
 from cinder_ext_store.tests.unit import base
@@ -1012,3 +1015,59 @@ class TestRead(base.StoreTestCase):
             self.context, self.vid))
         self.assertFalse(self.store.is_image_associated_with_store(
             self.context, '6f1e3a52-8d7b-4b8e-9d4e-2a6c1f0b9a11'))
+
+
+class TestTransferMemory(base.StoreTestCase):
+    """cinder_ext_transfer_memory_mb bounds what transfers hold at once."""
+
+    def setUp(self):
+        super(TestTransferMemory, self).setUp()
+        self.conf = self.make_conf(cinder_ext_transfer_memory_mb=1)
+        self.store = self.make_store()
+        self.store.tuning = base.TUNING.replace(memory_wait=0.1)
+        self.budget = memory.process_budget(units.Mi)
+        self.data = base.payload(units.Mi + 5)
+
+    def test_a_download_holds_its_read_ahead_until_it_ends(self):
+        uri = self.add(self.data)[0]
+        self.assertEqual(0, self.budget.used)
+        it, _length = self.store.get(self.location(uri),
+                                     context=self.context)
+        held = self.budget.used
+        self.assertGreaterEqual(held, self.store.READ_CHUNKSIZE)
+        self.assertEqual(self.data, b''.join(it))
+        self.assertEqual(0, self.budget.used)
+
+    def test_a_download_without_room_is_busy_and_lets_go(self):
+        uri = self.add(self.data)[0]
+        with self.budget.reserve(units.Mi, 1, time.monotonic):
+            self.assertRaises(errors.Busy, self.store.get,
+                              self.location(uri), context=self.context)
+            self.assertEqual({}, self.cloud.attachments)
+            self.assertEqual({}, self.host.connected)
+        self.assertEqual(self.data, self.read_all(uri))
+
+    def test_an_upload_waits_for_room(self):
+        held = self.budget.reserve(units.Mi, 1, time.monotonic)
+        timer = threading.Timer(0.05, held.release)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        self.store.tuning = base.TUNING.replace(memory_wait=5)
+        uri = self.add(self.data)[0]
+        self.assertStored(uri, self.data)
+        self.assertRegex(self.log.output, r'result=ok .*phases=[^ ]*memory:')
+        self.assertEqual(0, self.budget.used)
+
+    def test_an_upload_without_room_creates_nothing(self):
+        with self.budget.reserve(units.Mi, 1, time.monotonic):
+            self.assertRaises(errors.Busy, self.add, self.data)
+        self.assertNothingLeft()
+        self.assertEqual([], [c for c in self.cloud.calls
+                              if c[0] == 'create'])
+
+    def test_zero_lifts_the_bound(self):
+        self.conf = self.make_conf(cinder_ext_transfer_memory_mb=0)
+        store = self.make_store()
+        memory._PROCESS = None
+        self.assertStored(self.add(self.data, store=store)[0], self.data)
+        self.assertIsNone(memory._PROCESS)
