@@ -538,3 +538,78 @@ def table(report):
                  % (report['unexpected_errors'], report['corrupt_downloads'],
                     report['leaks'] or 'none'))
     return '\n'.join(lines)
+
+
+#: The steps of one small-image cycle, in order.
+CYCLE = ('create', 'upload', 'download', 'delete')
+
+
+def small_cycles(cloud, cases, cycles, size=MiB):
+    """Fixed costs: ``cycles`` create-upload-download-delete of ``size``.
+
+    :param cases: (label, :class:`~harness.glance.GlanceUser`, backend),
+        run one cycle each in turn (interleaved, so a slow minute of the
+        machine costs every case alike)
+    :returns: label -> {step: [seconds], 'phases': {phase: [seconds]}}
+    """
+    found = {label: {step: [] for step in CYCLE + ('cycle',)}
+             for label, _user, _backend in cases}
+    for label, _user, _backend in cases:
+        found[label]['phases'] = collections.defaultdict(list)
+    for n in range(cycles):
+        for label, user, backend in cases:
+            times = found[label]
+            src = images.ImageSource(size, seed=n)
+            t0 = time.monotonic()
+            image = user.create('small-%s-%d' % (label, n))
+            t1 = time.monotonic()
+            user.client.images.upload(image.id, images.Unsized(src),
+                                      image_size=size, backend=backend)
+            t2 = time.monotonic()
+            status, sha256, got = user.download(image.id)
+            t3 = time.monotonic()
+            user.client.images.delete(image.id)
+            t4 = time.monotonic()
+            if (status, sha256, got) != (200, src.hexdigest(), size):
+                raise Corrupt('%s cycle %d: %s %s %d bytes'
+                              % (label, n, status, sha256, got))
+            for step, seconds in zip(CYCLE + ('cycle',),
+                                     (t1 - t0, t2 - t1, t3 - t2, t4 - t3,
+                                      t4 - t0)):
+                times[step].append(seconds)
+            for report in glance_mod.store_reports(cloud, image.id) or ():
+                for phase, seconds in report.phases.items():
+                    times['phases']['%s %s' % (report.operation,
+                                               phase)].append(seconds)
+    return found
+
+
+def small_table(found):
+    """The small-image table: p50/p95/p99 per step and case.
+
+    Then the first case's cycle over the others', and the store's phases
+    (medians) where its log is readable.
+    """
+    labels = list(found)
+    lines = ['%-10s %-9s %8s %8s %8s' % (
+        'case', 'step', 'p50 s', 'p95 s', 'p99 s')]
+    for label in labels:
+        for step in CYCLE + ('cycle',):
+            values = found[label][step]
+            lines.append('%-10s %-9s %8.3f %8.3f %8.3f' % (
+                label, step, _percentile(values, 50),
+                _percentile(values, 95), _percentile(values, 99)))
+    first = labels[0]
+    for other in labels[1:]:
+        for q in (50, 99):
+            lines.append('cycle p%d: %s / %s = %.2f' % (
+                q, first, other,
+                _percentile(found[first]['cycle'], q) /
+                _percentile(found[other]['cycle'], q)))
+    for label in labels:
+        phases = found[label]['phases']
+        if phases:
+            lines.append('%s store phases (median s): %s' % (label, ', '.join(
+                '%s %.3f' % (name, _percentile(values, 50))
+                for name, values in sorted(phases.items()))))
+    return '\n'.join(lines)

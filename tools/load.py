@@ -14,6 +14,7 @@
 
     tools/load.sh [--duration 600] [--clients 6] [--no-chaos]
                   [--large-share 0.1] [--json load.json]
+    tools/load.sh --small 30     # 1 MiB images: this store vs in-tree
 
 ``CINDER_EXT_STORAGE=rbd`` runs it on the stack's Ceph backend. Exit
 status 1 when an unexpected error, a corrupt download or a leak was seen.
@@ -25,6 +26,7 @@ import logging
 import sys
 
 from harness import clouds
+from harness import glance
 from harness import load
 
 
@@ -41,12 +43,29 @@ def main():
                         help='no cinder-volume restart, no worker kill')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default='load.json')
+    parser.add_argument('--small', type=int, metavar='CYCLES',
+                        help='instead of the load: the fixed costs of '
+                             'CYCLES 1 MiB create-upload-download-delete '
+                             'cycles, this store against the in-tree '
+                             'driver, interleaved')
     args = parser.parse_args()
     cloud = clouds.load()
     if not cloud.keystone or not cloud.facts.glance:
         sys.exit('the load run needs the full local stack: tools/stack up')
     logging.basicConfig(level=logging.WARNING)
     facts = cloud.storage_facts
+    if args.small:
+        user = cloud.user()
+        cases = [('ours', glance.GlanceUser(user),
+                  facts.glance_backend or 'images'),
+                 ('in-tree', glance.GlanceUser(user,
+                                               cloud.facts.glance.intree_url),
+                  facts.glance_backend_intree or 'intree')]
+        found = load.small_cycles(cloud, cases, args.small)
+        print(load.small_table(found))
+        with open(args.json, 'w') as f:
+            json.dump(found, f, indent=1)
+        return
     settings = load.Settings(duration=args.duration, clients=args.clients,
                              keep=args.keep, large_share=args.large_share,
                              chaos=not args.no_chaos, seed=args.seed)
