@@ -166,6 +166,12 @@ class Client(threading.Thread):
         self.user = glance_mod.GlanceUser(cloud, session=session)
         self.cinder = cloud.cinder(session=session)
         self.images = collections.OrderedDict()
+        #: this user's volumes that could not be deleted
+        self.stuck = []
+        #: images whose delete failed
+        self.undeleted = []
+        #: images Cinder made by upload-to-image
+        self.registered = []
 
     def run(self):
         ops, weights = zip(*MIX.items())
@@ -222,7 +228,9 @@ class Client(threading.Thread):
 
     def delete(self, image_id):
         self.images.pop(image_id, None)
-        self.rec.timed('delete', lambda: self._delete_image(image_id))
+        if self.rec.timed('delete', lambda: self._delete_image(image_id) or
+                          True) is None:
+            self.undeleted.append(image_id)
 
     def _delete_image(self, image_id):
         try:
@@ -250,7 +258,9 @@ class Client(threading.Thread):
             waiting.until(lambda: not _exists(self.cinder, volume_id), 300,
                           0.5, what='volume %s deleted' % volume_id)
         except Exception:
-            pass  # counted by the leak check at the end
+            # e.g. left "uploading" by a volume service killed meanwhile:
+            # see run()'s end.
+            self.stuck.append(volume_id)
 
     def volume_from_image(self):
         image = self._pick()
@@ -275,6 +285,7 @@ class Client(threading.Thread):
                     'private', False)
                 new_id = reply[1]['os-volume_upload_image']['image_id']
                 self.images[new_id] = None  # deleted at the end
+                self.registered.append(new_id)
                 new = waiting.until(
                     lambda: _hashed(self.user, new_id), 300, 0.5,
                     what='image %s active and hashed' % new_id)
@@ -423,6 +434,9 @@ class Result(object):
     rss: list
     reconcile: str
     leaks: dict
+    #: (volume or image id, what the admin did): Cinder's and Glance's
+    #: leftovers of the chaos, cleaned as an operator would
+    reset: list = dataclasses.field(default_factory=list)
 
     def unexpected(self):
         return [op for op in self.ops if op.error and not op.expected]
@@ -455,16 +469,98 @@ def run(cloud, backend, volume_type, settings, inspector=None):
     sampler.join()
     seconds = time.monotonic() - started
     rec.judge()
+    reset = reset_stuck(inspector.cinder,
+                        [v for client in clients for v in client.stuck])
+    reset += unblock_deletes(cloud, [i for client in clients
+                                     for i in client.undeleted])
+    # Cinder's image volume of an upload-to-image its volume service did
+    # not finish (killed): never registered, so no image delete takes it.
+    named = {'image-%s' % i for client in clients for i in client.registered}
+    inspector.wait_idle()
+    reset += reset_stuck(inspector.cinder, [
+        v.id for v in inspector.volumes().values() if v.name in named])
     inspector.wait_idle()
     done = reconcile(cloud)
-    try:
-        after = inspector.wait_until(before, 180)
-    except waiting.TimedOut:
-        after = inspector.snapshot()
+    after = inspector.wait_until(before, 300)
     left = {name: sorted(after[name] - was) for name, was in before.items()
             if after[name] - was}
     return Result(settings, backend, seconds, rec.ops, rec.chaos, rec.rss,
-                  done.stdout + done.stderr, left)
+                  done.stdout + done.stderr, left, reset)
+
+
+def _glance_database(cloud):
+    import configparser
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    etc = cloud.facts.glance.config_dir
+    parser.read([os.path.join(etc, name) for name in sorted(os.listdir(etc))
+                 if name.endswith('.conf')])
+    return parser.get('database', 'connection')
+
+
+def unblock_deletes(cloud, image_ids):
+    """Delete the images whose delete failed, as an operator would.
+
+    Glance 33 cancels an image's hash pass before deleting the image
+    (``os_glance_hash_op_host`` names the worker's host) and answers 500
+    when the pass does not acknowledge within 30 s - or when its record is
+    gone. A pass whose worker was killed never does: the image cannot be
+    deleted through the API at all, and the property is reserved. Glance's
+    leftover: the property is removed from Glance's database, then the
+    image is deleted.
+    :returns: [(image id, what was done)]
+    """
+    from harness import clouds
+    import sqlalchemy
+    admin = glance_mod.GlanceUser(clouds.load(clouds.ADMIN_CLOUD))
+    found = []
+    for image_id in image_ids:
+        try:
+            image = admin.client.images.get(image_id)
+        except Exception:
+            continue  # deleted after all
+        try:
+            admin.client.images.delete(image_id)
+            found.append((image_id, 'image %s: deleted by the admin'
+                          % image.status))
+            continue
+        except Exception as e:
+            if not image.get('os_glance_import_task'):
+                raise
+            error = _kind(e)
+        engine = sqlalchemy.create_engine(_glance_database(cloud))
+        with engine.begin() as db:
+            db.execute(sqlalchemy.text(
+                "DELETE FROM image_properties WHERE image_id = :i AND "
+                "name = 'os_glance_hash_op_host'"), {'i': image_id})
+        engine.dispose()
+        admin.client.images.delete(image_id)
+        found.append((image_id, 'Glance refused its delete (%s): a killed '
+                                "worker's hash pass; os_glance_hash_op_host "
+                                'removed from its database, image deleted'
+                      % error))
+    return found
+
+
+def reset_stuck(admin, volume_ids):
+    """Delete the load users' volumes Cinder left in a transitional status.
+
+    A volume service killed during an upload-to-image leaves the user's
+    volume ``uploading`` for good (Cinder's state machine, not the
+    store's): as an operator would, the admin resets it and deletes it.
+    :returns: [(volume id, the status it was left in)]
+    """
+    found = []
+    for volume_id in volume_ids:
+        try:
+            status = admin.volumes.get(volume_id).status
+        except Exception:
+            continue  # gone meanwhile
+        found.append((volume_id, 'Cinder left the volume %s: reset and '
+                                 'deleted by the admin' % status))
+        admin.volumes.reset_state(volume_id, 'available',
+                                  attach_status='detached')
+        admin.volumes.delete(volume_id)
+    return found
 
 
 def _percentile(values, q):
@@ -507,6 +603,7 @@ def summary(result):
                                  for p, b in found.items()}}
                     for t, found in result.rss],
         'leaks': result.leaks,
+        'reset_by_admin': result.reset,
     }
 
 
@@ -534,6 +631,8 @@ def table(report):
         for sample in samples[::step] + samples[-1:]:
             lines.append('  t=%6.0f s  %s' % (sample['t_s'], '  '.join(
                 '%s:%.0f' % kv for kv in sorted(sample['workers'].items()))))
+    for what, done in report['reset_by_admin']:
+        lines.append('left by chaos: %s: %s' % (what, done))
     lines.append('unexpected errors: %d; corrupt downloads: %d; leaks: %s'
                  % (report['unexpected_errors'], report['corrupt_downloads'],
                     report['leaks'] or 'none'))
