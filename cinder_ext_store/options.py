@@ -19,6 +19,8 @@ whose name exists in-tree is that driver's own ``Opt`` object, re-exported
 here; options that only we have carry the ``cinder_ext_`` prefix.
 """
 
+import copy
+
 from glance_store._drivers.cinder import store as intree_cinder
 from oslo_config import cfg
 from oslo_privsep import priv_context
@@ -257,13 +259,56 @@ def image_size_cap(store_conf, conf):
         return GLANCE_IMAGE_SIZE_CAP
 
 
+#: This store's help for in-tree options whose inherited text misleads
+#: (the store registers glance_store's own option objects, so that both
+#: drivers can be loaded; only the documentation gets this text).
+HELP = {
+    'cinder_api_insecure': """
+Skip the verification of Cinder's TLS certificate.
+
+False (the default) verifies an HTTPS Cinder endpoint against
+``cinder_ca_certificates_file``, or against the system's CA bundle when that
+is unset; True turns the verification off (test clouds only).
+
+Possible values:
+    * False (verify) or True (do not verify)
+
+Related options:
+    * cinder_ca_certificates_file
+""",
+    'cinder_mount_point_base': """
+Not used by cinder_ext_store, which does not mount NFS shares (an
+NFS-backed volume type is not supported; see the documentation's
+Limitations). Read by glance_store's in-tree ``cinder`` driver only.
+""",
+}
+
+#: The backend name the sample configuration shows the options under.
+SAMPLE_BACKEND = 'images'
+
+
+def _documented(opts):
+    """``opts``, with :data:`HELP` in copies of those it corrects."""
+    found = []
+    for opt in opts:
+        if opt.name in HELP:
+            opt = copy.copy(opt)
+            opt.help = HELP[opt.name].strip()
+        found.append(opt)
+    return found
+
+
 def list_opts():
     """Options for oslo-config-generator (namespace ``cinder_ext_store``).
 
-    In multi-store deployments these options belong in each backend's own
-    section; ``glance_store`` is where the legacy single-store mode reads them.
-    The privsep section configures how the store's privileged helper starts
-    (one per glance-api process, shared by all backends).
+    Shown in a multi-store backend's section (``[images]`` of
+    ``enabled_backends = images:cinder_ext``): each backend of this store
+    has its own; the legacy single-store mode reads them from
+    ``[glance_store]``. Then the privileged helpers' sections, one per
+    glance-api process and shared by all backends: the store's own and
+    os-brick's (``helper_command`` is how a non-root glance-api starts
+    them).
     """
-    return [('glance_store', OPTIONS),
-            (privileged.default.cfg_section, priv_context.OPTS)]
+    return [(SAMPLE_BACKEND, _documented(OPTIONS)),
+            (privileged.default.cfg_section, priv_context.OPTS),
+            ('privsep_osbrick', priv_context.OPTS)]

@@ -49,3 +49,18 @@ class TestOptions(base.TestCase):
         self.assertEqual(0.5, by_name['cinder_ext_growth_factor'].default)
         self.assertEqual(1, by_name['cinder_ext_growth_min_gib'].default)
         self.assertEqual(64, by_name['cinder_ext_growth_max_gib'].default)
+
+    def test_inherited_help_is_corrected_in_the_documentation_only(self):
+        documented = {o.name: o for group, opts in options.list_opts()
+                      if group == options.SAMPLE_BACKEND for o in opts}
+        insecure = documented['cinder_api_insecure']
+        self.assertIn('False (the default) verifies', insecure.help)
+        self.assertIn('Not used by cinder_ext_store',
+                      documented['cinder_mount_point_base'].help)
+        # What the store registers stays glance_store's own object: both
+        # drivers load side by side in one configuration.
+        registered = {o.name: o for o in options.OPTIONS}
+        self.assertIsNot(insecure, registered['cinder_api_insecure'])
+        self.assertEqual(insecure.name, registered['cinder_api_insecure'].name)
+        self.assertEqual(insecure.default,
+                         registered['cinder_api_insecure'].default)
