@@ -119,6 +119,43 @@ def check_volume_type(store, api):
         'a multiattach type'))
 
 
+def check_quota(store, api):
+    """Room left in the quotas of the project the store creates in."""
+    if not cinder_session.service_credentials_set(store.store_conf):
+        return Result('quota', SKIP, "no service credentials: volumes go to "
+                      "each request's project, whose quota is its own")
+    try:
+        usage = api.quota_usage()
+        vtype = store.volume_type_name(api)
+    except Exception as e:
+        return Result('quota', SKIP, 'cannot read the quotas: %s' % e)
+    shown, full, low = [], [], []
+    for kind in ('volumes', 'gigabytes'):
+        for name in (kind, '%s_%s' % (kind, vtype)):
+            if name not in usage:
+                continue
+            used, limit = usage[name]
+            if limit < 0:
+                shown.append('%s unlimited' % name)
+                continue
+            shown.append('%s %d of %d used' % (name, used, limit))
+            left = limit - used
+            if left <= 0:
+                full.append(name)
+            elif left < max(limit // 10, 5 if kind == 'volumes' else 1):
+                low.append(name)
+    fix = ("raise them for the store's project (openstack quota set "
+           '--volumes N --gigabytes N <project>): every image is a volume '
+           'there, of at least 1 GiB')
+    if full:
+        return Result('quota', FAIL, '%s: no room, uploads fail with 413 '
+                      '(%s)' % (', '.join(full), '; '.join(shown)), fix)
+    if low:
+        return Result('quota', WARN, 'little room left in %s (%s)'
+                      % (', '.join(low), '; '.join(shown)), fix)
+    return Result('quota', OK, '; '.join(shown))
+
+
 def check_lock_path(store):
     try:
         path = store.check_lock_path()  # the probe the store starts with
@@ -408,7 +445,8 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
     api = store.api()
     if reachable:
         results += [check_volume_type(store, api),
-                    check_registered_locations(store, api)]
+                    check_registered_locations(store, api),
+                    check_quota(store, api)]
     results += [check_options(store), check_lock_path(store),
                 check_privsep(store),
                 check_device_access(store, glance_uid),

@@ -655,6 +655,20 @@ class CinderAPI(object):
         return self._request('encryption lookup of volume type %s' % name,
                              lookup)
 
+    def quota_usage(self):
+        """The project's Cinder quotas: {resource: (in use, limit)}.
+
+        Limit -1 is unlimited; per-type resources are ``volumes_<type>`` and
+        ``gigabytes_<type>``. A project member may read its own.
+        """
+        client = self._client()
+        project = client.client.get_project_id()
+        found = self._request('lookup of the quotas of project %s' % project,
+                              lambda: client.quotas.get(project, usage=True))
+        return {name: (value['in_use'], value['limit'])
+                for name, value in found._info.items()
+                if isinstance(value, dict) and 'limit' in value}
+
     def default_volume_type(self):
         return self._request('lookup of the default volume type',
                              lambda: self._client().volume_types.default(

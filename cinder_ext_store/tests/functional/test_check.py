@@ -67,7 +67,7 @@ class TestCheck(base.FunctionalTestCase):
         rows = self.rows(out)
         backend = self.cloud.storage_facts.glance_backend or 'images'
         for name in ('credentials', 'endpoint', 'volume type',
-                     'registered locations', 'options', 'lock path',
+                     'registered locations', 'quota', 'options', 'lock path',
                      'privsep',
                      'device access', 'in-use extend', 'write test'):
             self.assertEqual('ok', rows[(backend, name)][0], out)

@@ -88,6 +88,7 @@ class FakeCinder(Faults):
         self.online_extend = online_extend
         self.host_sees_growth = host_sees_growth
         self.quota_gib = quota_gib
+        self.quota_volumes = -1
         self.pool_gib = pool_gib  # the pool's room; None: plenty
         self.policy_denies_extend_attached = False
         self.extend_fails_in_driver = False
@@ -499,6 +500,25 @@ class _VolumeTypes(_Manager):
         return Volume(name='__DEFAULT__')
 
 
+class _Quotas(_Manager):
+    def get(self, project, usage=False):
+        self.cloud._call('quota_get', self.version, project)
+        volumes = len(self.cloud.volumes)
+        info = {'id': project,
+                'volumes': {'limit': self.cloud.quota_volumes,
+                            'in_use': volumes},
+                'gigabytes': {'limit': self.cloud.quota_gib,
+                              'in_use': self.cloud.used_gib()}}
+        return Volume(_info=info if usage else {
+            k: v['limit'] if isinstance(v, dict) else v
+            for k, v in info.items()})
+
+
+class _HTTPClient(object):
+    def get_project_id(self):
+        return 'service-project'
+
+
 class _EncryptionTypes(_Manager):
     def get(self, volume_type):
         self.cloud._call('encryption_type_get', self.version)
@@ -528,6 +548,8 @@ class FakeClient(object):
         self.volume_types = _VolumeTypes(cloud, version)
         self.volume_encryption_types = _EncryptionTypes(cloud, version)
         self.messages = _Messages(cloud, version)
+        self.quotas = _Quotas(cloud, version)
+        self.client = _HTTPClient()
 
 
 class FakeSession(object):

@@ -77,6 +77,38 @@ class TestChecks(CheckTestCase):
         r = check.check_volume_type(self.store, self.api)
         self.assertIn("Cinder's default (__DEFAULT__)", r.detail)
 
+    def quota(self, volumes=-1, gib=10 ** 6, used=0):
+        for name, value in (('cinder_store_auth_address', 'http://ks/v3'),
+                            ('cinder_store_user_name', 'glance'),
+                            ('cinder_store_password', 'secret'),
+                            ('cinder_store_project_name', 'service')):
+            self.conf.set_override(name, value, group=base.BACKEND)
+        self.cloud.quota_volumes, self.cloud.quota_gib = volumes, gib
+        for _ in range(used):
+            self.add(b'x' * 10, image_id='image-%d' % _)
+        return check.check_quota(self.store, self.api)
+
+    def test_quota_with_room(self):
+        r = self.quota(volumes=100, used=2)
+        self.assertEqual(check.OK, r.status)
+        self.assertIn('volumes 2 of 100 used', r.detail)
+
+    def test_quota_nearly_full_warns(self):
+        r = self.quota(volumes=20, used=17)
+        self.assertEqual(check.WARN, r.status)
+        self.assertIn('little room left in volumes', r.detail)
+        self.assertIn('openstack quota set', r.fix)
+
+    def test_quota_full_fails(self):
+        r = self.quota(volumes=2, used=2)
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('volumes: no room, uploads fail with 413', r.detail)
+
+    def test_unlimited_quota(self):
+        r = self.quota()
+        self.assertEqual(check.OK, r.status)
+        self.assertIn('volumes unlimited', r.detail)
+
     def test_lock_path_not_writable(self):
         blocker = os.path.join(self.tmp, 'a-file')
         open(blocker, 'w').close()
@@ -361,12 +393,15 @@ class TestRun(CheckTestCase):
         results = self.results(probe=True, write_test=True)
         self.assertEqual(
             ['credentials', 'endpoint', 'volume type',
-             'registered locations', 'options', 'lock path', 'privsep',
-             'device access', 'locations', 'in-use extend', 'write test'],
+             'registered locations', 'quota', 'options', 'lock path',
+             'privsep', 'device access', 'locations', 'in-use extend',
+             'write test'],
             list(results))
-        # Only the credentials warn: the fake store has none of its own.
-        self.assertEqual(['credentials'], [
+        # The fake store has no credentials of its own: they warn, and the
+        # quota is each request's project's.
+        self.assertEqual(['credentials', 'quota'], [
             name for name, r in results.items() if r.status != check.OK])
+        self.assertEqual(check.SKIP, results['quota'].status)
         self.assertEqual(check.WARN, results['credentials'].status)
 
     def test_bad_credentials_skip_the_endpoint(self):
