@@ -247,6 +247,19 @@ class Cloud(object):
         return load(self.facts.user_cloud or USER_CLOUD)
 
 
+def full_stack(what):
+    """The store's cloud of the full local stack.
+
+    Exits saying that ``what`` (a command line: the benchmark, the load
+    run) needs it when the cloud is not that.
+    """
+    cloud = load()
+    if not cloud.keystone or not cloud.facts.glance:
+        raise SystemExit('%s needs the full local stack: tools/stack up'
+                         % what)
+    return cloud
+
+
 def load(name=None):
     """The cloud ``name`` (default ``OS_CLOUD``, else the store's)."""
     import yaml

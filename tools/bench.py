@@ -31,7 +31,6 @@ Glance cases add glance_store's own ``rbd`` store.
 import argparse
 import json
 import logging
-import sys
 import time
 
 from harness.bench import report as report_mod
@@ -52,9 +51,7 @@ def main():
                              'limits, store, readers, glance, cinder, '
                              'hosts')
     args = parser.parse_args()
-    cloud = clouds.load()
-    if not cloud.keystone or not cloud.facts.glance:
-        sys.exit('the benchmark needs the full local stack: tools/stack up')
+    cloud = clouds.full_stack('the benchmark')
     logging.basicConfig(level=logging.WARNING)
     bench = workload.Bench(args, cloud)
     size = bench.size

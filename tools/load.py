@@ -49,9 +49,7 @@ def main():
                              'cycles, this store against the in-tree '
                              'driver, interleaved')
     args = parser.parse_args()
-    cloud = clouds.load()
-    if not cloud.keystone or not cloud.facts.glance:
-        sys.exit('the load run needs the full local stack: tools/stack up')
+    cloud = clouds.full_stack('the load run')
     logging.basicConfig(level=logging.WARNING)
     facts = cloud.storage_facts
     if args.small:
