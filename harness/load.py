@@ -30,13 +30,16 @@ bytes is corrupt, always.
 """
 
 import collections
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import pwd
 import random
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -449,8 +452,31 @@ class Result(object):
         return [op for op in self.ops if op.corrupt]
 
 
+@contextlib.contextmanager
+def alone(cloud):
+    """Hold the stack's load-run lock: one run at a time.
+
+    Two runs on one stack count each other's volumes as leaks and each
+    other's chaos as unexpected failures.
+    """
+    path = os.path.join(cloud.facts.stack_dir or tempfile.gettempdir(),
+                        'load-run.lock')
+    with open(path, 'a') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError('another load run uses this stack (it holds '
+                               '%s): one at a time' % path)
+        yield
+
+
 def run(cloud, backend, volume_type, settings, inspector=None):
     """One load run on ``backend``; returns its :class:`Result`."""
+    with alone(cloud):
+        return _run(cloud, backend, volume_type, settings, inspector)
+
+
+def _run(cloud, backend, volume_type, settings, inspector):
     inspector = inspector or leaks.Inspector(cloud)
     before = inspector.snapshot()
     rec = Recorder()
