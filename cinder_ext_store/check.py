@@ -21,7 +21,11 @@ gates on its exit status.
 import configparser
 import difflib
 import glob
+import grp
+import importlib.util
 import os
+import pwd
+import stat
 import time
 import uuid
 
@@ -256,10 +260,70 @@ def check_online_extend(store, api, probe):
             api.delete_quietly(volume.id)
 
 
-def check_write(store, api, write_test):
+#: Where os-brick's RBD connector reads a Ceph user's keyring.
+CEPH_DIR = '/etc/ceph'
+
+
+def _readable_by(path, uid):
+    """Whether ``uid`` may read ``path`` (its mode, owner and groups)."""
+    st = os.stat(path)
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IRUSR)
+    try:
+        entry = pwd.getpwuid(uid)
+        groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall()
+                                   if entry.pw_name in g.gr_mem}
+    except KeyError:
+        groups = set()
+    if st.st_gid in groups:
+        return bool(st.st_mode & stat.S_IRGRP)
+    return bool(st.st_mode & stat.S_IROTH)
+
+
+def _ceph_rows(connection_info, glance_uid=None):
+    """What an RBD backend needs of the host; [] for other protocols.
+
+    Known from the write test's attachment: Cinder's connection names the
+    Ceph user and cluster, whose keyring os-brick reads.
+    """
+    info = connection_info or {}
+    if info.get('driver_volume_type') != 'rbd':
+        return []
+    props = attachments.connection_properties(info)
+    missing = [name for name in ('rados', 'rbd')
+               if importlib.util.find_spec(name) is None]
+    rows = [Result('ceph bindings', FAIL, 'Python modules %s not '
+                   'importable by glance-api' % ', '.join(missing),
+                   'install python3-rados python3-rbd (in a virtualenv: a '
+                   '.pth naming a directory with only those two modules)')
+            if missing else
+            Result('ceph bindings', OK, 'rados and rbd importable')]
+    keyring = os.path.join(CEPH_DIR, '%s.client.%s.keyring') % (
+        props.get('cluster_name') or 'ceph', props.get('auth_username'))
+    uid = os.geteuid() if glance_uid is None else glance_uid
+    fix = ('copy the keyring of Cinder\'s rbd_user to %s, readable by '
+           "glance-api's user (os-brick reads only that path)" % keyring)
+    try:
+        readable = _readable_by(keyring, uid)
+    except OSError as e:
+        rows.append(Result('ceph keyring', FAIL, '%s: %s' % (
+            keyring, e.strerror or e), fix))
+        return rows
+    rows.append(Result('ceph keyring', OK, '%s readable by uid %d'
+                       % (keyring, uid)) if readable else
+                Result('ceph keyring', FAIL, '%s not readable by uid %d'
+                       % (keyring, uid), fix))
+    return rows
+
+
+def check_write(store, api, write_test, seen=None):
+    """The write test; ``seen`` gets the first attachment's connection."""
     if not write_test:
         return Result('write test', SKIP, 'run with --write-test for a full '
                       'create / attach / write / read / detach / delete')
+    seen = {} if seen is None else seen
     volume, steps, last = None, [], [time.monotonic()]
     data = os.urandom(units.Mi)
 
@@ -272,15 +336,19 @@ def check_write(store, api, write_test):
         volume = _probe_volume(api, store, 'write')
         done('create')
         for mode in ('rw', 'ro'):
-            with attachments.Attachment(api, store.host, volume.id,
-                                        mode) as att:
-                done('attach ' + mode)
-                if mode == 'rw':
-                    att.device.write_at(0, data)
-                    done('write')
-                else:
-                    back = att.device.read_at(0, len(data))
-                    done('read')
+            att = attachments.Attachment(api, store.host, volume.id, mode)
+            try:
+                with att:
+                    done('attach ' + mode)
+                    if mode == 'rw':
+                        att.device.write_at(0, data)
+                        done('write')
+                    else:
+                        back = att.device.read_at(0, len(data))
+                        done('read')
+            finally:
+                # Also when connecting failed: an RBD keyring missing.
+                seen.setdefault('connection_info', att.connection_info)
             done('detach ' + mode)
         if back != data:
             return Result('write test', FAIL, 'read back differs from what '
@@ -453,8 +521,16 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
                 check_locations(store)]
     usable = all(r.status != FAIL for r in results)
     if usable:
+        seen = {}
         results += [check_online_extend(store, api, probe),
-                    check_write(store, api, write_test)]
+                    check_write(store, api, write_test, seen)]
+        ceph = _ceph_rows(seen.get('connection_info'), glance_uid)
+        if ceph:
+            # No block device on RBD: librbd inside glance-api.
+            results = [Result('device access', OK, 'not used: RBD volumes '
+                              'are opened with librbd inside glance-api')
+                       if r.check == 'device access' else r for r in results]
+            results += ceph
     else:
         results += [Result(name, SKIP, 'skipped: fix the failures above')
                     for name in ('in-use extend', 'write test')]

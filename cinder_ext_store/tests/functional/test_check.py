@@ -71,6 +71,16 @@ class TestCheck(base.FunctionalTestCase):
                      'privsep',
                      'device access', 'in-use extend', 'write test'):
             self.assertEqual('ok', rows[(backend, name)][0], out)
+        # RBD backends: the Ceph rows from the write test's connection, and
+        # no block device to lend.
+        rbd = self.cloud.facts.storages.get('rbd')
+        if rbd is not None and rbd.glance_backend:
+            for name in ('ceph bindings', 'ceph keyring'):
+                self.assertEqual('ok', rows[(rbd.glance_backend, name)][0],
+                                 out)
+            self.assertIn('not used: RBD', rows[(rbd.glance_backend,
+                                                 'device access')][1])
+        self.assertNotIn((backend, 'ceph keyring'), rows)
         # The stack's rbd-offline shares type rbd with rbd, listed before
         # it: Cinder's upload-to-image locations go to rbd, and check says
         # so.

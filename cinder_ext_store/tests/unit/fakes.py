@@ -89,6 +89,8 @@ class FakeCinder(Faults):
         self.host_sees_growth = host_sees_growth
         self.quota_gib = quota_gib
         self.quota_volumes = -1
+        #: the connection_info's driver_volume_type
+        self.protocol = 'fake'
         self.pool_gib = pool_gib  # the pool's room; None: plenty
         self.policy_denies_extend_attached = False
         self.extend_fails_in_driver = False
@@ -380,10 +382,12 @@ class FakeCinder(Faults):
         # Exporting the volume refreshes what a new connection sees.
         self._grow_file(volume_id, vol['size'])
         vol['status'] = 'attaching'
-        return {'id': aid, 'status': 'attaching',
-                'connection_info': {'driver_volume_type': 'fake',
-                                    'device_path': self.path(volume_id),
-                                    'attachment_id': aid}}
+        info = {'driver_volume_type': self.protocol,
+                'device_path': self.path(volume_id), 'attachment_id': aid}
+        if self.protocol == 'rbd':  # what Cinder's RBD driver adds
+            info.update(name='volumes/volume-%s' % volume_id,
+                        cluster_name='ceph', auth_username='cinder')
+        return {'id': aid, 'status': 'attaching', 'connection_info': info}
 
     def attachment_complete(self, version, attachment_id):
         self._call('attachment_complete', version, attachment_id)

@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import importlib.util
 import os
 from unittest import mock
 
@@ -385,6 +386,74 @@ class TestRegisteredLocations(CheckTestCase):
                                   self.store.backend_group: 'cinder_ext'},
                                  {'before': None})
         self.assertEqual(check.WARN, result.status)
+
+
+class TestCeph(CheckTestCase):
+    """An RBD backend: known from the write test's connection."""
+
+    def setUp(self):
+        super(TestCeph, self).setUp()
+        self.cloud.protocol = 'rbd'
+        self.ceph = os.path.join(self.tmp, 'ceph')
+        os.mkdir(self.ceph)
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.check.CEPH_DIR', self.ceph))
+        self.keyring = os.path.join(self.ceph, 'ceph.client.cinder.keyring')
+        self.bindings(True)
+
+    def bindings(self, present):
+        real = importlib.util.find_spec
+        self.useFixture(fixtures.MonkeyPatch(
+            'importlib.util.find_spec',
+            lambda name, *a: (object() if present else None)
+            if name in ('rados', 'rbd') else real(name, *a)))
+
+    def write_keyring(self, mode=0o640):
+        with open(self.keyring, 'w') as f:
+            f.write('[client.cinder]\n\tkey = x\n')
+        os.chmod(self.keyring, mode)
+
+    def test_rbd_rows_replace_the_device_row(self):
+        self.write_keyring()
+        results = self.results(write_test=True)
+        self.assertEqual(check.OK, results['write test'].status)
+        self.assertIn('not used: RBD volumes are opened with librbd',
+                      results['device access'].detail)
+        self.assertEqual((check.OK, check.OK),
+                         (results['ceph bindings'].status,
+                          results['ceph keyring'].status))
+        self.assertIn(self.keyring, results['ceph keyring'].detail)
+
+    def test_keyring_missing(self):
+        r = check._ceph_rows(self.connection())[1]
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn(self.keyring, r.detail)
+        self.assertIn("Cinder's rbd_user", r.fix)
+
+    def test_keyring_not_readable_by_glance_apis_user(self):
+        self.write_keyring(0o600)
+        other = os.geteuid() + 4242 if os.geteuid() else 4242
+        r = check._ceph_rows(self.connection(), glance_uid=other)[1]
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('not readable by uid %d' % other, r.detail)
+
+    def test_bindings_missing(self):
+        self.bindings(False)
+        self.write_keyring()
+        r = check._ceph_rows(self.connection())[0]
+        self.assertEqual(check.FAIL, r.status)
+        self.assertIn('rados, rbd', r.detail)
+        self.assertIn('python3-rados', r.fix)
+
+    def test_other_protocols_have_no_ceph_rows(self):
+        self.assertEqual([], check._ceph_rows(
+            {'driver_volume_type': 'iscsi'}))
+        self.assertEqual([], check._ceph_rows(None))
+
+    @staticmethod
+    def connection():
+        return {'driver_volume_type': 'rbd', 'cluster_name': 'ceph',
+                'auth_username': 'cinder', 'name': 'volumes/volume-x'}
 
 
 class TestRun(CheckTestCase):
