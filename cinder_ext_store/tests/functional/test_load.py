@@ -34,7 +34,7 @@ class TestLoad(test_glance.GlanceTestCase):
         # pass leaves an image Glance 33 cannot delete (the full run has
         # it, and cleans that up as an operator would).
         mix = {k: v for k, v in load.MIX.items() if k != 'upload-to-image'}
-        settings = load.Settings(duration=45, clients=3, keep=2,
+        settings = load.Settings(duration=30, clients=3, keep=2,
                                  large_share=0, mix=mix)
         result = load.run(self.cloud, self.backend,
                           self.cloud.storage_facts.volume_type, settings,
