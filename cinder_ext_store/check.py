@@ -282,11 +282,13 @@ def _readable_by(path, uid):
     return bool(st.st_mode & stat.S_IROTH)
 
 
-def _ceph_rows(connection_info, glance_uid=None):
+def _ceph_rows(connection_info, uid):
     """What an RBD backend needs of the host; [] for other protocols.
 
     Known from the write test's attachment: Cinder's connection names the
     Ceph user and cluster, whose keyring os-brick reads.
+
+    :param uid: glance-api's user, who must read the keyring
     """
     info = connection_info or {}
     if info.get('driver_volume_type') != 'rbd':
@@ -302,7 +304,6 @@ def _ceph_rows(connection_info, glance_uid=None):
             Result('ceph bindings', OK, 'rados and rbd importable')]
     keyring = os.path.join(CEPH_DIR, '%s.client.%s.keyring') % (
         props.get('cluster_name') or 'ceph', props.get('auth_username'))
-    uid = os.geteuid() if glance_uid is None else glance_uid
     fix = ('copy the keyring of Cinder\'s rbd_user to %s, readable by '
            "glance-api's user (os-brick reads only that path)" % keyring)
     try:
@@ -503,6 +504,8 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
     :param glance_uid: the user glance-api runs as, when the check runs as
         another (root)
     """
+    if glance_uid is None:
+        glance_uid = store.host.euid()
     results = [check_credentials(store)]
     if results[0].status == FAIL:
         results.append(Result('endpoint', SKIP, 'skipped: the credentials '

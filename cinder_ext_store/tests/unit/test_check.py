@@ -425,7 +425,7 @@ class TestCeph(CheckTestCase):
         self.assertIn(self.keyring, results['ceph keyring'].detail)
 
     def test_keyring_missing(self):
-        r = check._ceph_rows(self.connection())[1]
+        r = check._ceph_rows(self.connection(), os.geteuid())[1]
         self.assertEqual(check.FAIL, r.status)
         self.assertIn(self.keyring, r.detail)
         self.assertIn("Cinder's rbd_user", r.fix)
@@ -433,22 +433,22 @@ class TestCeph(CheckTestCase):
     def test_keyring_not_readable_by_glance_apis_user(self):
         self.write_keyring(0o600)
         other = os.geteuid() + 4242 if os.geteuid() else 4242
-        r = check._ceph_rows(self.connection(), glance_uid=other)[1]
+        r = check._ceph_rows(self.connection(), other)[1]
         self.assertEqual(check.FAIL, r.status)
         self.assertIn('not readable by uid %d' % other, r.detail)
 
     def test_bindings_missing(self):
         self.bindings(False)
         self.write_keyring()
-        r = check._ceph_rows(self.connection())[0]
+        r = check._ceph_rows(self.connection(), os.geteuid())[0]
         self.assertEqual(check.FAIL, r.status)
         self.assertIn('rados, rbd', r.detail)
         self.assertIn('python3-rados', r.fix)
 
     def test_other_protocols_have_no_ceph_rows(self):
         self.assertEqual([], check._ceph_rows(
-            {'driver_volume_type': 'iscsi'}))
-        self.assertEqual([], check._ceph_rows(None))
+            {'driver_volume_type': 'iscsi'}, 0))
+        self.assertEqual([], check._ceph_rows(None, 0))
 
     @staticmethod
     def connection():
