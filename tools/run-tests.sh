@@ -16,10 +16,11 @@ if [ ! -x .tools/bin/tox ]; then
     .tools/bin/pip install -q -c tools/constraints.txt tox
 fi
 
-# Without a stack: style, unit tests, coverage, notes and docs, side by
+# Without a stack: style, unit tests, coverage, notes, docs and the
+# package (built, installed alone in a fresh venv, loaded), side by
 # side (making their venvs is most of their time); then the functional
 # suites, one after the other (they share the stack and its leak checks).
-quick=(-e pep8,py3,cover,releasenotes,docs)
+quick=(-e pep8,py3,cover,releasenotes,docs,package)
 envs=(-e functional,functional-rbd)
 everything=1
 if [ $# -gt 0 ]; then quick=(); envs=("$@"); everything=; fi

@@ -25,6 +25,8 @@ path (not all of dist-packages).
 import glob
 import json
 import os
+import re
+import shutil
 import uuid
 
 from harness.stack import service
@@ -33,6 +35,14 @@ PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-mgr', 'python3-rbd',
             'python3-rados']
 OSD_BYTES = 12 * 1024 ** 3
 KEYRING_LINK = '/etc/ceph/ceph.client.cinder.keyring'
+#: The mon's ports: another Ceph holding them would answer our clients.
+MON_PORTS = (3300, 6789)
+#: Health checks a one-node test cluster may show and still serve: a host
+#: disk with little free space (MON_DISK_LOW: the stack's OSD is a
+#: preallocated file, its data does not grow on the host), pools of one
+#: replica, a daemon's old crash report.
+BENIGN_CHECKS = frozenset(['MON_DISK_LOW', 'POOL_NO_REDUNDANCY',
+                           'RECENT_CRASH'])
 
 
 class Ceph(service.Service):
@@ -81,25 +91,46 @@ class Ceph(service.Service):
 
     # -- start / stop --------------------------------------------------
 
-    def ceph(self, *args, check=True):
+    def ceph(self, *args, check=True, timeout=120):
         return service.run(['ceph', '-c', self.conf, '--connect-timeout',
-                            '10'] + list(args), check=check)
+                            '10'] + list(args), check=check,
+                           timeout=timeout)
 
     def _spawn(self, daemon, ident):
         self.spawn([daemon, '-f', '-c', self.conf, '-i', ident],
                    os.path.join(self.dir, 'log', '%s.out' % daemon),
                    name=daemon)
 
+    @property
+    def _made(self):
+        """Written last by :meth:`_create`: the cluster is whole."""
+        return os.path.join(self.dir, 'created')
+
     def start(self):
-        fresh = not os.path.exists(os.path.join(self.dir, 'data'))
-        if fresh:
+        if (os.path.exists(self.keyring('glance')) and
+                not os.path.exists(self._made)):
+            # Made before the marker existed: its last step is done.
+            with open(self._made, 'w') as f:
+                f.write('%s\n' % self._fsid())
+        if (os.path.exists(os.path.join(self.dir, 'data')) and
+                not os.path.exists(self._made)):
+            # An earlier up stopped while making it (killed, or a port
+            # taken): its half is no cluster to start; make it again.
+            service.log('ceph: %s holds a cluster an earlier up did not '
+                        'finish making: removing it' % self.dir)
+            self._remove_half_made()
+        if not os.path.exists(self._made):
+            self._check_ports()
             self._create()
         else:
+            if not self.alive('ceph-mon'):
+                self._check_ports()
             for daemon, ident in (('ceph-mon', 'a'), ('ceph-mgr', 'x'),
                                   ('ceph-osd', '0')):
                 if not self.alive(daemon):
                     self._spawn(daemon, ident)
-        service.wait_for(120, 'Ceph HEALTH_OK with every PG active',
+        service.wait_for(120, 'Ceph healthy (HEALTH_OK or benign warnings) '
+                         'with every PG active',
                          self.healthy, interval=1)
         if os.path.realpath(KEYRING_LINK) != os.path.realpath(
                 self.keyring('cinder')):
@@ -112,6 +143,31 @@ class Ceph(service.Service):
                     % KEYRING_LINK)
             os.makedirs(os.path.dirname(KEYRING_LINK), exist_ok=True)
             os.symlink(self.keyring('cinder'), KEYRING_LINK)
+
+    def _remove_half_made(self):
+        for daemon in reversed(self.daemons):
+            self.kill_recorded(daemon, grace=5)
+        for entry in os.listdir(self.dir):
+            if entry == os.path.basename(self.python_path):
+                continue  # the install step's links
+            path = os.path.join(self.dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+    def _check_ports(self):
+        """Refuse to start a mon when another process holds its ports."""
+        for port in MON_PORTS:
+            out = service.run(['ss', '-Hltnp', 'sport = :%d' % port],
+                              check=False, timeout=30)
+            if out.strip():
+                holder = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+                raise service.StackError(
+                    'ceph: port %d is taken%s; the stack\'s mon needs it: '
+                    'stop that process (another Ceph?) and run up again'
+                    % (port, ' by %s (pid %s)' % holder.groups()
+                       if holder else ''))
 
     def _create(self):
         d = self.dir
@@ -167,6 +223,8 @@ class Ceph(service.Service):
                   'profile rbd pool=images', '-o', self.keyring('glance'))
         for user in ('cinder', 'glance'):
             os.chmod(self.keyring(user), 0o644)
+        with open(self._made, 'w') as f:
+            f.write('%s\n' % fsid)
 
     def _fsid(self):
         with open(self.conf) as f:
@@ -177,15 +235,24 @@ class Ceph(service.Service):
     def healthy(self):
         if not all(self.alive(d) for d in self.daemons):
             return False
-        if self.ceph('health', check=False).strip() != 'HEALTH_OK':
+        if not self.serving():
             return False
         # HEALTH_OK can come before every PG is active.
-        stat = json.loads(self.ceph('pg', 'stat', '-f', 'json'))
+        stat = json.loads(self.ceph('pg', 'stat', '-f', 'json', timeout=30))
         states = stat.get('pg_summary', stat).get('num_pg_by_state', [])
         total = sum(s['num'] for s in states)
         active = sum(s['num'] for s in states
                      if s['name'].startswith('active'))
         return total > 0 and total == active
+
+    def serving(self):
+        """HEALTH_OK, or warnings a test cluster may have (BENIGN_CHECKS)."""
+        health = json.loads(self.ceph('health', '-f', 'json', timeout=30))
+        if health.get('status') == 'HEALTH_OK':
+            return True
+        checks = set(health.get('checks', {}))
+        return (health.get('status') == 'HEALTH_WARN' and
+                checks <= BENIGN_CHECKS)
 
     def stop(self):
         for daemon in reversed(self.daemons):

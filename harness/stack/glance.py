@@ -89,6 +89,42 @@ RBD_BACKENDS = {
 DEFAULT_BACKEND = 'images'
 
 
+# What a glance-api host needs beside glance-api.conf, as functions of its
+# paths: the DevStack plugin (devstack/plugin.sh) writes the same, and its
+# test compares the two.
+
+def sudoers_rule(user, commands, rootwrap_config):
+    """The package's sudoers example for ``user`` and these rootwrap paths.
+
+    :param commands: the paths of ``glance-rootwrap`` the user may run
+    :param rootwrap_config: the one rootwrap configuration they may use
+    """
+    with open(os.path.join(service.REPO, 'etc', 'sudoers.d',
+                           'glance-cinder-ext-store')) as f:
+        rule = f.read()
+    example = ('glance ALL = (root) NOPASSWD: /usr/bin/glance-rootwrap '
+               '/etc/glance/rootwrap.conf *')
+    if example not in rule:
+        raise service.StackError('etc/sudoers.d/glance-cinder-ext-store '
+                                 'no longer holds: %s' % example)
+    rule = rule.replace('Defaults:glance', 'Defaults:%s' % user)
+    return rule.replace(example, '%s ALL = (root) NOPASSWD: %s' % (
+        user, ', '.join('%s %s *' % (cmd, rootwrap_config)
+                        for cmd in commands)))
+
+
+def rootwrap_conf(filters_dir, bin_dir):
+    """A rootwrap.conf applying the filters of ``filters_dir``."""
+    return ('[DEFAULT]\nfilters_path = %s\nexec_dirs = %s,'
+            '/sbin,/usr/sbin,/bin,/usr/bin\nuse_syslog = False\n'
+            % (filters_dir, bin_dir))
+
+
+def helper_command(rootwrap, rootwrap_config):
+    """How a non-root glance-api starts a privsep daemon."""
+    return 'sudo %s %s privsep-helper' % (rootwrap, rootwrap_config)
+
+
 class Glance(service.UwsgiService):
     name = 'glance-api'
     venv_name = 'glance'
@@ -178,20 +214,9 @@ class Glance(service.UwsgiService):
             if os.path.lexists(ROOTWRAP_LINK):
                 os.unlink(ROOTWRAP_LINK)
             os.symlink(rootwrap, ROOTWRAP_LINK)
-        with open(os.path.join(service.REPO, 'etc', 'sudoers.d',
-                               'glance-cinder-ext-store')) as f:
-            rule = f.read()
         # One rootwrap configuration: this instance's.
-        conf = self.rootwrap_config(self.rootwrap_store)
-        example = ('glance ALL = (root) NOPASSWD: /usr/bin/glance-rootwrap '
-                   '/etc/glance/rootwrap.conf *')
-        if example not in rule:
-            raise service.StackError('etc/sudoers.d/glance-cinder-ext-store '
-                                     'no longer holds: %s' % example)
-        rule = rule.replace('Defaults:glance', 'Defaults:%s' % user)
-        rule = rule.replace(example, '%s ALL = (root) NOPASSWD: %s' % (
-            user, ', '.join('%s %s *' % (cmd, conf)
-                            for cmd in (rootwrap, ROOTWRAP_LINK))))
+        rule = sudoers_rule(user, (rootwrap, ROOTWRAP_LINK),
+                            self.rootwrap_config(self.rootwrap_store))
         candidate = self.sudoers + '.new'
         with open(candidate, 'w') as f:
             f.write(rule)
@@ -236,9 +261,8 @@ class Glance(service.UwsgiService):
                 # config file).
                 shutil.copy(filters['cinder_ext'], d)
             with open(conf, 'w') as f:
-                f.write('[DEFAULT]\nfilters_path = %s\nexec_dirs = %s/bin,'
-                        '/sbin,/usr/sbin,/bin,/usr/bin\nuse_syslog = False\n'
-                        % (d, self.s.venv('glance')))
+                f.write(rootwrap_conf(d, os.path.join(self.s.venv('glance'),
+                                                      'bin')))
 
     def _own(self, paths, mode=None):
         """Give ``paths`` to the glance user (``mode``: only readable)."""
@@ -293,7 +317,7 @@ class Glance(service.UwsgiService):
                 extra=self.extra_defaults, db=self.postgres.url('glance'),
                 sections=sections,
                 authtoken=self.keystone.authtoken('glance'),
-                lock=lock, helper='sudo %s %s privsep-helper' % (
+                lock=lock, helper=helper_command(
                     os.path.join(self.s.venv('glance'), 'bin',
                                  'glance-rootwrap'),
                     self.rootwrap_config(self.rootwrap_store))))

@@ -57,8 +57,9 @@ cfg.CONF.register_opts(loop_opts, group='backend_defaults')
 
 
 def _run(*cmd):
+    # A timeout: a hung losetup or dd must fail the volume, not the service.
     return subprocess.run(cmd, check=True, capture_output=True,
-                          text=True).stdout
+                          text=True, timeout=600).stdout
 
 
 class LoopDriver(driver.BaseVD):

@@ -41,16 +41,35 @@ def log(message):
           file=sys.stderr, flush=True)
 
 
-def run(cmd, user=None, env=None, check=True, capture=True, **kw):
-    """Run ``cmd`` (as ``user``); returns its stdout."""
+#: How long one command of the stack may take, unless its caller says
+#: otherwise: a command that hangs (a Ceph client without a cluster, a
+#: database that does not answer) fails ``up`` instead of holding it.
+COMMAND_TIMEOUT = 300
+
+
+def run(cmd, user=None, env=None, check=True, capture=True,
+        timeout=COMMAND_TIMEOUT, **kw):
+    """Run ``cmd`` (as ``user``); returns its stdout.
+
+    :raises StackError: it failed (with ``check``) or ran over ``timeout``
+        seconds (it is killed)
+    """
     cmd = list(cmd)
     if env:  # through env(1): runuser resets the environment
         cmd = ['env'] + ['%s=%s' % kv for kv in sorted(env.items())] + cmd
     if user:
         cmd = ['runuser', '-u', user, '--'] + cmd
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.STDOUT if capture else None,
-                          text=True, **kw)
+    try:
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None, text=True,
+            timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        out = e.output or ''
+        if isinstance(out, bytes):
+            out = out.decode('utf-8', 'replace')
+        raise StackError('%s did not finish in %d s (killed): %s' % (
+            ' '.join(cmd), timeout, out[-2000:]))
     if check and proc.returncode:
         raise StackError('%s failed (exit %d): %s' % (
             ' '.join(cmd), proc.returncode, (proc.stdout or '')[-2000:]))
@@ -136,8 +155,8 @@ class Settings(object):
         link = self.path(name)
         if not os.path.exists(link):
             reachable = subprocess.run(
-                ['runuser', '-u', user, '--', 'test', '-x', self.state]
-            ).returncode == 0
+                ['runuser', '-u', user, '--', 'test', '-x', self.state],
+                timeout=60).returncode == 0
             if reachable:
                 os.makedirs(link)
             else:
@@ -199,13 +218,22 @@ def make_venv(directory, probe, requirements, pip_log, python=None):
 
 def pip_install(directory, requirements, pip_log):
     with open(pip_log, 'a') as out:
-        proc = subprocess.run(
-            [os.path.join(directory, 'bin', 'pip'), 'install', '-q'] +
-            list(requirements), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.run(
+                [os.path.join(directory, 'bin', 'pip'), 'install', '-q'] +
+                list(requirements), stdout=out, stderr=subprocess.STDOUT,
+                timeout=INSTALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise StackError('pip install %s did not finish in %d s, see %s'
+                             % (' '.join(requirements), INSTALL_TIMEOUT,
+                                pip_log))
     if proc.returncode:
         raise StackError('pip install %s failed, see %s'
                          % (' '.join(requirements), pip_log))
 
+
+#: How long one pip or apt-get install may take (downloads included).
+INSTALL_TIMEOUT = 1800
 
 #: One apt run at a time (services install side by side).
 _APT = threading.Lock()
@@ -222,12 +250,17 @@ def apt_install(packages, recommends=True):
 def _apt_install(packages, recommends):
     log('installing Debian packages: %s' % ' '.join(packages))
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-    run(['apt-get', 'update', '-qq'], env=None)
+    run(['apt-get', 'update', '-qq'], env=None, timeout=INSTALL_TIMEOUT)
     options = [] if recommends else ['--no-install-recommends']
     # Waits for a dpkg lock another apt run holds instead of failing.
-    proc = subprocess.run(['apt-get', '-o', 'DPkg::Lock::Timeout=900',
-                           'install', '-y', '-qq'] + options + packages,
-                          env=env, stdout=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run(['apt-get', '-o', 'DPkg::Lock::Timeout=900',
+                               'install', '-y', '-qq'] + options + packages,
+                              env=env, stdout=subprocess.DEVNULL,
+                              timeout=INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise StackError('apt-get install %s did not finish in %d s'
+                         % (' '.join(packages), INSTALL_TIMEOUT))
     if proc.returncode:
         raise StackError('apt-get install %s failed' % ' '.join(packages))
 
@@ -236,7 +269,7 @@ def deb_installed(package):
     """Whether Debian package ``package`` is installed."""
     proc = subprocess.run(['dpkg-query', '-W', '-f', '${Status}', package],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True)
+                          text=True, timeout=60)
     return 'install ok installed' in proc.stdout
 
 
