@@ -498,6 +498,40 @@ def check_registered_locations(store, api):
         'or give each backend a volume type of its own')
 
 
+def check_intree_beside(store, api):
+    """In-tree ``cinder`` backends enabled beside this store.
+
+    They share the ``cinder://`` scheme and Cinder's view of a host: on
+    this store's volume type, a host's attachments of theirs look like ones
+    a crashed process of this store left (reconcile keeps what its records
+    do not name only while it cannot tell), and their images' volumes like
+    this store's.
+    """
+    mine = store.volume_type_name(api)
+    intree = {}
+    for name, kind in (_option(store.conf, 'enabled_backends') or {}).items():
+        if kind == 'cinder':
+            intree[name] = (_option(store.conf, name, 'cinder_volume_type') or
+                            api.default_volume_type())
+    if not intree:
+        return Result('in-tree backends', OK, 'none enabled beside this '
+                      'store')
+    same = sorted(name for name, vtype in intree.items() if vtype == mine)
+    if same:
+        return Result(
+            'in-tree backends', WARN,
+            "in-tree cinder backend(s) %s use this store's volume type %s: "
+            'their attachments and image volumes on this host cannot be '
+            "told from this store's" % (', '.join(same), mine),
+            'give the in-tree backend(s) a volume type of their own (or '
+            'move their images here: see "Moving from the in-tree driver" '
+            'in the guide)')
+    return Result('in-tree backends', OK, 'in-tree cinder backend(s) %s '
+                  'beside, on other volume types (%s)' % (
+                      ', '.join(sorted(intree)),
+                      ', '.join(sorted(set(intree.values())))))
+
+
 def run_checks(store, probe=False, write_test=False, glance_uid=None):
     """Every check of ``store``, in order; later ones need earlier ones.
 
@@ -517,6 +551,7 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
     if reachable:
         results += [check_volume_type(store, api),
                     check_registered_locations(store, api),
+                    check_intree_beside(store, api),
                     check_quota(store, api)]
     results += [check_options(store), check_lock_path(store),
                 check_privsep(store),

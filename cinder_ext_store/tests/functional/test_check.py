@@ -67,8 +67,8 @@ class TestCheck(base.FunctionalTestCase):
         rows = self.rows(out)
         backend = self.cloud.storage_facts.glance_backend or 'images'
         for name in ('credentials', 'endpoint', 'volume type',
-                     'registered locations', 'quota', 'options', 'lock path',
-                     'privsep',
+                     'registered locations', 'in-tree backends', 'quota',
+                     'options', 'lock path', 'privsep',
                      'device access', 'in-use extend', 'write test'):
             self.assertEqual('ok', rows[(backend, name)][0], out)
         # RBD backends: the Ceph rows from the write test's connection, and
@@ -114,6 +114,13 @@ class TestCheck(base.FunctionalTestCase):
         wrong_password, missing_type = ours[0], ours[1]
         conf[wrong_password]['cinder_store_password'] = 'not-the-password'
         conf[missing_type]['cinder_volume_type'] = 'no-such-type'
+        # An in-tree backend on a third backend's volume type, as a
+        # migration half done leaves it.
+        third = ours[2]
+        conf['DEFAULT']['enabled_backends'] += ',legacy:cinder'
+        conf['legacy'] = {k: v for k, v in conf[third].items()
+                          if k not in conf.defaults() and
+                          not k.startswith('cinder_ext')}
         blocker = os.path.join(copy, 'not-a-directory')
         open(blocker, 'w').close()
         conf['oslo_concurrency']['lock_path'] = os.path.join(blocker, 'lock')
@@ -134,5 +141,10 @@ class TestCheck(base.FunctionalTestCase):
         self.assertEqual('FAIL', rows[(missing_type, 'lock path')][0])
         self.assertIn('FIX %s/lock path: set [oslo_concurrency] lock_path'
                       % missing_type, out)
+        intree = rows[(third, 'in-tree backends')]
+        self.assertEqual('warn', intree[0], out)
+        self.assertIn("backend(s) legacy use this store's volume type",
+                      intree[1])
+        self.assertNotIn(('legacy', 'credentials'), rows)
         self.assertLess(took, 60)
         self.assertNoLeftovers()

@@ -388,6 +388,53 @@ class TestRegisteredLocations(CheckTestCase):
         self.assertEqual(check.WARN, result.status)
 
 
+class TestIntreeBeside(CheckTestCase):
+
+    def beside(self, backends, types):
+        try:
+            self.conf.register_opt(cfg.DictOpt('enabled_backends'))
+        except cfg.DuplicateOptError:
+            pass
+        self.conf.set_override('enabled_backends', backends)
+        for name, vtype in types.items():
+            self.conf.register_opts(
+                [cfg.StrOpt('cinder_volume_type')], group=name)
+            self.conf.set_override('cinder_volume_type', vtype, group=name)
+        return check.check_intree_beside(self.store, self.api)
+
+    def test_none(self):
+        result = self.beside({self.store.backend_group: 'cinder_ext',
+                              'f': 'file'}, {})
+        self.assertEqual((check.OK, 'none enabled beside this store'),
+                         (result.status, result.detail))
+
+    def test_on_another_type_is_ok(self):
+        result = self.beside({self.store.backend_group: 'cinder_ext',
+                              'old': 'cinder'}, {'old': 'elsewhere'})
+        self.assertEqual(check.OK, result.status)
+        self.assertIn('old beside, on other volume types (elsewhere)',
+                      result.detail)
+
+    def test_on_this_stores_type_warns(self):
+        vtype = self.store.volume_type_name(self.api)
+        result = self.beside({'old': 'cinder',
+                              self.store.backend_group: 'cinder_ext',
+                              'older': 'cinder'},
+                             {'old': vtype, 'older': 'elsewhere'})
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn("backend(s) old use this store's volume type %s"
+                      % vtype, result.detail)
+        self.assertIn('volume type of their own', result.fix)
+
+    def test_unset_type_is_cinders_default(self):
+        self.conf.set_override('cinder_volume_type', None,
+                               group=self.store.backend_group)
+        result = self.beside({'old': 'cinder',
+                              self.store.backend_group: 'cinder_ext'},
+                             {'old': None})
+        self.assertEqual(check.WARN, result.status)
+
+
 class TestCeph(CheckTestCase):
     """An RBD backend: known from the write test's connection."""
 
@@ -462,7 +509,8 @@ class TestRun(CheckTestCase):
         results = self.results(probe=True, write_test=True)
         self.assertEqual(
             ['credentials', 'endpoint', 'volume type',
-             'registered locations', 'quota', 'options', 'lock path',
+             'registered locations', 'in-tree backends', 'quota',
+             'options', 'lock path',
              'privsep', 'device access', 'locations', 'in-use extend',
              'write test'],
             list(results))
