@@ -36,6 +36,7 @@ from cinder_ext_store import attachments
 from cinder_ext_store import brick_host
 from cinder_ext_store import cinder_api
 from cinder_ext_store import cinder_session
+from cinder_ext_store import host_records
 
 OK, WARN, FAIL, SKIP = 'ok', 'warn', 'FAIL', 'skip'
 #: The newest microversion the store uses (attachments with a mode).
@@ -319,6 +320,41 @@ def _ceph_rows(connection_info, uid):
     return rows
 
 
+def _recorded(store):
+    try:
+        return host_records.Records(store.lock_path()).load_backend(
+            store.record_name)
+    except Exception:
+        return None  # no lock path: its own row says so
+
+
+def _recorded_connection(store):
+    """The recorded connection, as far as _ceph_rows reads one; or None.
+
+    From the record the store's last attach on this host left.
+    """
+    facts = _recorded(store)
+    if not facts:
+        return None
+    return {'driver_volume_type': facts.get('protocol'),
+            'data': {'cluster_name': facts.get('cluster_name'),
+                     'auth_username': facts.get('auth_username')}}
+
+
+def _protocol_row(store, connection_info):
+    """How the backend's volumes reach this host, and how it is known."""
+    if connection_info:
+        return Result('protocol', OK, '%s (the write test\'s attachment)'
+                      % connection_info.get('driver_volume_type'))
+    facts = _recorded(store)
+    if facts:
+        return Result('protocol', OK, '%s (recorded by the store\'s last '
+                      'attach on this host)' % facts.get('protocol'))
+    return Result('protocol', SKIP, 'not known until the store attaches a '
+                  'volume on this host: run with --write-test for the rows '
+                  'the protocol needs')
+
+
 def check_write(store, api, write_test, seen=None):
     """The write test; ``seen`` gets the first attachment's connection."""
     if not write_test:
@@ -562,7 +598,9 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
         seen = {}
         results += [check_online_extend(store, api, probe),
                     check_write(store, api, write_test, seen)]
-        ceph = _ceph_rows(seen.get('connection_info'), glance_uid)
+        info = seen.get('connection_info')
+        results.append(_protocol_row(store, info))
+        ceph = _ceph_rows(info or _recorded_connection(store), glance_uid)
         if ceph:
             # No block device on RBD: librbd inside glance-api.
             results = [Result('device access', OK, 'not used: RBD volumes '

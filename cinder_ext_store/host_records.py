@@ -50,6 +50,9 @@ from glance_store import exceptions
 LOG = logging.getLogger(__name__)
 
 SUBDIR = 'cinder_ext_reads'
+#: What a backend's volumes come over on this host (:meth:`Records.
+#: note_backend`): ``backend-<name>`` + this.
+BACKEND_SUFFIX = '.backend'
 
 #: Keys of a connection's data that only a connect needs (iSCSI CHAP
 #: passwords). An RBD reader that joins a share connects again with the
@@ -217,6 +220,7 @@ class Records(object):
     def __init__(self, state_dir):
         self.dir = os.path.join(state_dir, SUBDIR)
         self._checked = False
+        self._noted = {}  # backend -> facts this process has on disk
 
     def ensure_dir(self):
         """Make (0700) or check the directory; refuse one not ours."""
@@ -329,6 +333,56 @@ class Records(object):
                 pass
             raise
         _sync_dir(self.dir)
+
+    @staticmethod
+    def _backend_name(backend):
+        if not backend or not all(c.isalnum() or c in '-_.'
+                                  for c in backend):
+            return None
+        return 'backend-%s%s' % (backend, BACKEND_SUFFIX)
+
+    def note_backend(self, backend, connection_info):
+        """Record how ``backend``'s volumes come to this host.
+
+        ``check`` reads it to judge what the protocol needs (RBD: the Ceph
+        bindings and keyring) without a write test. The protocol and, for
+        RBD, the Ceph user, cluster, monitors and pool; no secret.
+        """
+        name = self._backend_name(backend)
+        info = connection_info or {}
+        if name is None or not info.get('driver_volume_type'):
+            return
+        facts = {'protocol': info['driver_volume_type']}
+        # The attachments API gives the connection flat; the legacy one
+        # under 'data'.
+        data = info.get('data') if isinstance(info.get('data'), dict) else info
+        if facts['protocol'] == 'rbd':
+            facts.update(
+                cluster_name=data.get('cluster_name') or 'ceph',
+                auth_username=data.get('auth_username'),
+                hosts=data.get('hosts') or [], ports=data.get('ports') or [],
+                pool=(data.get('name') or '').partition('/')[0] or None)
+        if self._noted.get(backend) == facts:
+            return  # the usual case: one file read per process and backend
+        try:
+            if self.load_backend(backend) != facts:
+                self.save(name, facts)
+        except (OSError, exceptions.BackendException) as e:
+            # A fact for check, not a transfer's need.
+            LOG.warning('Could not record backend %s: %s', backend, e)
+            return
+        self._noted[backend] = facts
+
+    def load_backend(self, backend):
+        """What :meth:`note_backend` recorded, or None."""
+        name = self._backend_name(backend)
+        if name is None:
+            return None
+        try:
+            return self.load(name)
+        except (ValueError, exceptions.BackendException) as e:
+            LOG.warning('Ignoring record %s: %s', self.path(name), e)
+            return None
 
     def remove(self, name):
         try:

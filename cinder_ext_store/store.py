@@ -268,14 +268,19 @@ class Store(glance_store.driver.Store):
         with self._shares_lock:
             if self._shares is None:
                 records = host_records.Records(self.lock_path())
-                self._uploads = upload_markers.UploadMarkers(records,
-                                                             self.host)
+                self._uploads = upload_markers.UploadMarkers(
+                    records, self.host, backend=self.record_name)
                 self._shares = read_share.ReadShares(
                     records, self.host, self._uploads,
                     retries=self.store_conf.cinder_attachment_retry_attempts,
                     direct=self.store_conf.cinder_ext_direct_io,
                     sleep=self.tuning.sleep)
             return self._shares
+
+    @property
+    def record_name(self):
+        """This store's name in the host's records: its backend."""
+        return self.backend_group or 'glance_store'
 
     @property
     def uploads(self):

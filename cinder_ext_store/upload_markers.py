@@ -46,11 +46,14 @@ class UploadMarkers(object):
         Records`
     :param host: the :class:`~cinder_ext_store.brick_host.BrickHost` that
         disconnects what a dead upload left
+    :param backend: the store's backend, whose protocol an attachment
+        shows (:meth:`~cinder_ext_store.host_records.Records.note_backend`)
     """
 
-    def __init__(self, records, host):
+    def __init__(self, records, host, backend=None):
         self.records = records
         self.host = host
+        self.backend = backend
 
     def _name(self, volume_id):
         return volume_id + SUFFIX
@@ -91,6 +94,9 @@ class UploadMarkers(object):
                 host_connection=host_connection,
                 rbd_conf=host_records.rbd_conf(info))
         self.records.save(self._name(volume_id), marker)
+        if attachment is not None:
+            self.records.note_backend(self.backend,
+                                      attachment.connection_info)
 
     def uploaded(self, volume_id, abandoned=False):
         """The upload ended; ``abandoned``: its cleanup could not finish.

@@ -21,6 +21,8 @@ import shutil
 import time
 
 from cinder_ext_store.tests.functional import base
+from harness import glance
+from harness import images
 from harness import leaks
 
 LOG = logging.getLogger('check')
@@ -89,6 +91,33 @@ class TestCheck(base.FunctionalTestCase):
             self.assertEqual('warn', offline[0], out)
             self.assertIn('go to backend rbd,', offline[1])
         self.assertLess(took, 60)
+        self.assertNoLeftovers()
+
+    def test_rbd_rows_without_write_test(self):
+        # What the store's last attach on this host recorded is enough for
+        # the Ceph rows: an upload through Glance to the RBD backend first.
+        rbd = self.cloud.facts.storages.get('rbd')
+        if rbd is None or not rbd.glance_backend:
+            self.skipTest('the stack runs without Ceph (--no-ceph)')
+        user = glance.GlanceUser(self.cloud)
+        image = user.create('check-rbd-record')
+        self.addCleanup(user.delete_quietly, image.id)
+        src = images.ImageSource(3 * base.MiB, seed=41)
+        user.client.images.upload(image.id, images.Unsized(src),
+                                  image_size=3 * base.MiB,
+                                  backend=rbd.glance_backend)
+        status, out, _took = self.check(self.etc)
+        self.assertEqual(0, status, out)
+        rows = self.rows(out)
+        self.assertEqual(('ok', "rbd (recorded by the store's last attach "
+                          'on this host)'),
+                         rows[(rbd.glance_backend, 'protocol')], out)
+        for name in ('ceph bindings', 'ceph keyring'):
+            self.assertEqual('ok', rows[(rbd.glance_backend, name)][0], out)
+        self.assertIn('not used: RBD', rows[(rbd.glance_backend,
+                                             'device access')][1])
+        self.assertEqual('skip', rows[(rbd.glance_backend, 'write test')][0])
+        user.client.images.delete(image.id)
         self.assertNoLeftovers()
 
     def broken_copy(self):

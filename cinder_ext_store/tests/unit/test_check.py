@@ -492,6 +492,28 @@ class TestCeph(CheckTestCase):
         self.assertIn('rados, rbd', r.detail)
         self.assertIn('python3-rados', r.fix)
 
+    def test_rbd_rows_from_the_last_uploads_record(self):
+        # No write test: an upload of this store on this host recorded how
+        # its volumes came.
+        self.write_keyring()
+        self.add(base.payload(3000))
+        results = self.results()
+        self.assertEqual(check.SKIP, results['write test'].status)
+        self.assertEqual((check.OK, 'rbd (recorded by the store\'s last '
+                          'attach on this host)'),
+                         (results['protocol'].status,
+                          results['protocol'].detail))
+        self.assertEqual((check.OK, check.OK),
+                         (results['ceph bindings'].status,
+                          results['ceph keyring'].status))
+        self.assertIn('not used: RBD', results['device access'].detail)
+
+    def test_unknown_protocol_without_write_test_or_record(self):
+        results = self.results()
+        self.assertEqual(check.SKIP, results['protocol'].status)
+        self.assertIn('run with --write-test', results['protocol'].detail)
+        self.assertNotIn('ceph keyring', results)
+
     def test_other_protocols_have_no_ceph_rows(self):
         self.assertEqual([], check._ceph_rows(
             {'driver_volume_type': 'iscsi'}, 0))
@@ -512,7 +534,7 @@ class TestRun(CheckTestCase):
              'registered locations', 'in-tree backends', 'quota',
              'options', 'lock path',
              'privsep', 'device access', 'locations', 'in-use extend',
-             'write test'],
+             'write test', 'protocol'],
             list(results))
         # The fake store has no credentials of its own: they warn, and the
         # quota is each request's project's.

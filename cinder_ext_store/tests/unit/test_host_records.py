@@ -91,6 +91,55 @@ class TestRecords(base.TestCase):
                          host_records.without_secrets(info))
 
 
+class TestBackendRecord(base.TestCase):
+
+    def setUp(self):
+        super(TestBackendRecord, self).setUp()
+        self.records = host_records.Records(
+            self.useFixture(fixtures.TempDir()).path)
+
+    def test_rbd_facts_without_secrets(self):
+        self.records.note_backend('rbd', {
+            'driver_volume_type': 'rbd', 'name': 'volumes/volume-1',
+            'cluster_name': 'ceph', 'auth_username': 'cinder',
+            'hosts': ['10.0.0.1'], 'ports': ['6789'], 'keyring': 'SECRET'})
+        facts = self.records.load_backend('rbd')
+        self.assertEqual({'protocol': 'rbd', 'cluster_name': 'ceph',
+                          'auth_username': 'cinder', 'hosts': ['10.0.0.1'],
+                          'ports': ['6789'], 'pool': 'volumes'}, facts)
+        with open(self.records.path('backend-rbd.backend')) as f:
+            self.assertNotIn('SECRET', f.read())
+
+    def test_legacy_layout_and_other_protocols(self):
+        self.records.note_backend('images', {
+            'driver_volume_type': 'iscsi',
+            'data': {'target_iqn': 'iqn.x', 'auth_password': 'SECRET'}})
+        self.assertEqual({'protocol': 'iscsi'},
+                         self.records.load_backend('images'))
+
+    def test_written_once_per_process_while_unchanged(self):
+        info = {'driver_volume_type': 'local'}
+        self.records.note_backend('images', info)
+        path = self.records.path('backend-images.backend')
+        os.utime(path, (0, 0))
+        self.records.note_backend('images', info)
+        self.assertEqual(0, os.stat(path).st_mtime)
+        self.records.note_backend('images', {'driver_volume_type': 'rbd'})
+        self.assertEqual('rbd',
+                         self.records.load_backend('images')['protocol'])
+
+    def test_a_name_that_is_no_file_name_is_not_recorded(self):
+        self.records.note_backend('../x', {'driver_volume_type': 'rbd'})
+        self.records.note_backend(None, {'driver_volume_type': 'rbd'})
+        self.assertIsNone(self.records.load_backend('../x'))
+        self.assertFalse(os.path.exists(self.records.dir))
+
+    def test_not_a_volume_record(self):
+        self.records.note_backend('images', {'driver_volume_type': 'rbd'})
+        self.assertEqual(set(), self.records.volumes_named())
+        self.assertEqual({}, self.records.leftovers(older_than=0))
+
+
 class TestJudge(base.TestCase):
     """Who is alive: only a process of this place can be judged."""
 
