@@ -47,6 +47,8 @@ import time
 
 from glance_store import exceptions
 
+from cinder_ext_store import ceph_pool
+
 LOG = logging.getLogger(__name__)
 
 SUBDIR = 'cinder_ext_reads'
@@ -361,7 +363,9 @@ class Records(object):
                 cluster_name=data.get('cluster_name') or 'ceph',
                 auth_username=data.get('auth_username'),
                 hosts=data.get('hosts') or [], ports=data.get('ports') or [],
-                pool=(data.get('name') or '').partition('/')[0] or None)
+                pool=(data.get('name') or '').partition('/')[0] or None,
+                name_template=ceph_pool.name_template(
+                    (data.get('name') or '').partition('/')[2]))
         if self._noted.get(backend) == facts:
             return  # the usual case: one file read per process and backend
         try:

@@ -52,6 +52,7 @@ import logging
 
 from glance_store import exceptions
 
+from cinder_ext_store import ceph_pool
 from cinder_ext_store import cinder_api
 from cinder_ext_store import host_records
 from cinder_ext_store import ownership
@@ -239,15 +240,14 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
     every = api.volumes()
     volumes = [v for v in every if v.volume_type == vtype]
     _note_lost(store, api, glance, name, {v.id for v in every}, notes)
+    _note_ceph(store, name, volumes, seen, notes)
     actions += _unrecorded_attachments(store, api, name, volumes, seen,
                                        older_than, now)
     for volume in volumes:
         if volume.id in seen or volume.id in live:
             continue
-        try:
-            ownership.check_image_volume(volume)
-        except exceptions.NotFound:
-            continue  # not an image volume: never ours to clean
+        if not _is_image_volume(volume):
+            continue  # never ours to clean
         verdict, reason = _judge(volume, glance, older_than, now,
                                  volume.id in crashed)
         if verdict is None:
@@ -289,6 +289,55 @@ def _note_lost(store, api, glance, name, known, notes):
             'its location names volume %s, which Cinder does not have: the '
             'image cannot be read from it (delete the image, or upload it '
             'again)' % volume_id, volume_id))
+
+
+def _note_ceph(store, name, volumes, seen, notes):
+    """Say what Cinder's RBD driver left in this backend's pool.
+
+    Only where the store's last attach on this host recorded an RBD
+    connection (the pool and Ceph user); read-only: these are Cinder's (see
+    :mod:`~cinder_ext_store.ceph_pool`).
+    """
+    facts = store.uploads.records.load_backend(name)
+    if not facts or facts.get('protocol') != 'rbd' or not facts.get('pool'):
+        return
+    ours = [v.id for v in volumes if _is_image_volume(v)]
+    try:
+        found = ceph_pool.leftovers(facts, ours)
+    except Exception as e:
+        notes.append(Note(name, 'Ceph pool %s' % facts['pool'],
+                          'not looked at: %s' % (e or type(e).__name__),
+                          None))
+        return
+    for kind, target, children in found:
+        if (kind, target) in seen:
+            continue  # another backend on the same pool said it
+        seen.add((kind, target))
+        if kind == 'deleted' and children:
+            reason = ('Cinder deleted this volume and keeps its data while '
+                      '%d clone(s) depend on it (%s); it goes with the last '
+                      '(delete or flatten them)' % (len(children),
+                                                    ', '.join(children)))
+        elif kind == 'deleted':
+            reason = ('Cinder deleted this volume and no clone depends on '
+                      'it any more: Cinder lost track of it; an admin may '
+                      'remove it (rbd snap unprotect each snapshot, rbd snap '
+                      'purge, rbd rm)')
+        else:
+            reason = ('a snapshot Cinder made to clone this image volume, '
+                      'which no clone uses any more: while it exists, '
+                      "deleting the image leaves the volume's data in Ceph "
+                      '(renamed .deleted) for good; an admin may remove it '
+                      '(rbd snap unprotect, rbd snap rm)')
+        notes.append(Note(name, 'Ceph image %s' % target, reason, None))
+
+
+def _is_image_volume(volume):
+    try:
+        ownership.check_image_volume(volume)
+    except exceptions.NotFound:
+        return False
+    return True
 
 
 def _note_foreign(store, name, seen, notes):

@@ -14,6 +14,9 @@
 volumes (upload-to-image with the cinder backend)."""
 
 import hashlib
+import json
+import logging
+import subprocess
 import time
 
 from cinder_ext_store.tests.functional import base
@@ -21,6 +24,7 @@ from cinder_ext_store.tests.functional import test_glance
 from harness import clouds
 from harness import glance
 from harness import images
+from harness import leaks
 
 SIZE = 64 * base.MiB + 11
 
@@ -139,6 +143,9 @@ class CinderImagesTestCase(test_glance.GlanceTestCase):
         return image
 
 
+LOG = logging.getLogger('cinder_images')
+
+
 class TestVolumeFromImage(CinderImagesTestCase):
 
     def test_ours_is_cloned(self):
@@ -148,6 +155,75 @@ class TestVolumeFromImage(CinderImagesTestCase):
         self.assertIn(self.cinder_cloned(image_volume.id), (True, None))
         # No image download reached glance-api for the clone.
         self.assertIn(self.reads_of(image.id), ([], None))
+
+    def reconcile(self):
+        done = self.glance_command('reconcile', '--older-than', '0')
+        text = '$ cinder-ext-store reconcile --older-than 0\n%s%s' % (
+            done.stdout, done.stderr)
+        LOG.warning('%s', text)
+        leaks.record(self.cloud, 'reconcile-ceph.txt', text)
+        self.assertEqual(0, done.returncode, text)
+        return done.stdout
+
+    def rbd(self, *args):
+        """The rbd CLI as Ceph's admin (what an operator would type)."""
+        return subprocess.run(
+            ['rbd', '-c', self.cloud.facts.ceph_conf, '--id', 'admin'] +
+            list(args), capture_output=True, text=True, check=True).stdout
+
+    def test_reconcile_reports_what_cinder_leaves_in_ceph(self):
+        image, src = self.upload('ceph-leftovers', seed=33)
+        image_volume = self.volume_of(image.id)
+        clone = self.volume_from(image.id)
+        on_rbd = self.cloud.storage == 'rbd'
+        if not on_rbd:
+            # Nothing of Ceph where the backend's volumes are not RBD.
+            self.assertNotIn('Ceph', self.reconcile())
+            return
+        pool = 'volumes'
+        parent = '%s/volume-%s' % (pool, image_volume.id)
+        # Cinder's snapshot for the clone has a child: not reported. A
+        # snapshot named as Cinder names them, with no child (what Cinder
+        # 29 leaves when it deletes a clone by its fast path): reported.
+        stale = '%s@volume-%s.clone_snap' % (parent, 'f' * 8 + '-ffff-4fff'
+                                             '-8fff-' + 'f' * 12)
+        self.rbd('snap', 'create', stale)
+        self.addCleanup(subprocess.run, ['rbd', '-c',
+                                         self.cloud.facts.ceph_conf, '--id',
+                                         'admin', 'snap', 'rm', stale],
+                        capture_output=True)
+        out = self.reconcile()
+        self.assertIn('kept Ceph image %s: a snapshot Cinder made to clone '
+                      'this image volume, which no clone uses' % stale, out)
+        self.assertNotIn('volume-%s.clone_snap' % clone.id, out)
+        self.rbd('snap', 'rm', stale)
+
+        # The image goes while its clone lives: Cinder keeps the volume's
+        # data as <name>.deleted, held by the clone.
+        self.user.client.images.delete(image.id)
+        self.inspect.wait_gone(image_volume.id)
+        self.assertIn('volume-%s.deleted' % image_volume.id,
+                      self.rbd('ls', pool).split())
+        out = self.reconcile()
+        self.assertIn('kept Ceph image %s.deleted: Cinder deleted this volume '
+                      'and keeps its data while 1 clone(s) depend on it '
+                      '(%s/volume-%s)' % (parent, pool, clone.id), out)
+        # The clone goes: Cinder 29 removes it by its fast path and leaves
+        # the parent behind with no clone left (see leaks.rbd_images):
+        # reported, and removed as the note says.
+        self._delete_volume(self.user_cinder, clone.id)
+        deleted = '%s.deleted' % parent
+        self.assertIn('volume-%s.deleted' % image_volume.id,
+                      self.rbd('ls', pool).split())
+        out = self.reconcile()
+        self.assertIn('kept Ceph image %s: Cinder deleted this volume and no '
+                      'clone depends on it any more' % deleted, out)
+        for snap in json.loads(self.rbd('snap', 'ls', deleted, '--format',
+                                        'json')):
+            self.rbd('snap', 'unprotect', '%s@%s' % (deleted, snap['name']))
+        self.rbd('snap', 'purge', deleted)
+        self.rbd('rm', deleted)
+        self.assertNotIn(deleted, self.reconcile())
 
     def test_intree_is_cloned(self):
         image, src = self.upload('clone-intree', seed=32,

@@ -100,13 +100,15 @@ class TestBackendRecord(base.TestCase):
 
     def test_rbd_facts_without_secrets(self):
         self.records.note_backend('rbd', {
-            'driver_volume_type': 'rbd', 'name': 'volumes/volume-1',
+            'driver_volume_type': 'rbd',
+            'name': 'volumes/volume-5d1c6f4e-0b7a-4c55-9d56-0f2e9c1b8a11',
             'cluster_name': 'ceph', 'auth_username': 'cinder',
             'hosts': ['10.0.0.1'], 'ports': ['6789'], 'keyring': 'SECRET'})
         facts = self.records.load_backend('rbd')
         self.assertEqual({'protocol': 'rbd', 'cluster_name': 'ceph',
                           'auth_username': 'cinder', 'hosts': ['10.0.0.1'],
-                          'ports': ['6789'], 'pool': 'volumes'}, facts)
+                          'ports': ['6789'], 'pool': 'volumes',
+                          'name_template': 'volume-%s'}, facts)
         with open(self.records.path('backend-rbd.backend')) as f:
             self.assertNotIn('SECRET', f.read())
 

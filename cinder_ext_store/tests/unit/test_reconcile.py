@@ -15,7 +15,11 @@ import json
 import os
 import socket
 
+import fixtures
+import testtools
+
 from cinder_ext_store import attachments
+from cinder_ext_store import ceph_pool
 from cinder_ext_store import cinder_api
 from cinder_ext_store import host_records
 from cinder_ext_store import reconcile
@@ -515,3 +519,97 @@ class TestVolumes(ReconcileTestCase):
         left = os.listdir(records.dir)
         self.assertFalse([n for n in left if gone in n])
         self.assertIn('cinder_ext-read-%s' % vid, left)  # it exists
+
+
+class TestCephLeftovers(ReconcileTestCase):
+    """What Cinder's RBD driver leaves in the pool: reported, never acted on.
+
+    The pool itself is Ceph's (ceph_pool.leftovers runs against a real
+    cluster in the functional tests); here what reconcile makes of it.
+    """
+
+    RBD = {'driver_volume_type': 'rbd', 'cluster_name': 'ceph',
+           'auth_username': 'cinder', 'hosts': ['10.0.0.1'],
+           'ports': ['6789'],
+           'name': 'volumes/volume-5d1c6f4e-0b7a-4c55-9d56-0f2e9c1b8a11'}
+
+    def setUp(self):
+        super(TestCephLeftovers, self).setUp()
+        self.asked = []
+        self.found = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.ceph_pool.leftovers', self.leftovers))
+
+    def leftovers(self, facts, volume_ids):
+        self.asked.append((facts, sorted(volume_ids)))
+        if isinstance(self.found, Exception):
+            raise self.found
+        return self.found
+
+    def notes(self):
+        notes = []
+        actions = reconcile.plan(self.store, FakeGlance({}), HOUR,
+                                 notes=notes)
+        self.assertEqual([], [a for a in actions
+                              if a.what == 'delete volume'])
+        return [n.describe() for n in notes]
+
+    def test_not_rbd_not_asked(self):
+        self.store.uploads.records.note_backend(
+            self.store.record_name, {'driver_volume_type': 'iscsi'})
+        self.assertEqual([], self.notes())
+        self.assertEqual([], self.asked)
+
+    def test_reported_from_the_recorded_pool(self):
+        vid = self.image_volume('live')
+        self.api.create(1, 'a-users-volume', {})
+        self.store.uploads.records.note_backend(self.store.record_name,
+                                                self.RBD)
+        self.found = [
+            ('deleted', 'volumes/volume-a.deleted', ['volumes/volume-c']),
+            ('deleted', 'volumes/volume-b.deleted', []),
+            ('clone_snap', 'volumes/volume-%s@volume-d.clone_snap' % vid,
+             [])]
+        notes = self.notes()
+        [(facts, ids)] = self.asked
+        self.assertEqual(('volumes', 'volume-%s', 'cinder'),
+                         (facts['pool'], facts['name_template'],
+                          facts['auth_username']))
+        self.assertEqual([vid], ids)  # image volumes only
+        name = self.store.record_name
+        self.assertEqual([
+            '[%s] kept Ceph image volumes/volume-a.deleted: Cinder deleted '
+            'this volume and keeps its data while 1 clone(s) depend on it '
+            '(volumes/volume-c); it goes with the last (delete or flatten '
+            'them)' % name,
+            '[%s] kept Ceph image volumes/volume-b.deleted: Cinder deleted '
+            'this volume and no clone depends on it any more: Cinder lost '
+            'track of it; an admin may remove it (rbd snap unprotect each '
+            'snapshot, rbd snap purge, rbd rm)' % name,
+            "[%s] kept Ceph image volumes/volume-%s@volume-d.clone_snap: a "
+            'snapshot Cinder made to clone this image volume, which no '
+            "clone uses any more: while it exists, deleting the image "
+            "leaves the volume's data in Ceph (renamed .deleted) for good; "
+            'an admin may remove it (rbd snap unprotect, rbd snap rm)'
+            % (name, vid)], notes)
+
+    def test_ceph_out_of_reach_is_a_note(self):
+        self.store.uploads.records.note_backend(self.store.record_name,
+                                                self.RBD)
+        self.found = OSError('keyring not found')
+        self.assertEqual(['[%s] kept Ceph pool volumes: not looked at: '
+                          'keyring not found' % self.store.record_name],
+                         self.notes())
+
+
+class TestCephPool(testtools.TestCase):
+
+    def test_name_template(self):
+        self.assertEqual('volume-%s', ceph_pool.name_template(
+            'volume-5d1c6f4e-0b7a-4c55-9d56-0f2e9c1b8a11'))
+        self.assertIsNone(ceph_pool.name_template('not-a-volume'))
+        self.assertIsNone(ceph_pool.name_template(None))
+
+    def test_mon_host(self):
+        self.assertEqual('10.0.0.1:6789,[fd00::2]:3300', ceph_pool.mon_host(
+            ['10.0.0.1', 'fd00::2'], ['6789', '3300']))
