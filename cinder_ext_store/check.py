@@ -501,6 +501,21 @@ def _section_keys(conf, group):
     return keys
 
 
+def _cinder_backends(store, api, kinds):
+    """(name, kind, volume type) of the enabled backends of ``kinds``.
+
+    A backend without ``cinder_volume_type`` gets Cinder's default type.
+    """
+    for name, kind in (_option(store.conf, 'enabled_backends') or {}).items():
+        if kind not in kinds:
+            continue
+        if name == store.backend_group:
+            yield name, kind, store.volume_type_name(api)
+        else:
+            yield name, kind, (_option(store.conf, name, 'cinder_volume_type')
+                               or api.default_volume_type())
+
+
 def check_registered_locations(store, api):
     """Which backend gets the locations Cinder registers on this type.
 
@@ -510,17 +525,8 @@ def check_registered_locations(store, api):
     type), and the first that says yes gets it.
     """
     mine = store.volume_type_name(api)
-    claims = []
-    for name, kind in (_option(store.conf, 'enabled_backends') or {}).items():
-        if kind not in ('cinder', 'cinder_ext'):
-            continue
-        if name == store.backend_group:
-            vtype = mine
-        else:
-            vtype = (_option(store.conf, name, 'cinder_volume_type') or
-                     api.default_volume_type())
-        if vtype == mine:
-            claims.append(name)
+    claims = [name for name, _kind, vtype in _cinder_backends(
+        store, api, ('cinder', 'cinder_ext')) if vtype == mine]
     if not claims or claims[0] == store.backend_group:
         return Result('registered locations', OK,
                       'locations Cinder registers on volume type %s '
@@ -544,11 +550,8 @@ def check_intree_beside(store, api):
     this store's.
     """
     mine = store.volume_type_name(api)
-    intree = {}
-    for name, kind in (_option(store.conf, 'enabled_backends') or {}).items():
-        if kind == 'cinder':
-            intree[name] = (_option(store.conf, name, 'cinder_volume_type') or
-                            api.default_volume_type())
+    intree = {name: vtype for name, _kind, vtype in _cinder_backends(
+        store, api, ('cinder',))}
     if not intree:
         return Result('in-tree backends', OK, 'none enabled beside this '
                       'store')

@@ -346,9 +346,10 @@ class TestOptions(CheckTestCase):
         self.assertIn('the store grows by 8 GiB', result.detail)
 
 
-class TestRegisteredLocations(CheckTestCase):
+class BackendsTestCase(CheckTestCase):
 
-    def registered(self, backends, types):
+    def enable(self, backends, types):
+        """``enabled_backends`` and the other backends' volume types."""
         try:
             self.conf.register_opt(cfg.DictOpt('enabled_backends'))
         except cfg.DuplicateOptError:
@@ -358,6 +359,12 @@ class TestRegisteredLocations(CheckTestCase):
             self.conf.register_opts(
                 [cfg.StrOpt('cinder_volume_type')], group=name)
             self.conf.set_override('cinder_volume_type', vtype, group=name)
+
+
+class TestRegisteredLocations(BackendsTestCase):
+
+    def registered(self, backends, types):
+        self.enable(backends, types)
         return check.check_registered_locations(self.store, self.api)
 
     def test_first_of_its_type_gets_them(self):
@@ -388,18 +395,10 @@ class TestRegisteredLocations(CheckTestCase):
         self.assertEqual(check.WARN, result.status)
 
 
-class TestIntreeBeside(CheckTestCase):
+class TestIntreeBeside(BackendsTestCase):
 
     def beside(self, backends, types):
-        try:
-            self.conf.register_opt(cfg.DictOpt('enabled_backends'))
-        except cfg.DuplicateOptError:
-            pass
-        self.conf.set_override('enabled_backends', backends)
-        for name, vtype in types.items():
-            self.conf.register_opts(
-                [cfg.StrOpt('cinder_volume_type')], group=name)
-            self.conf.set_override('cinder_volume_type', vtype, group=name)
+        self.enable(backends, types)
         return check.check_intree_beside(self.store, self.api)
 
     def test_none(self):
