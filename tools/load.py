@@ -13,7 +13,8 @@
 """Load run against the local stack (see harness/load.py).
 
     tools/load.sh [--duration 600] [--clients 6] [--no-chaos]
-                  [--large-share 0.1] [--json load.json]
+                  [--large-share 0.1] [--small-mib 1,64]
+                  [--mix upload=25,download=45,...] [--json load.json]
     tools/load.sh --small 30     # 1 MiB images: this store vs in-tree
 
 ``CINDER_EXT_STORAGE=rbd`` runs it on the stack's Ceph backend. Exit
@@ -30,6 +31,32 @@ from harness import glance
 from harness import load
 
 
+def _mib_range(text):
+    low, _, high = text.partition(',')
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError('LOW,HIGH in MiB, e.g. 1,8')
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError('need 0 < LOW <= HIGH')
+    return low, high
+
+
+def _mix(text):
+    mix = {}
+    for part in text.split(','):
+        name, _, weight = part.partition('=')
+        if name not in load.MIX:
+            raise argparse.ArgumentTypeError(
+                'unknown operation %r (one of %s)' % (
+                    name, ', '.join(sorted(load.MIX))))
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError('%s=WEIGHT' % name)
+    return mix
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--duration', type=float, default=600,
@@ -39,6 +66,13 @@ def main():
                         help='images each client keeps')
     parser.add_argument('--large-share', type=float, default=0.1,
                         help='share of 0.5-2 GiB images (default 0.1)')
+    parser.add_argument('--small-mib', type=_mib_range, default=(1, 64),
+                        metavar='LOW,HIGH',
+                        help='size range of the small images (default 1,64)')
+    parser.add_argument('--mix', type=_mix, default=dict(load.MIX),
+                        metavar='OP=WEIGHT,...',
+                        help='operations and weights (default %s)' % ','.join(
+                            '%s=%s' % kv for kv in load.MIX.items()))
     parser.add_argument('--no-chaos', action='store_true',
                         help='no cinder-volume restart, no worker kill')
     parser.add_argument('--seed', type=int, default=0)
@@ -66,6 +100,7 @@ def main():
         return
     settings = load.Settings(duration=args.duration, clients=args.clients,
                              keep=args.keep, large_share=args.large_share,
+                             small_mib=args.small_mib, mix=args.mix,
                              chaos=not args.no_chaos, seed=args.seed)
     result = load.run(cloud, facts.glance_backend or 'images',
                       facts.volume_type, settings)
