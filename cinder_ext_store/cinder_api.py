@@ -327,7 +327,7 @@ class CinderAPI(object):
         started = t.clock()
         deadline = started + self.timeout
         report = started + t.wait_report
-        delay = t.poll_first
+        delays = t.poll_delays()
         while True:
             volume = self.get(volume_id)
             if volume.status not in transitional:
@@ -344,8 +344,7 @@ class CinderAPI(object):
                     'Timed out after %ss waiting for %s of volume %s: status '
                     'still %r' % (self.timeout, waiting_for, volume_id,
                                   volume.status))
-            t.sleep(delay)
-            delay = min(delay * t.poll_factor, t.poll_max)
+            t.sleep(next(delays))
 
     def wait(self, volume_id, expected, transitional, waiting_for):
         """:meth:`wait_while`, then insist on status ``expected``."""
@@ -561,7 +560,7 @@ class CinderAPI(object):
         an attachment.)
         """
         deadline = self.tuning.clock() + self.tuning.attach_settle
-        delay = self.tuning.poll_first
+        delays = self.tuning.poll_delays()
         while True:
             new, hosts = self._new_attachments(volume_id, set(before), mode)
             unattached = [a for a in new if a not in hosts]
@@ -570,8 +569,7 @@ class CinderAPI(object):
             LOG.debug('Volume %s: waiting to see whether attachment(s) %s '
                       'are completed by their maker', volume_id,
                       ', '.join(unattached))
-            self.tuning.sleep(delay)
-            delay = min(delay * self.tuning.poll_factor, self.tuning.poll_max)
+            self.tuning.sleep(next(delays))
         attached = [a for a in new
                     if a in hosts and completed and hosts[a] == host]
         return attached + unattached

@@ -619,13 +619,12 @@ class Store(glance_store.driver.Store):
         """
         tuning = self.tuning
         deadline = tuning.clock() + tuning.readers_leave
-        delay = tuning.poll_first
+        delays = tuning.poll_delays()
         while True:
             readers = self.shares.release_unless_read(api, volume_id)
             if not readers or tuning.clock() >= deadline:
                 return readers
-            tuning.sleep(delay)
-            delay = min(delay * tuning.poll_factor, tuning.poll_max)
+            tuning.sleep(next(delays))
 
     def is_image_associated_with_store(self, context, volume_id):
         """Whether a legacy ``cinder://<id>`` image belongs to this store.

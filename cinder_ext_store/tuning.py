@@ -40,7 +40,10 @@ class Tuning(object):
     block_read_ahead: int = 2
     #: Status polling: first delay, growth factor, ceiling. Cinder moves a
     #: volume along in ~0.2-0.5 s; the ceiling is how late a slow
-    #: transition is noticed.
+    #: transition is noticed. (Polling every 50 ms at most for the first
+    #: second did not make 1 MiB images faster: 40-cycle runs, this store
+    #: over the in-tree driver, 0.47 before and 0.51 with it; Cinder's one
+    #: API worker answers the extra polls instead of other requests.)
     poll_first: float = 0.02
     poll_factor: float = 1.5
     poll_max: float = 0.5
@@ -79,6 +82,13 @@ class Tuning(object):
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def poll_delays(self):
+        """The sleeps between the polls of one wait (endless)."""
+        delay = self.poll_first
+        while True:
+            yield delay
+            delay = min(delay * self.poll_factor, self.poll_max)
 
 
 #: What production uses.

@@ -94,6 +94,8 @@ def main():
                                                cloud.facts.glance.intree_url),
                   facts.glance_backend_intree or 'intree')]
         found = load.small_cycles(cloud, cases, args.small)
+        print('%d cycles of each case, interleaved, after 4 warm-up cycles '
+              'each (not counted)' % args.small)
         print(load.small_table(found))
         with open(args.json, 'w') as f:
             json.dump(found, f, indent=1)
