@@ -544,10 +544,10 @@ def check_intree_beside(store, api):
     """In-tree ``cinder`` backends enabled beside this store.
 
     They share the ``cinder://`` scheme and Cinder's view of a host: on
-    this store's volume type, a host's attachments of theirs look like ones
-    a crashed process of this store left (reconcile keeps what its records
-    do not name only while it cannot tell), and their images' volumes like
-    this store's.
+    this store's volume type, their attachments on this host look like ones
+    a crashed process of this store left, which reconcile releases once
+    older than its grace period, and their images' volumes like this
+    store's.
     """
     mine = store.volume_type_name(api)
     intree = {name: vtype for name, _kind, vtype in _cinder_backends(

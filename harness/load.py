@@ -78,6 +78,8 @@ class Settings(object):
     chaos: bool = True
     seed: int = 0
     rss_interval: float = 2.0
+    #: through the in-tree driver's glance-api (a comparison; no chaos)
+    intree: bool = False
     #: operation -> weight
     mix: dict = dataclasses.field(default_factory=lambda: dict(MIX))
 
@@ -161,7 +163,7 @@ class Client(threading.Thread):
     """One user running the mix until the deadline."""
 
     def __init__(self, index, cloud, backend, volume_type, settings,
-                 recorder, deadline):
+                 recorder, deadline, glance_url=None):
         super(Client, self).__init__(name='load-client-%d' % index,
                                      daemon=True)
         self.rng = random.Random('%s-%d' % (settings.seed, index))
@@ -172,7 +174,8 @@ class Client(threading.Thread):
         self.rec = recorder
         self.deadline = deadline
         session = cloud.new_session()  # one per thread
-        self.user = glance_mod.GlanceUser(cloud, session=session)
+        self.user = glance_mod.GlanceUser(cloud, session=session,
+                                          url=glance_url)
         self.cinder = cloud.cinder(session=session)
         self.images = collections.OrderedDict()
         #: this user's volumes that could not be deleted
@@ -362,23 +365,26 @@ def _wait_status(cinder, volume_id, want, timeout):
                   what='volume %s %s' % (volume_id, '/'.join(want)))
 
 
-def glance_workers(cloud):
-    master = procfs.read_pidfile(cloud.facts.glance.pidfile)
+def glance_workers(cloud, intree=False):
+    glance = cloud.facts.glance
+    master = procfs.read_pidfile(glance.intree_pidfile if intree
+                                 else glance.pidfile)
     return procfs.children(master) if master else []
 
 
 class Sampler(threading.Thread):
     """glance-api workers' RSS every ``interval`` seconds."""
 
-    def __init__(self, cloud, recorder, interval):
+    def __init__(self, cloud, recorder, interval, intree=False):
         super(Sampler, self).__init__(name='load-rss', daemon=True)
         self.cloud, self.rec, self.interval = cloud, recorder, interval
+        self.intree = intree
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.wait(self.interval):
             found = {}
-            for pid in glance_workers(self.cloud):
+            for pid in glance_workers(self.cloud, self.intree):
                 try:
                     rss = procfs.rss_bytes(pid)
                 except OSError:
@@ -486,10 +492,15 @@ def _run(cloud, backend, volume_type, settings, inspector):
     rec = Recorder()
     started = time.monotonic()
     deadline = started + settings.duration
+    url = cloud.facts.glance.intree_url if settings.intree else None
     clients = [Client(i, cloud.user(), backend, volume_type, settings, rec,
-                      deadline) for i in range(settings.clients)]
-    sampler = Sampler(cloud, rec, settings.rss_interval)
+                      deadline, glance_url=url)
+               for i in range(settings.clients)]
+    sampler = Sampler(cloud, rec, settings.rss_interval, settings.intree)
     threads = clients + [sampler]
+    if settings.chaos and settings.intree:
+        raise ValueError('the chaos kills a worker of this store\'s '
+                         'glance-api: run the in-tree comparison without it')
     if settings.chaos:
         threads.append(Chaos(cloud, rec, started, settings.duration))
     for thread in threads:

@@ -73,6 +73,10 @@ def main():
                         metavar='OP=WEIGHT,...',
                         help='operations and weights (default %s)' % ','.join(
                             '%s=%s' % kv for kv in load.MIX.items()))
+    parser.add_argument('--intree', action='store_true',
+                        help='the same load through the in-tree driver\'s '
+                             'glance-api and backend (with --no-chaos), '
+                             'for comparison')
     parser.add_argument('--no-chaos', action='store_true',
                         help='no cinder-volume restart, no worker kill')
     parser.add_argument('--seed', type=int, default=0)
@@ -103,9 +107,13 @@ def main():
     settings = load.Settings(duration=args.duration, clients=args.clients,
                              keep=args.keep, large_share=args.large_share,
                              small_mib=args.small_mib, mix=args.mix,
-                             chaos=not args.no_chaos, seed=args.seed)
-    result = load.run(cloud, facts.glance_backend or 'images',
-                      facts.volume_type, settings)
+                             chaos=not args.no_chaos, seed=args.seed,
+                             intree=args.intree)
+    if args.intree and not args.no_chaos:
+        parser.error('--intree needs --no-chaos')
+    backend = ((facts.glance_backend_intree or 'intree') if args.intree
+               else (facts.glance_backend or 'images'))
+    result = load.run(cloud, backend, facts.volume_type, settings)
     report = load.summary(result)
     print(load.table(report))
     with open(args.json, 'w') as f:
