@@ -34,6 +34,7 @@ from oslo_utils import units
 
 from cinder_ext_store import attachments
 from cinder_ext_store import brick_host
+from cinder_ext_store import ceph_pool
 from cinder_ext_store import cinder_api
 from cinder_ext_store import cinder_session
 from cinder_ext_store import host_records
@@ -261,10 +262,6 @@ def check_online_extend(store, api, probe):
             api.delete_quietly(volume.id)
 
 
-#: Where os-brick's RBD connector reads a Ceph user's keyring.
-CEPH_DIR = '/etc/ceph'
-
-
 def _readable_by(path, uid):
     """Whether ``uid`` may read ``path`` (its mode, owner and groups)."""
     st = os.stat(path)
@@ -283,18 +280,16 @@ def _readable_by(path, uid):
     return bool(st.st_mode & stat.S_IROTH)
 
 
-def _ceph_rows(connection_info, uid):
+def _ceph_rows(facts, uid):
     """What an RBD backend needs of the host; [] for other protocols.
 
-    Known from the write test's attachment: Cinder's connection names the
-    Ceph user and cluster, whose keyring os-brick reads.
-
+    :param facts: the backend's :func:`~cinder_ext_store.host_records.
+        backend_facts` (the write test's connection, or the store's record):
+        the Ceph user and cluster whose keyring os-brick reads
     :param uid: glance-api's user, who must read the keyring
     """
-    info = connection_info or {}
-    if info.get('driver_volume_type') != 'rbd':
+    if (facts or {}).get('protocol') != 'rbd':
         return []
-    props = attachments.connection_properties(info)
     missing = [name for name in ('rados', 'rbd')
                if importlib.util.find_spec(name) is None]
     rows = [Result('ceph bindings', FAIL, 'Python modules %s not '
@@ -303,8 +298,8 @@ def _ceph_rows(connection_info, uid):
                    '.pth naming a directory with only those two modules)')
             if missing else
             Result('ceph bindings', OK, 'rados and rbd importable')]
-    keyring = os.path.join(CEPH_DIR, '%s.client.%s.keyring') % (
-        props.get('cluster_name') or 'ceph', props.get('auth_username'))
+    keyring = ceph_pool.keyring(facts.get('cluster_name') or 'ceph',
+                                facts.get('auth_username'))
     fix = ('copy the keyring of Cinder\'s rbd_user to %s, readable by '
            "glance-api's user (os-brick reads only that path)" % keyring)
     try:
@@ -328,28 +323,11 @@ def _recorded(store):
         return None  # no lock path: its own row says so
 
 
-def _recorded_connection(store):
-    """The recorded connection, as far as _ceph_rows reads one; or None.
-
-    From the record the store's last attach on this host left.
-    """
-    facts = _recorded(store)
-    if not facts:
-        return None
-    return {'driver_volume_type': facts.get('protocol'),
-            'data': {'cluster_name': facts.get('cluster_name'),
-                     'auth_username': facts.get('auth_username')}}
-
-
-def _protocol_row(store, connection_info):
+def _protocol_row(facts, source):
     """How the backend's volumes reach this host, and how it is known."""
-    if connection_info:
-        return Result('protocol', OK, '%s (the write test\'s attachment)'
-                      % connection_info.get('driver_volume_type'))
-    facts = _recorded(store)
     if facts:
-        return Result('protocol', OK, '%s (recorded by the store\'s last '
-                      'attach on this host)' % facts.get('protocol'))
+        return Result('protocol', OK, '%s (%s)' % (facts['protocol'],
+                                                   source))
     return Result('protocol', SKIP, 'not known until the store attaches a '
                   'volume on this host: run with --write-test for the rows '
                   'the protocol needs')
@@ -601,9 +579,15 @@ def run_checks(store, probe=False, write_test=False, glance_uid=None):
         seen = {}
         results += [check_online_extend(store, api, probe),
                     check_write(store, api, write_test, seen)]
-        info = seen.get('connection_info')
-        results.append(_protocol_row(store, info))
-        ceph = _ceph_rows(info or _recorded_connection(store), glance_uid)
+        if seen.get('connection_info'):
+            facts = host_records.backend_facts(
+                attachments.connection_properties(seen['connection_info']))
+            source = 'the write test\'s attachment'
+        else:
+            facts = _recorded(store)
+            source = 'recorded by the store\'s last attach on this host'
+        results.append(_protocol_row(facts, source))
+        ceph = _ceph_rows(facts, glance_uid)
         if ceph:
             # No block device on RBD: librbd inside glance-api.
             results = [Result('device access', OK, 'not used: RBD volumes '

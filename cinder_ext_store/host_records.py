@@ -184,6 +184,29 @@ def device_identity(path):
     return ['file', st.st_dev, st.st_ino]
 
 
+def backend_facts(props):
+    """What a connection tells of its backend, without secrets; or None.
+
+    The protocol and, for RBD, the Ceph cluster, user, monitors, pool and
+    the RBD name template of its volumes.
+
+    :param props: os-brick connection properties (with
+        ``driver_volume_type``)
+    """
+    props = props or {}
+    if not props.get('driver_volume_type'):
+        return None
+    facts = {'protocol': props['driver_volume_type']}
+    if facts['protocol'] == 'rbd':
+        pool, _, image = (props.get('name') or '').partition('/')
+        facts.update(
+            cluster_name=props.get('cluster_name') or 'ceph',
+            auth_username=props.get('auth_username'),
+            hosts=props.get('hosts') or [], ports=props.get('ports') or [],
+            pool=pool or None, name_template=ceph_pool.name_template(image))
+    return facts
+
+
 def rbd_conf(handle_info):
     """The temporary ceph configuration behind an RBD handle, or None.
 
@@ -343,29 +366,20 @@ class Records(object):
             return None
         return 'backend-%s%s' % (backend, BACKEND_SUFFIX)
 
-    def note_backend(self, backend, connection_info):
+    def note_backend(self, backend, props):
         """Record how ``backend``'s volumes come to this host.
 
         ``check`` reads it to judge what the protocol needs (RBD: the Ceph
-        bindings and keyring) without a write test. The protocol and, for
-        RBD, the Ceph user, cluster, monitors and pool; no secret.
+        bindings and keyring) without a write test; ``reconcile`` to find
+        the RBD pool. See :func:`backend_facts`.
+
+        :param props: the attachment's os-brick connection properties
+            (:func:`~cinder_ext_store.attachments.connection_properties`)
         """
         name = self._backend_name(backend)
-        info = connection_info or {}
-        if name is None or not info.get('driver_volume_type'):
+        facts = backend_facts(props)
+        if name is None or facts is None:
             return
-        facts = {'protocol': info['driver_volume_type']}
-        # The attachments API gives the connection flat; the legacy one
-        # under 'data'.
-        data = info.get('data') if isinstance(info.get('data'), dict) else info
-        if facts['protocol'] == 'rbd':
-            facts.update(
-                cluster_name=data.get('cluster_name') or 'ceph',
-                auth_username=data.get('auth_username'),
-                hosts=data.get('hosts') or [], ports=data.get('ports') or [],
-                pool=(data.get('name') or '').partition('/')[0] or None,
-                name_template=ceph_pool.name_template(
-                    (data.get('name') or '').partition('/')[2]))
         if self._noted.get(backend) == facts:
             return  # the usual case: one file read per process and backend
         try:

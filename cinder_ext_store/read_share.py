@@ -311,8 +311,7 @@ class ReadShares(object):
                  'props': host_records.without_secrets(attachment.props),
                  'host_connection': host_connection,
                  'readers': {}}
-        self.records.note_backend(self.uploads.backend,
-                                  attachment.connection_info)
+        self.records.note_backend(self.uploads.backend, attachment.props)
         LOG.info('Volume %s attached read-only for reading (attachment %s)',
                  volume_id, attachment.attachment_id)
         attachment.owner = False

@@ -206,7 +206,7 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
     seen = set() if seen is None else seen
     notes = [] if notes is None else notes
     now = now or cinder_api.utcnow()
-    name = store.backend_group or 'glance_store'
+    name = store.record_name
     api = store.api()
     actions = []
     crashed = set()

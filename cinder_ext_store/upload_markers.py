@@ -95,8 +95,7 @@ class UploadMarkers(object):
                 rbd_conf=host_records.rbd_conf(info))
         self.records.save(self._name(volume_id), marker)
         if attachment is not None:
-            self.records.note_backend(self.backend,
-                                      attachment.connection_info)
+            self.records.note_backend(self.backend, attachment.props)
 
     def uploaded(self, volume_id, abandoned=False):
         """The upload ended; ``abandoned``: its cleanup could not finish.

@@ -21,6 +21,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from oslo_config import cfg
 
 from cinder_ext_store import check
+from cinder_ext_store import host_records
 from cinder_ext_store.tests.unit import base
 
 
@@ -443,7 +444,7 @@ class TestCeph(CheckTestCase):
         self.ceph = os.path.join(self.tmp, 'ceph')
         os.mkdir(self.ceph)
         self.useFixture(fixtures.MonkeyPatch(
-            'cinder_ext_store.check.CEPH_DIR', self.ceph))
+            'cinder_ext_store.ceph_pool.CEPH_DIR', self.ceph))
         self.keyring = os.path.join(self.ceph, 'ceph.client.cinder.keyring')
         self.bindings(True)
 
@@ -514,14 +515,16 @@ class TestCeph(CheckTestCase):
         self.assertNotIn('ceph keyring', results)
 
     def test_other_protocols_have_no_ceph_rows(self):
-        self.assertEqual([], check._ceph_rows(
-            {'driver_volume_type': 'iscsi'}, 0))
+        self.assertEqual([], check._ceph_rows(host_records.backend_facts(
+            {'driver_volume_type': 'iscsi'}), 0))
         self.assertEqual([], check._ceph_rows(None, 0))
 
     @staticmethod
     def connection():
-        return {'driver_volume_type': 'rbd', 'cluster_name': 'ceph',
-                'auth_username': 'cinder', 'name': 'volumes/volume-x'}
+        """The facts of an RBD connection, as the write test sees them."""
+        return host_records.backend_facts(
+            {'driver_volume_type': 'rbd', 'cluster_name': 'ceph',
+             'auth_username': 'cinder', 'name': 'volumes/volume-x'})
 
 
 class TestRun(CheckTestCase):

@@ -20,6 +20,7 @@ import sys
 import fixtures
 from glance_store import exceptions
 
+from cinder_ext_store import attachments
 from cinder_ext_store import host_records
 from cinder_ext_store.tests.unit import base
 
@@ -113,9 +114,10 @@ class TestBackendRecord(base.TestCase):
             self.assertNotIn('SECRET', f.read())
 
     def test_legacy_layout_and_other_protocols(self):
-        self.records.note_backend('images', {
+        props = attachments.connection_properties({
             'driver_volume_type': 'iscsi',
             'data': {'target_iqn': 'iqn.x', 'auth_password': 'SECRET'}})
+        self.records.note_backend('images', props)
         self.assertEqual({'protocol': 'iscsi'},
                          self.records.load_backend('images'))
 
