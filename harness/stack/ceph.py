@@ -25,7 +25,6 @@ path (not all of dist-packages).
 import glob
 import json
 import os
-import re
 import shutil
 import uuid
 
@@ -119,12 +118,11 @@ class Ceph(service.Service):
             service.log('ceph: %s holds a cluster an earlier up did not '
                         'finish making: removing it' % self.dir)
             self._remove_half_made()
-        if not os.path.exists(self._made):
+        if not self.alive('ceph-mon'):
             self._check_ports()
+        if not os.path.exists(self._made):
             self._create()
         else:
-            if not self.alive('ceph-mon'):
-                self._check_ports()
             for daemon, ident in (('ceph-mon', 'a'), ('ceph-mgr', 'x'),
                                   ('ceph-osd', '0')):
                 if not self.alive(daemon):
@@ -159,15 +157,12 @@ class Ceph(service.Service):
     def _check_ports(self):
         """Refuse to start a mon when another process holds its ports."""
         for port in MON_PORTS:
-            out = service.run(['ss', '-Hltnp', 'sport = :%d' % port],
-                              check=False, timeout=30)
-            if out.strip():
-                holder = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+            holder = service.listener(port)
+            if holder is not None:
                 raise service.StackError(
                     'ceph: port %d is taken%s; the stack\'s mon needs it: '
                     'stop that process (another Ceph?) and run up again'
-                    % (port, ' by %s (pid %s)' % holder.groups()
-                       if holder else ''))
+                    % (port, ' by %s (pid %d)' % holder if holder[1] else ''))
 
     def _create(self):
         d = self.dir

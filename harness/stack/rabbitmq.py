@@ -17,7 +17,6 @@ started it.
 """
 
 import os
-import re
 
 from harness.stack import service
 
@@ -93,6 +92,5 @@ class RabbitMQ(service.Service):
 
 def epmd_pid():
     """epmd daemonizes itself: find it by its listening port."""
-    out = service.run(['ss', '-Hltnp', 'sport = :4369'], check=False)
-    found = re.search(r'pid=(\d+)', out)
-    return int(found.group(1)) if found else None
+    found = service.listener(4369)
+    return found[1] if found else None

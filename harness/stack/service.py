@@ -20,6 +20,7 @@ what it did not start.
 import hashlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -271,6 +272,20 @@ def deb_installed(package):
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True, timeout=60)
     return 'install ok installed' in proc.stdout
+
+
+def listener(port):
+    """Who listens on TCP ``port``: None, or (command, pid).
+
+    Both are None when ``ss`` does not say whose it is (another user's
+    process seen without root).
+    """
+    out = run(['ss', '-Hltnp', 'sport = :%d' % port], check=False,
+              timeout=30)
+    if not out.strip():
+        return None
+    found = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    return (found.group(1), int(found.group(2))) if found else (None, None)
 
 
 def have_command(name):
