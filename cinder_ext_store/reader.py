@@ -15,10 +15,16 @@
 
 import collections
 from concurrent import futures
+import logging
+import os
+import threading
+import time
 
 from glance_store import exceptions
 
 from cinder_ext_store import errors
+
+LOG = logging.getLogger(__name__)
 
 
 def read_range(device, offset, length, chunk_size, ahead=None):
@@ -64,13 +70,81 @@ def _checked(device, at, want, end):
     return chunk
 
 
+class Orphans(object):
+    """Readers dropped without being closed, closed by a thread of their own.
+
+    ``__del__`` runs wherever the garbage collector happens to run: possibly
+    in a thread that holds a lock the release needs (oslo.concurrency's
+    table of semaphores, the volume's share lock), which would wait for
+    itself forever, and with it every later read of the process. So a
+    dropped reader is only queued here (``deque.append`` takes no lock and
+    may run anywhere), and a thread of the process closes it soon after.
+
+    :param interval: seconds between two looks at the queue
+    """
+
+    def __init__(self, interval=0.5, sleep=time.sleep):
+        self.interval = interval
+        self._sleep = sleep
+        self._queue = collections.deque()
+        self._start = threading.Lock()
+        self._pid = None
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self):
+        # A child starts empty: the parent's readers are the parent's to
+        # close, and the parent's thread does not exist here.
+        self._queue = collections.deque()
+        self._start = threading.Lock()
+        self._pid = None
+
+    def watch(self):
+        """Start this process's closing thread, once (a reader calls it)."""
+        if self._pid == os.getpid():
+            return
+        with self._start:
+            if self._pid != os.getpid():
+                threading.Thread(target=self._run, daemon=True,
+                                 name='cinder-ext-orphans').start()
+                self._pid = os.getpid()
+
+    def put(self, reader):
+        """Queue a dropped reader (safe from ``__del__``)."""
+        self._queue.append(reader)
+
+    def close_all(self):
+        """Close the queued readers; the number closed."""
+        closed = 0
+        while True:
+            try:
+                reader = self._queue.popleft()
+            except IndexError:
+                return closed
+            try:
+                reader.close()
+            except Exception:
+                LOG.exception('Could not release the attachment of a '
+                              'reader dropped by its consumer')
+            closed += 1
+
+    def _run(self):
+        while True:
+            self.close_all()
+            self._sleep(self.interval)
+
+
+#: This process's dropped readers.
+ORPHANS = Orphans()
+
+
 class ImageReader(object):
     """Iterator over a byte range of a volume, attached read-only.
 
     The attachment is made up front (so errors surface before Glance starts
-    answering) and released when the iterator fails, is closed early or is
-    garbage-collected, and *before the last chunk is handed out*: a client
-    that has all the bytes may delete the image at once.
+    answering) and released when the iterator fails, is closed early, and
+    *before the last chunk is handed out*: a client that has all the bytes
+    may delete the image at once. A reader its consumer drops unclosed is
+    released by :class:`Orphans`' thread, within ``interval`` seconds.
 
     :param shares: this host's
         :class:`~cinder_ext_store.read_share.ReadShares`: the reader joins
@@ -81,8 +155,10 @@ class ImageReader(object):
     """
 
     def __init__(self, shares, api, volume_id, offset, length, chunk_size,
-                 stats, on_release, reserve=None):
+                 stats, on_release, reserve=None, orphans=ORPHANS):
         self._lease = None  # set once attached: __del__ may run early
+        self._orphans = orphans
+        orphans.watch()
         self._stats = stats
         self._on_release = on_release
         with stats.phase('attach'):
@@ -140,4 +216,7 @@ class ImageReader(object):
         self._on_release(self._stats, error)
 
     def __del__(self):
-        self.close()
+        # Not closed here: see Orphans. The queue keeps the reader alive
+        # until its thread has closed it.
+        if self._lease is not None:
+            self._orphans.put(self)

@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import shutil
 from unittest import mock
 
 import fixtures
@@ -84,6 +85,17 @@ class TestBrickHost(base.StoreTestCase):
 class TestPrivsepProblem(TestBrickHost):
     """What start-up can tell about the privsep helper."""
 
+    def with_sudo(self, present=True):
+        """This host has sudo, or not (whatever the test machine has)."""
+        which = shutil.which
+
+        def fake(name, *args, **kwargs):
+            if name == 'sudo':
+                return '/usr/bin/sudo' if present else None
+            return which(name, *args, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.brick_host.shutil.which', fake))
+
     def set_helper(self, command, section='privsep_osbrick'):
         self.conf.register_opts(priv_context.OPTS, group=section)
         self.conf.set_override('helper_command', command, group=section)
@@ -108,6 +120,7 @@ class TestPrivsepProblem(TestBrickHost):
         # Its daemon then starts with the root helper (sudo + rootwrap).
         self.set_helper('sh -c true')
         self.host.euid = lambda: 1000
+        self.with_sudo()
         self.conf.set_override('rootwrap_config', '/nonexistent/rootwrap.conf',
                                group=base.BACKEND)
         self.assertIn('rootwrap_config /nonexistent/rootwrap.conf does not '
@@ -125,10 +138,19 @@ class TestPrivsepProblem(TestBrickHost):
 
     def test_non_root_without_rootwrap_config(self):
         self.host.euid = lambda: 1000
+        self.with_sudo()
         self.conf.set_override('rootwrap_config', '/nonexistent/rootwrap.conf',
                                group=base.BACKEND)
         self.assertIn('rootwrap_config /nonexistent/rootwrap.conf does not '
                       'exist', self.host.privsep_problem())
+
+    def test_non_root_without_sudo(self):
+        self.host.euid = lambda: 1000
+        self.with_sudo(False)
+        self.assertIn('glance-api is not root and sudo is missing',
+                      self.host.privsep_problem())
+        self.host.euid = lambda: 0
+        self.assertIsNone(self.host.privsep_problem())
 
     def test_bindir_is_the_environments(self):
         # Not the directory of sys.executable (uwsgi under uWSGI).

@@ -13,6 +13,7 @@
 import threading
 import time
 
+import fixtures
 from glance_store import exceptions
 
 from cinder_ext_store import devices
@@ -99,3 +100,44 @@ class TestReadRange(base.TestCase):
         chunks.close()
         self.assertEqual(set(), set(threading.enumerate()) - before)
         dev.close()
+
+
+class TestOrphans(base.TestCase):
+
+    class Dropped(object):
+        def __init__(self, error=None):
+            self.error = error
+            self.closed = 0
+
+        def close(self):
+            self.closed += 1
+            if self.error:
+                raise self.error
+
+    def test_one_failed_close_does_not_keep_the_others(self):
+        log = self.useFixture(fixtures.FakeLogger())
+        orphans = reader.Orphans()
+        first, second = self.Dropped(OSError('gone')), self.Dropped()
+        orphans.put(first)
+        orphans.put(second)
+        self.assertEqual(2, orphans.close_all())
+        self.assertEqual((1, 1), (first.closed, second.closed))
+        self.assertIn('Could not release', log.output)
+        self.assertEqual(0, orphans.close_all())
+
+    def threads(self):
+        return [t for t in threading.enumerate()
+                if t.name == 'cinder-ext-orphans']
+
+    def test_one_thread_per_process(self):
+        before = len(self.threads())
+        orphans = reader.Orphans(interval=0.01)
+        orphans.watch()
+        orphans.watch()
+        self.assertEqual(before + 1, len(self.threads()))
+        dropped = self.Dropped()
+        orphans.put(dropped)
+        deadline = time.monotonic() + 10
+        while not dropped.closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(1, dropped.closed)
