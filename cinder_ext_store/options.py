@@ -203,6 +203,36 @@ Possible values:
 ]
 
 LIMIT_OPTS = [
+    cfg.IntOpt('cinder_ext_spare_volumes',
+               default=0,
+               min=0,
+               max=8,
+               help="""
+Volumes each glance-api process keeps created and attached ahead for
+uploads of small images.
+
+Creating and attaching an image's volume is most of a small upload's time.
+With spares, an upload of known size that fits the smallest volume (1 GiB
+on most backends) takes a ready volume, renames it ``image-<image id>``,
+gives it the image's metadata and starts writing; a thread of the process
+then makes the next spare. The image's volume ends as without spares:
+detached, read-only, same name and metadata.
+
+Each spare is a volume of the smallest size in the service project (it
+counts against that project's volume and gigabyte quotas) and an
+attachment to this host, per worker process, while glance-api runs. A
+process deletes its spares when it exits normally; after a crash
+``cinder-ext-store reconcile`` does. Needs the service credentials
+(``cinder_store_*``): spares are made outside any user's request. 0 (the
+default) makes no spares.
+
+Possible values:
+    * 0 (off), or the number of spares per process (at most 8)
+
+Related options:
+    * ``cinder_store_auth_address`` and the other service credentials
+    * ``[DEFAULT] workers`` (Glance): each worker keeps its own spares
+"""),
     cfg.IntOpt('cinder_ext_transfer_memory_mb',
                default=512,
                min=0,

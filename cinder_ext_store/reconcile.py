@@ -18,7 +18,9 @@ It finds, on this host (the state the store keeps in its lock path):
 
 * uploads whose process is gone, or that failed and could not clean up
   (Cinder refused then): their read-write attachment and host connection,
-  and their volume (the upload never finished, so no image uses it);
+  and their volume (the upload never finished, so no image uses it); the
+  spare volumes of processes that are gone (Cinder still shows them as
+  spares: no upload took them);
 * read shares (one read-only attachment per volume and host) none of
   whose reader processes is alive;
 * attachments Cinder says are this host's (the connector's host name)
@@ -56,6 +58,7 @@ from cinder_ext_store import ceph_pool
 from cinder_ext_store import cinder_api
 from cinder_ext_store import host_records
 from cinder_ext_store import ownership
+from cinder_ext_store import spare_volumes
 
 LOG = logging.getLogger(__name__)
 
@@ -223,6 +226,12 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
              if marker.get('abandoned') else
              'the uploading process %s is gone') % marker.get('pid'),
             lambda v=volume_id: store.uploads.reclaim(api, v)))
+        if marker.get('spare'):
+            actions.append(Action(
+                name, 'delete spare volume', volume_id,
+                'a spare volume of process %s, which is gone, and no '
+                'upload took it' % marker.get('pid'),
+                lambda v=volume_id: _delete_spare(api, v)))
     for volume_id, state in store.shares.dead_shares():
         if ('share', volume_id) in seen:
             continue
@@ -514,6 +523,24 @@ def _delete_if_still(api, volume_id, glance, older_than, now, crashed):
         raise exceptions.BackendException(
             'volume %s is no longer to be deleted: %s'
             % (volume_id, reason or 'it backs an image now, or is in use'))
+    _delete(api, volume_id)
+
+
+def _delete_spare(api, volume_id):
+    """Delete a dead process's spare if Cinder still shows a spare.
+
+    An upload may have taken it (renamed it, given it an image's
+    metadata) before the process died: that volume is then judged as an
+    image volume of a crashed upload.
+    """
+    try:
+        volume = api.get(volume_id)
+    except exceptions.NotFound:
+        return
+    if not spare_volumes.is_spare(volume):
+        raise exceptions.BackendException(
+            'volume %s is no longer a spare (%s): an upload took it; it is '
+            'judged as an image volume' % (volume_id, volume.name))
     _delete(api, volume_id)
 
 

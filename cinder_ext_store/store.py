@@ -69,6 +69,7 @@ from cinder_ext_store import ownership
 from cinder_ext_store import pipeline
 from cinder_ext_store import read_share
 from cinder_ext_store import reader
+from cinder_ext_store import spare_volumes
 from cinder_ext_store import stats as stats_mod
 from cinder_ext_store import tuning as tuning_mod
 from cinder_ext_store import upload_markers
@@ -136,6 +137,8 @@ class Store(glance_store.driver.Store):
         self._observers = []
         self._shares = None
         self._shares_lock = threading.Lock()
+        self._spares = None
+        self._spares_lock = threading.Lock()
         self._load_growth_settings()
 
     def _load_growth_settings(self):
@@ -278,6 +281,26 @@ class Store(glance_store.driver.Store):
             return self._shares
 
     @property
+    def spares(self):
+        """This process's spare volumes (made on first use)."""
+        uploads = self.uploads
+        with self._spares_lock:
+            if self._spares is None:
+                count = self.store_conf.cinder_ext_spare_volumes
+                if count and not cinder_session.service_credentials_set(
+                        self.store_conf):
+                    LOG.warning('Store %s: cinder_ext_spare_volumes needs '
+                                'the service credentials (cinder_store_*) '
+                                'to make volumes outside a request; no '
+                                'spare volumes', self.name)
+                    count = 0
+                self._spares = spare_volumes.SpareVolumes(
+                    count, self.api, self.host, uploads,
+                    volume_type=self.store_conf.cinder_volume_type,
+                    direct=self.store_conf.cinder_ext_direct_io)
+            return self._spares
+
+    @property
     def record_name(self):
         """This store's name in the host's records: its backend."""
         return self.backend_group or 'glance_store'
@@ -396,17 +419,25 @@ class Store(glance_store.driver.Store):
         LOG.info('Storing image %s (%s) in a %d GiB volume of store %s',
                  image_id, '%d bytes' % image_size if known else
                  'size unknown', size_gib, self.name)
+        spare = self.spares.take(size_gib) if known else None
         try:
-            with stats.phase('create'):
-                volume = api.create(size_gib, 'image-%s' % image_id,
-                                    metadata,
-                                    self.store_conf.cinder_volume_type)
+            if spare is None:
+                with stats.phase('create'):
+                    volume = api.create(size_gib, 'image-%s' % image_id,
+                                        metadata,
+                                        self.store_conf.cinder_volume_type)
+            else:
+                volume = spare.volume
             stats.volume_id = volume.id
             try:
                 # Before anything else, so that reconcile knows whose it is
                 # should this process die; a marker that cannot be written
-                # fails the upload (and deletes the volume).
-                self.uploads.uploading(volume.id)
+                # fails the upload (and deletes the volume). A spare's
+                # names its attachment already.
+                if spare is None:
+                    self.uploads.uploading(volume.id)
+                else:
+                    self._claim(api, spare, image_id, metadata, stats)
                 if getattr(volume, 'encrypted', False):
                     raise exceptions.BackendException(
                         'Volume %s of type %s is encrypted: the store would '
@@ -418,7 +449,8 @@ class Store(glance_store.driver.Store):
                     growable=not known, stats=stats, max_bytes=cap,
                     on_attach=lambda att: self.uploads.uploading(volume.id,
                                                                  att),
-                    direct=self.store_conf.cinder_ext_direct_io)
+                    direct=self.store_conf.cinder_ext_direct_io,
+                    attachment=spare and spare.attachment)
                 written = self._write(target, image_file, image_size, hashes,
                                       stats)
                 with stats.phase('finalize'):
@@ -450,6 +482,21 @@ class Store(glance_store.driver.Store):
         metadata = {'store': self.backend_group} if self.backend_group else {}
         return (self._location_uri(volume.id), written, md5, multihash,
                 metadata)
+
+    @staticmethod
+    def _claim(api, spare, image_id, metadata, stats):
+        """Make a spare the image's volume: its name and metadata first.
+
+        Before any byte: from here a crash leaves an image volume of a dead
+        upload, which reconcile judges as any other.
+        """
+        try:
+            with stats.phase('claim'):
+                api.rename(spare.volume.id, 'image-%s' % image_id)
+                api.set_metadata(spare.volume.id, metadata)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                spare.attachment.abort()
 
     def _write(self, target, image_file, image_size, hashes, stats):
         copy = pipeline.CopyPipeline(target, hashes,

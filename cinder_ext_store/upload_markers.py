@@ -65,7 +65,7 @@ class UploadMarkers(object):
             self.records.move_aside(self._name(volume_id), e)
             return None
 
-    def uploading(self, volume_id, attachment=None):
+    def uploading(self, volume_id, attachment=None, spare=False):
         """Record that this process writes ``volume_id``.
 
         :param attachment: the upload's open
@@ -73,10 +73,14 @@ class UploadMarkers(object):
             while it holds none (before the first attach, between a detach
             and the next attach); a closed one whose Cinder attachment could
             not be deleted is recorded without a host connection
+        :param spare: the volume is a spare no upload has taken yet
+            (:mod:`~cinder_ext_store.spare_volumes`)
         :raises: what the write raised: the caller must not go on with an
             upload nobody could clean up after
         """
         marker = host_records.identity()
+        if spare:
+            marker['spare'] = True
         if attachment is not None:
             info = attachment.device_info
             path = info['path'] if info else None

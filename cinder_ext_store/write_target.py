@@ -41,6 +41,9 @@ class WriteTarget(object):
     :param stats: the upload's :class:`~cinder_ext_store.stats.TransferStats`
     :param direct: write with O_DIRECT where the device allows it
     :param max_bytes: the largest image the store accepts (grown no further)
+    :param attachment: an open read-write
+        :class:`~cinder_ext_store.attachments.Attachment` of the volume to
+        write first (a spare's), instead of making one
     :param on_attach: called with each new
         :class:`~cinder_ext_store.attachments.Attachment` (the store records
         it for ``cinder-ext-store reconcile``), and with None once it is
@@ -48,7 +51,8 @@ class WriteTarget(object):
     """
 
     def __init__(self, api, host, volume, policy, online, growable, stats,
-                 direct=False, max_bytes=None, on_attach=None):
+                 direct=False, max_bytes=None, on_attach=None,
+                 attachment=None):
         self.api = api
         self.host = host
         self.volume_id = volume.id
@@ -61,6 +65,7 @@ class WriteTarget(object):
         self.max_bytes = max_bytes
         self.on_attach = on_attach
         self.attachment = None
+        self._given = attachment
 
     @property
     def device(self):
@@ -79,10 +84,13 @@ class WriteTarget(object):
         self._detach(strict=exc_type is None)
 
     def _attach(self):
-        attachment = attachments.Attachment(
-            self.api, self.host, self.volume_id, 'rw', direct=self.direct)
-        with self.stats.phase('attach'):
-            attachment.open()
+        attachment, self._given = self._given, None
+        if attachment is None:
+            attachment = attachments.Attachment(
+                self.api, self.host, self.volume_id, 'rw',
+                direct=self.direct)
+            with self.stats.phase('attach'):
+                attachment.open()
         self.attachment = attachment
         self.stats.attachments += 1
         if self.on_attach is not None:

@@ -345,6 +345,10 @@ class FakeCinder(Faults):
         self._call('set_metadata', version, volume_id)
         self._volume(volume_id)['metadata'].update(metadata)
 
+    def update(self, version, volume_id, name):
+        self._call('update', version, volume_id, name)
+        self._volume(volume_id)['name'] = name
+
     def update_readonly_flag(self, version, volume_id, flag):
         self._call('update_readonly_flag', version, volume_id)
         vol = self._volume(volume_id)
@@ -463,6 +467,9 @@ class _Volumes(_Manager):
 
     def set_metadata(self, volume_id, metadata):
         self.cloud.set_metadata(self.version, volume_id, metadata)
+
+    def update(self, volume_id, name=None):
+        self.cloud.update(self.version, volume_id, name)
 
     def update_readonly_flag(self, volume_id, flag):
         self.cloud.update_readonly_flag(self.version, volume_id, flag)

@@ -1,0 +1,198 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Spare volumes: made and attached ahead, so a small upload writes at once.
+
+Most of a small image's upload is Cinder's: creating its volume and
+attaching it cost several times the copy. With ``cinder_ext_spare_volumes``
+set, each glance-api process keeps that many volumes of the smallest size
+created and attached read-write; an upload of known size that fits takes
+one and starts writing, then the volume becomes the image's as any other
+(named ``image-<id>``, the image's metadata, detached, read-only), and a
+thread of the process makes the next spare.
+
+A spare is an upload that has no image yet, and is recorded as one (an
+upload marker with ``spare``): while its process lives, reconcile keeps
+it; once the process is gone, reconcile releases its attachment and
+deletes the volume, after Cinder confirms it is still a spare (its name,
+no image id). A process that ends normally deletes its spares itself.
+"""
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+
+from cinder_ext_store import attachments
+
+LOG = logging.getLogger(__name__)
+
+#: The name of a spare volume until an upload takes it.
+NAME = 'cinder-ext-spare'
+#: Seconds between attempts after a spare could not be made.
+RETRY_DELAY = 30
+
+
+def is_spare(volume):
+    """Whether Cinder shows ``volume`` as an untaken spare."""
+    return (volume.name == NAME and
+            'glance_image_id' not in (volume.metadata or {}))
+
+
+class Spare(object):
+    """One ready spare: its volume and its open read-write attachment."""
+
+    def __init__(self, volume, attachment):
+        self.volume = volume
+        self.attachment = attachment
+
+
+class SpareVolumes(object):
+    """This process's spares for one store.
+
+    :param count: spares to keep ready (``cinder_ext_spare_volumes``)
+    :param api_for: returns a CinderAPI with the store's service
+        credentials (spares are made outside any request)
+    :param host: the :class:`~cinder_ext_store.brick_host.BrickHost`
+    :param uploads: this host's :class:`~cinder_ext_store.upload_markers.
+        UploadMarkers`, which record each spare
+    :param volume_type: the store's volume type
+    :param direct: open devices with O_DIRECT where they allow it
+    """
+
+    def __init__(self, count, api_for, host, uploads, volume_type=None,
+                 direct=False, retry_delay=RETRY_DELAY, sleep=time.sleep):
+        self.count = count
+        self._api_for = api_for
+        self.host = host
+        self.uploads = uploads
+        self.volume_type = volume_type
+        self.direct = direct
+        self.retry_delay = retry_delay
+        self._sleep = sleep
+        self._ready = collections.deque()
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._pid = None
+        self._stopped = False
+        #: starts the maker thread (``spawn(target)``)
+        self.spawn = _daemon
+
+    def take(self, size_gib):
+        """A ready spare of ``size_gib``, or None (then one is made).
+
+        Only the smallest volume is kept spare: a larger image's volume is
+        made for it, as without spares.
+        """
+        if not self.count:
+            return None
+        self._start()
+        spare = None
+        with self._lock:
+            if self._ready and self._ready[0].volume.size == size_gib:
+                spare = self._ready.popleft()
+        self._wanted.set()
+        if spare is not None:
+            LOG.debug('Upload takes spare volume %s', spare.volume.id)
+        return spare
+
+    def _start(self):
+        """Start this process's maker thread, once per process."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            if self._pid is not None:
+                # A forked child: the parent's spares are the parent's.
+                self._ready = collections.deque()
+            self._pid = os.getpid()
+            self._stopped = False
+        self.spawn(self._run)
+        atexit.register(self.release_all)
+
+    def _run(self):
+        while not self._stopped:
+            self._wanted.wait(60)
+            self._wanted.clear()
+            if not self.fill():
+                self._sleep(self.retry_delay)
+
+    def fill(self):
+        """Make spares until ``count`` are ready; False if one failed."""
+        while not self._stopped and len(self._ready) < self.count:
+            try:
+                spare = self.make()
+            except Exception as e:
+                LOG.error('Could not make a spare volume (next attempt in '
+                          '%d s): %s', self.retry_delay, e)
+                return False
+            with self._lock:
+                self._ready.append(spare)
+            if self._stopped:
+                self.release_all()
+        return True
+
+    @property
+    def ready(self):
+        """The number of ready spares."""
+        return len(self._ready)
+
+    def make(self):
+        """Create, record and attach one spare; all or nothing."""
+        api = self._api_for()
+        volume = api.create(api.gib_for(1), NAME, {}, self.volume_type)
+        try:
+            self.uploads.uploading(volume.id, spare=True)
+            if getattr(volume, 'encrypted', False):
+                raise ValueError('volume type %s is encrypted'
+                                 % volume.volume_type)
+            attachment = attachments.Attachment(api, self.host, volume.id,
+                                                'rw', direct=self.direct)
+            attachment.open()
+            try:
+                self.uploads.uploading(volume.id, attachment, spare=True)
+            except BaseException:
+                attachment.abort()
+                raise
+        except BaseException:
+            abandoned = not api.delete_quietly(volume.id)
+            self.uploads.uploaded(volume.id, abandoned=abandoned)
+            raise
+        LOG.info('Spare volume %s (%d GiB) ready for an upload', volume.id,
+                 volume.size)
+        return Spare(volume, attachment)
+
+    def release_all(self):
+        """Detach and delete the ready spares (the process ends)."""
+        self._stopped = True
+        while True:
+            with self._lock:
+                if not self._ready:
+                    return
+                spare = self._ready.popleft()
+            volume_id = spare.volume.id
+            try:
+                spare.attachment.close()
+                deleted = spare.attachment.api.delete_quietly(volume_id)
+            except Exception as e:
+                LOG.error('Spare volume %s stays for reconcile: %s',
+                          volume_id, e)
+                deleted = False
+            self.uploads.uploaded(volume_id, abandoned=not deleted)
+
+
+def _daemon(target):
+    threading.Thread(target=target, daemon=True,
+                     name='cinder-ext-spares').start()

@@ -1,0 +1,192 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import datetime
+import os
+
+from glance_store import exceptions
+
+from cinder_ext_store import cinder_api
+from cinder_ext_store import reconcile
+from cinder_ext_store import spare_volumes
+from cinder_ext_store.tests.unit import base
+from cinder_ext_store.tests.unit import test_reconcile
+
+CREDENTIALS = dict(cinder_store_auth_address='http://keystone/v3',
+                   cinder_store_user_name='glance',
+                   cinder_store_password='secret',
+                   cinder_store_project_name='service')
+
+
+class SpareTestCase(test_reconcile.ReconcileTestCase):
+    """A store with one spare volume, made by the test (no thread)."""
+
+    def make_conf(self, **overrides):
+        values = dict(CREDENTIALS, cinder_ext_spare_volumes=1)
+        values.update(overrides)
+        return super(SpareTestCase, self).make_conf(**values)
+
+    def setUp(self):
+        super(SpareTestCase, self).setUp()
+        self.spares = self.store.spares
+        self.spawned = []
+        self.spares.spawn = self.spawned.append
+        self.addCleanup(self.spares.release_all)
+
+    def spare(self):
+        """Fill the spares; the id of the one ready."""
+        self.assertTrue(self.spares.fill())
+        [spare] = list(self.spares._ready)
+        return spare.volume.id
+
+    def marker(self, volume_id):
+        return self.store.uploads._load(volume_id)
+
+
+class TestSpares(SpareTestCase):
+
+    def test_a_spare_is_an_attached_recorded_volume(self):
+        vid = self.spare()
+        vol = self.cloud.volumes[vid]
+        self.assertEqual(spare_volumes.NAME, vol['name'])
+        self.assertEqual(1, vol['size'])
+        self.assertEqual('in-use', vol['status'])
+        self.assertEqual([vid], [a['volume_id'] for a in
+                                 self.cloud.attachments.values()])
+        marker = self.marker(vid)
+        self.assertTrue(marker['spare'])
+        self.assertEqual('rw', marker['mode'])
+        self.assertIn(vid, self.store.uploads.live())
+
+    def test_upload_takes_the_spare(self):
+        vid = self.spare()
+        data = base.payload(base.TEST_GIB - 5)
+        uri = self.add(data, image_id='small')[0]
+        self.assertEqual(vid, self.volume_id(uri))
+        vol = self.assertStored(uri, data)
+        self.assertEqual('image-small', vol['name'])
+        self.assertEqual('small', vol['metadata']['glance_image_id'])
+        self.assertIn('image_owner', vol['metadata'])
+        self.assertIsNone(self.marker(vid))
+        # Taken: the store asked its thread for the next one, and neither
+        # created nor attached for this upload.
+        self.assertEqual(0, self.spares.ready)
+        self.assertEqual([self.spares._run], self.spawned)
+        self.assertTrue(self.spares._wanted.is_set())
+        self.assertEqual(1, self.cloud.count('create'))
+        self.assertIn('phases=claim:', self.log.output)
+        self.assertEqual(data, self.read_all(uri))
+
+    def test_larger_or_unsized_uploads_make_their_own_volume(self):
+        vid = self.spare()
+        big = base.payload(base.TEST_GIB + 1)
+        self.add(big, image_id='big')
+        self.add(base.payload(1000), size=0, image_id='chunked')
+        self.assertEqual(1, self.spares.ready)
+        self.assertEqual(spare_volumes.NAME, self.cloud.volumes[vid]['name'])
+
+    def test_failed_upload_deletes_the_spare_it_took(self):
+        vid = self.spare()
+        self.assertRaises(exceptions.Invalid, self.add, base.payload(10),
+                          size=20, image_id='short')
+        self.cloud.finish_transitions()
+        self.assertNotIn(vid, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertIsNone(self.marker(vid))
+
+    def test_failed_claim_releases_the_spare(self):
+        vid = self.spare()
+        self.cloud.fail('update', cinder_api.cinder_exc.ClientException(
+            500, 'db down'), 10)
+        self.assertRaises(exceptions.BackendException, self.add,
+                          base.payload(10), image_id='claim')
+        self.cloud.finish_transitions()
+        self.assertNotIn(vid, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+
+    def test_a_spare_that_cannot_be_attached_is_not_kept(self):
+        self.host.fail('connect', OSError('no path'))
+        self.assertFalse(self.spares.fill())
+        self.assertEqual(0, self.spares.ready)
+        self.assertIn('Could not make a spare volume', self.log.output)
+        self.assertNothingLeft()
+        self.assertEqual([], list(self.store.uploads.markers()))
+
+    def test_process_end_deletes_the_spares(self):
+        self.spare()
+        self.spares.release_all()
+        self.assertNothingLeft()
+        self.assertEqual([], list(self.store.uploads.markers()))
+
+    def test_no_spares_without_service_credentials(self):
+        conf = super(SpareTestCase, self).make_conf(
+            cinder_ext_spare_volumes=2)
+        store = self.make_store(conf)
+        self.assertIsNone(store.spares.take(1))
+        self.assertIn('needs the service credentials', self.log.output)
+
+    def test_off_by_default(self):
+        store = self.make_store(
+            super(SpareTestCase, self).make_conf(**CREDENTIALS))
+        self.assertIsNone(store.spares.take(1))
+        self.add(base.payload(10), store=store)
+        self.assertEqual(1, self.cloud.count('create'))
+
+    def test_a_forked_child_starts_without_the_parents_spares(self):
+        self.spare()
+        self.spares.take(2)  # starts this process's thread
+        self.spares._pid = os.getpid() + 1  # as a child sees it
+        self.assertIsNone(self.spares.take(1))
+        self.assertEqual(2, len(self.spawned))
+        self.spares._pid = os.getpid()
+
+
+class TestDeadSpares(SpareTestCase):
+
+    def dead_spare(self):
+        vid = self.spare()
+        self.spares._ready.clear()  # the process "died" holding it
+        self.kill(os.path.join(self.store.shares.dir, '%s.upload' % vid))
+        return vid
+
+    def test_reconcile_deletes_a_dead_processs_spare(self):
+        self.dead_spare()
+        actions = self.plan(test_reconcile.FakeGlance({}))
+        self.assertEqual(['release upload attachment', 'delete spare volume'],
+                         [a.what for a in actions])
+        self.assertEqual(0, self.run_plan(actions))
+        self.assertNothingLeft()
+
+    def test_reconcile_judges_a_taken_spare_as_an_image_volume(self):
+        # The process died after an upload renamed it: an image's volume
+        # now, kept while Glance's image may still be uploading.
+        vid = self.dead_spare()
+        self.api.rename(vid, 'image-young')
+        self.api.set_metadata(vid, {'glance_image_id': 'young',
+                                    'image_size': '10'})
+        actions = self.plan(test_reconcile.FakeGlance(
+            {'young': ('active', {vid})}), later=datetime.timedelta())
+        self.assertEqual(1, self.run_plan(actions))
+        self.assertIn(vid, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+        failed = [line for line in self.out if 'FAILED' in line]
+        self.assertEqual(1, len(failed), self.out)
+        self.assertIn('no longer a spare', failed[0])
+
+    def test_a_live_spare_is_kept(self):
+        vid = self.spare()
+        actions = reconcile.plan(self.store, test_reconcile.FakeGlance({}),
+                                 test_reconcile.HOUR)
+        self.assertEqual([], actions)
+        self.assertIn(vid, self.cloud.volumes)
