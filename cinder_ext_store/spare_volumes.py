@@ -120,7 +120,12 @@ class SpareVolumes(object):
             self._pid = os.getpid()
             self._stopped = False
         self.spawn(self._run)
-        atexit.register(self.release_all)
+        atexit.register(self.stop)
+
+    def stop(self):
+        """Make no more spares; release the ready ones (the process ends)."""
+        self._stopped = True
+        self.release_all()
 
     def _run(self):
         while not self._stopped:
@@ -175,8 +180,7 @@ class SpareVolumes(object):
         return Spare(volume, attachment)
 
     def release_all(self):
-        """Detach and delete the ready spares (the process ends)."""
-        self._stopped = True
+        """Detach and delete the ready spares."""
         while True:
             with self._lock:
                 if not self._ready:

@@ -99,6 +99,9 @@ def backends(cloud):
             more[name] = stores.Backend('cinder_ext', pool, True)
     return dict(more, **{
         'online': stores.Backend('cinder_ext', vtype, True),
+        # One spare volume per process (test_spare_volumes).
+        'spare': stores.Backend('cinder_ext', vtype, True,
+                                (('cinder_ext_spare_volumes', 1),)),
         'offline': stores.Backend('cinder_ext', vtype, False),
         'nofeature': stores.Backend(
             'cinder_ext', on.volume_type_no_online_extend, True),
