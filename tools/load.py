@@ -17,6 +17,9 @@
                   [--mix upload=25,download=45,...] [--json load.json]
     tools/load.sh --small 30     # 1 MiB images: this store vs in-tree
 
+``CINDER_EXT_SPARE_VOLUMES=N`` at ``tools/stack up`` (after a ``down``)
+gives the store's glance-api backends N spare volumes per worker
+(``cinder_ext_spare_volumes``): the small table then measures them.
 ``CINDER_EXT_STORAGE=rbd`` runs it on the stack's Ceph backend. Exit
 status 1 when an unexpected error, a corrupt download or a leak was seen.
 """

@@ -60,6 +60,9 @@ USER = os.environ.get('CINDER_EXT_GLANCE_USER', 'glance')
 INTREE_USER = os.environ.get('CINDER_EXT_GLANCE_INTREE_USER',
                              'glance-intree')
 SUDOERS = '/etc/sudoers.d/cinder-ext-stack-glance'
+#: cinder_ext_spare_volumes of this store's backends (default 0, off; the
+#: load run's small-image table measures it: tools/load.sh --help).
+SPARE_VOLUMES = int(os.environ.get('CINDER_EXT_SPARE_VOLUMES') or 0)
 SUDOERS_INTREE = '/etc/sudoers.d/cinder-ext-stack-glance-intree'
 SYSTEM_PYTHON = '/usr/bin/python3.11'
 #: sudo looks commands up on its secure_path; the in-tree driver runs
@@ -279,11 +282,14 @@ class Glance(service.UwsgiService):
             return service.render('glance-backend-rbd.conf', name=name,
                                   description=description,
                                   ceph_conf=self.ceph.conf)
-        return service.render(
+        section = service.render(
             'glance-backend-cinder.conf', name=name, vtype=vtype,
             description=description, auth_url=self.s.auth_url,
             password=self.s.SERVICE_PASSWORD, extend=extend,
             rootwrap=self.rootwrap_config(store))
+        if store == 'cinder_ext' and SPARE_VOLUMES:
+            section += 'cinder_ext_spare_volumes = %d\n' % SPARE_VOLUMES
+        return section
 
     @property
     def lock_path(self):
