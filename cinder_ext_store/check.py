@@ -432,7 +432,8 @@ def check_options(store):
 
     An option glance_store does not know in the backend's section is
     ignored (a misspelt name leaves the default in force); a growth
-    ceiling below the floor is raised to it.
+    ceiling below the floor is raised to it; spare volumes without service
+    credentials are not made.
     """
     group = store.backend_group or 'glance_store'
     problems = []
@@ -450,6 +451,12 @@ def check_options(store):
                 conf.cinder_ext_growth_max_gib,
                 conf.cinder_ext_growth_min_gib,
                 conf.cinder_ext_growth_min_gib))
+    if (conf.cinder_ext_spare_volumes and
+            not cinder_session.service_credentials_set(conf)):
+        problems.append(
+            'cinder_ext_spare_volumes is %d but the store has no service '
+            'credentials (cinder_store_*): no spare volumes are made'
+            % conf.cinder_ext_spare_volumes)
     if problems:
         return Result('options', WARN, '; '.join(problems),
                       'correct or remove them in [%s]' % group)

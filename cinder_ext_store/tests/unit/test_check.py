@@ -346,6 +346,17 @@ class TestOptions(CheckTestCase):
         self.assertEqual(check.WARN, result.status)
         self.assertIn('the store grows by 8 GiB', result.detail)
 
+    def test_spares_without_service_credentials(self):
+        result = self.options('', cinder_ext_spare_volumes=1)
+        self.assertEqual(check.WARN, result.status)
+        self.assertIn('no spare volumes are made', result.detail)
+        result = self.options('', cinder_ext_spare_volumes=1,
+                              cinder_store_auth_address='http://ks/v3',
+                              cinder_store_user_name='glance',
+                              cinder_store_password='secret',
+                              cinder_store_project_name='service')
+        self.assertEqual(check.OK, result.status)
+
 
 class BackendsTestCase(CheckTestCase):
 
