@@ -473,9 +473,10 @@ class CinderAPI(object):
         self._request('metadata update', lambda: self._client(
         ).volumes.set_metadata(volume_id, metadata), volume_id=volume_id)
 
-    def rename(self, volume_id, name):
+    def rename(self, volume_id, name, metadata):
+        """Set the volume's name and *replace* its metadata, in one call."""
         self._request('rename', lambda: self._client().volumes.update(
-            volume_id, name=name), volume_id=volume_id)
+            volume_id, name=name, metadata=metadata), volume_id=volume_id)
 
     def set_readonly(self, volume_id):
         self._request('read-only update', lambda: self._client(

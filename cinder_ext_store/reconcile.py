@@ -226,7 +226,7 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
              if marker.get('abandoned') else
              'the uploading process %s is gone') % marker.get('pid'),
             lambda v=volume_id: store.uploads.reclaim(api, v)))
-        if marker.get('spare'):
+        if marker.get('spare') and _still_spare(api, volume_id):
             actions.append(Action(
                 name, 'delete spare volume', volume_id,
                 'a spare volume of process %s, which is gone, and no '
@@ -526,13 +526,21 @@ def _delete_if_still(api, volume_id, glance, older_than, now, crashed):
     _delete(api, volume_id)
 
 
-def _delete_spare(api, volume_id):
-    """Delete a dead process's spare if Cinder still shows a spare.
+def _still_spare(api, volume_id):
+    """Whether Cinder shows the volume as an untaken spare.
 
     An upload may have taken it (renamed it, given it an image's
-    metadata) before the process died: that volume is then judged as an
-    image volume of a crashed upload.
+    metadata) before the process died: that volume is judged as an image
+    volume of a crashed upload.
     """
+    try:
+        return spare_volumes.is_spare(api.get(volume_id))
+    except exceptions.NotFound:
+        return False
+
+
+def _delete_spare(api, volume_id):
+    """Delete a dead process's spare if Cinder still shows a spare."""
     try:
         volume = api.get(volume_id)
     except exceptions.NotFound:

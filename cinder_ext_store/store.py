@@ -487,13 +487,13 @@ class Store(glance_store.driver.Store):
     def _claim(api, spare, image_id, metadata, stats):
         """Make a spare the image's volume: its name and metadata first.
 
-        Before any byte: from here a crash leaves an image volume of a dead
-        upload, which reconcile judges as any other.
+        One call, before any byte: from here a crash leaves an image volume
+        of a dead upload, which reconcile judges as any other.
         """
         try:
             with stats.phase('claim'):
-                api.rename(spare.volume.id, 'image-%s' % image_id)
-                api.set_metadata(spare.volume.id, metadata)
+                api.rename(spare.volume.id, 'image-%s' % image_id,
+                           dict(spare.volume.metadata or {}, **metadata))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 spare.attachment.abort()

@@ -345,9 +345,14 @@ class FakeCinder(Faults):
         self._call('set_metadata', version, volume_id)
         self._volume(volume_id)['metadata'].update(metadata)
 
-    def update(self, version, volume_id, name):
+    def update(self, version, volume_id, name, metadata):
+        # Cinder 29 replaces the metadata with what the update names.
         self._call('update', version, volume_id, name)
-        self._volume(volume_id)['name'] = name
+        vol = self._volume(volume_id)
+        if name is not None:
+            vol['name'] = name
+        if metadata is not None:
+            vol['metadata'] = dict(metadata)
 
     def update_readonly_flag(self, version, volume_id, flag):
         self._call('update_readonly_flag', version, volume_id)
@@ -468,8 +473,8 @@ class _Volumes(_Manager):
     def set_metadata(self, volume_id, metadata):
         self.cloud.set_metadata(self.version, volume_id, metadata)
 
-    def update(self, volume_id, name=None):
-        self.cloud.update(self.version, volume_id, name)
+    def update(self, volume_id, name=None, metadata=None):
+        self.cloud.update(self.version, volume_id, name, metadata)
 
     def update_readonly_flag(self, volume_id, flag):
         self.cloud.update_readonly_flag(self.version, volume_id, flag)

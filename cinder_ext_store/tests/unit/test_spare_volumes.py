@@ -76,6 +76,8 @@ class TestSpares(SpareTestCase):
         self.assertEqual('image-small', vol['name'])
         self.assertEqual('small', vol['metadata']['glance_image_id'])
         self.assertIn('image_owner', vol['metadata'])
+        # The creation token stays (reconcile's proof the store made it).
+        self.assertIn(cinder_api.CREATE_TOKEN, vol['metadata'])
         self.assertIsNone(self.marker(vid))
         # Taken: the store asked its thread for the next one, and neither
         # created nor attached for this upload.
@@ -170,19 +172,25 @@ class TestDeadSpares(SpareTestCase):
 
     def test_reconcile_judges_a_taken_spare_as_an_image_volume(self):
         # The process died after an upload renamed it: an image's volume
-        # now, kept while Glance's image may still be uploading.
+        # now, kept while an image names it.
         vid = self.dead_spare()
-        self.api.rename(vid, 'image-young')
-        self.api.set_metadata(vid, {'glance_image_id': 'young',
-                                    'image_size': '10'})
+        self.api.rename(vid, 'image-young', {'glance_image_id': 'young',
+                                             'image_size': '10'})
         actions = self.plan(test_reconcile.FakeGlance(
             {'young': ('active', {vid})}), later=datetime.timedelta())
-        self.assertEqual(1, self.run_plan(actions))
+        self.assertEqual(['release upload attachment'],
+                         [a.what for a in actions])
+        self.assertEqual(0, self.run_plan(actions))
         self.assertIn(vid, self.cloud.volumes)
         self.assertEqual({}, self.cloud.attachments)
-        failed = [line for line in self.out if 'FAILED' in line]
-        self.assertEqual(1, len(failed), self.out)
-        self.assertIn('no longer a spare', failed[0])
+
+    def test_a_spare_taken_after_the_plan_is_not_deleted(self):
+        vid = self.dead_spare()
+        actions = self.plan(test_reconcile.FakeGlance({}))
+        self.api.rename(vid, 'image-late', {'glance_image_id': 'late'})
+        self.assertEqual(1, self.run_plan(actions))
+        self.assertIn(vid, self.cloud.volumes)
+        self.assertIn('no longer a spare', self.out[-1])
 
     def test_a_live_spare_is_kept(self):
         vid = self.spare()
