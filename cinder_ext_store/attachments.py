@@ -63,8 +63,11 @@ class Attachment(object):
     """One live attachment of a volume to this host."""
 
     def __init__(self, api, host, volume_id, mode, direct=False,
-                 owner=True, before=None):
+                 owner=True, before=None, size_gib=None):
         self.api = api
+        # The volume's size as Cinder showed it a moment ago (the device
+        # lent must have it), or None: asked when needed.
+        self.size_gib = size_gib
         self.before = before  # the volume's attachments before ours
         self.host = host
         self.volume_id = volume_id
@@ -127,7 +130,8 @@ class Attachment(object):
             tuning=self.api.tuning)
 
     def _volume_bytes(self):
-        return self.api.bytes_for(self.api.get(self.volume_id).size)
+        size_gib = self.size_gib or self.api.get(self.volume_id).size
+        return self.api.bytes_for(size_gib)
 
     @classmethod
     def adopt(cls, api, host, volume_id, record, owner=True):

@@ -215,8 +215,12 @@ class ReadShares(object):
 
     # -- joining and leaving ----------------------------------------------
 
-    def acquire(self, api, volume_id):
-        """Join (or make) the share of ``volume_id``; returns a Lease."""
+    def acquire(self, api, volume_id, size_gib=None):
+        """Join (or make) the share of ``volume_id``; returns a Lease.
+
+        :param size_gib: the volume's size as Cinder just showed it (else
+            asked when a device is lent)
+        """
         self.records.ensure_dir()
         if not self._swept:
             self._swept = True
@@ -232,7 +236,7 @@ class ReadShares(object):
                     state = None
             created = state is None
             if created:
-                state, device, own = self._attach(api, volume_id)
+                state, device, own = self._attach(api, volume_id, size_gib)
             else:
                 device, own = self._join(api, volume_id, state)
             me = host_records.identity()
@@ -256,7 +260,7 @@ class ReadShares(object):
                 raise
         return Lease(self, api, volume_id, device, own)
 
-    def _attach(self, api, volume_id):
+    def _attach(self, api, volume_id, size_gib=None):
         """A new attachment, recorded before it is asked for.
 
         Retried while another host holds the volume.
@@ -275,7 +279,7 @@ class ReadShares(object):
                 'readers': {host_records.key(me): _holder(me)}})
             attachment = attachments.Attachment(
                 api, self.host, volume_id, 'ro', direct=self.direct,
-                before=request['before'])
+                before=request['before'], size_gib=size_gib)
             try:
                 device = attachment.open()
                 break

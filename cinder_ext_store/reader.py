@@ -149,12 +149,13 @@ class ImageReader(object):
     :param shares: this host's
         :class:`~cinder_ext_store.read_share.ReadShares`: the reader joins
         the volume's shared read-only attachment
+    :param volume: the image's volume as Cinder just showed it
     :param stats: the :class:`~cinder_ext_store.stats.TransferStats` of
         this read; ``on_release(stats, error)`` is called once, when the
         reader leaves the attachment
     """
 
-    def __init__(self, shares, api, volume_id, offset, length, chunk_size,
+    def __init__(self, shares, api, volume, offset, length, chunk_size,
                  stats, on_release, reserve=None, orphans=ORPHANS):
         self._lease = None  # set once attached: __del__ may run early
         self._orphans = orphans
@@ -162,7 +163,7 @@ class ImageReader(object):
         self._stats = stats
         self._on_release = on_release
         with stats.phase('attach'):
-            lease = shares.acquire(api, volume_id)
+            lease = shares.acquire(api, volume.id, size_gib=volume.size)
         stats.attachments += 1
         # Room for the read-ahead, which depends on the device (RBD keeps
         # more requests in flight): known once attached.

@@ -163,8 +163,9 @@ class SpareVolumes(object):
             if getattr(volume, 'encrypted', False):
                 raise ValueError('volume type %s is encrypted'
                                  % volume.volume_type)
-            attachment = attachments.Attachment(api, self.host, volume.id,
-                                                'rw', direct=self.direct)
+            attachment = attachments.Attachment(
+                api, self.host, volume.id, 'rw', direct=self.direct,
+                size_gib=volume.size)
             attachment.open()
             try:
                 self.uploads.uploading(volume.id, attachment, spare=True)

@@ -553,7 +553,7 @@ class Store(glance_store.driver.Store):
                 length = min(chunk_size, length)
             stats.total = length
             it = reader.ImageReader(
-                self.shares, api, volume.id, offset, length,
+                self.shares, api, volume, offset, length,
                 self.READ_CHUNKSIZE, stats, self._report,
                 reserve=lambda nbytes: self._reserve_memory(
                     nbytes, stats, 'a download'))

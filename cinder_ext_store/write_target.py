@@ -88,7 +88,7 @@ class WriteTarget(object):
         if attachment is None:
             attachment = attachments.Attachment(
                 self.api, self.host, self.volume_id, 'rw',
-                direct=self.direct)
+                direct=self.direct, size_gib=self.size_gib)
             with self.stats.phase('attach'):
                 attachment.open()
         self.attachment = attachment

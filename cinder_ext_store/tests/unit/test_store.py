@@ -728,6 +728,16 @@ class TestRead(base.StoreTestCase):
         ro = [c for c in self.cloud.calls if c[0] == 'attachment_create']
         self.assertEqual('ro', ro[-1][3])
 
+    def test_one_cinder_lookup_per_read(self):
+        # The size the lent device must have comes from the lookup: no
+        # second GET between attachment create and complete.
+        before = self.cloud.count('get')
+        self.assertEqual(self.data, self.read_all(self.uri))
+        self.assertEqual(1, self.cloud.count('get') - before)
+        self.assertEqual(
+            [self.cloud.volumes[self.vid]['size'] * base.TEST_GIB],
+            self.host.lent_sizes[-1:])
+
     def test_read_through_handle(self):
         self.host.handles = True
         self.assertEqual(self.data, self.read_all(self.uri))
