@@ -21,10 +21,11 @@ one and starts writing, then the volume becomes the image's as any other
 thread of the process makes the next spare.
 
 A spare is an upload that has no image yet, and is recorded as one (an
-upload marker with ``spare``): while its process lives, reconcile keeps
-it; once the process is gone, reconcile releases its attachment and
-deletes the volume, after Cinder confirms it is still a spare (its name,
-no image id). A process that ends normally deletes its spares itself.
+upload marker with ``spare``, kept by the upload that takes it until it
+ends): while its process lives, reconcile keeps it; once the process is
+gone, reconcile releases its attachment and deletes the volume if Cinder
+still shows a spare (its name); one an upload renamed is judged as that
+image's volume. A process that ends normally deletes its spares itself.
 """
 
 import atexit
@@ -56,6 +57,43 @@ class Spare(object):
     def __init__(self, volume, attachment):
         self.volume = volume
         self.attachment = attachment
+
+
+class Claim(object):
+    """A taken spare becoming the image's volume, beside the copy.
+
+    One Cinder update sets the name and replaces the metadata (the
+    image's, with the spare's creation token), in a thread of its own
+    while the data is written: :meth:`wait` before the upload finishes.
+    """
+
+    def __init__(self, api, spare, name, metadata):
+        self.volume_id = spare.volume.id
+        self._call = lambda: api.rename(
+            spare.volume.id, name, dict(spare.volume.metadata or {},
+                                        **metadata))
+        self._error = None
+        self._done = threading.Event()
+        threading.Thread(target=self._run, daemon=True,
+                         name='cinder-ext-claim').start()
+
+    def _run(self):
+        try:
+            self._call()
+        except BaseException as e:
+            self._error = e
+        finally:
+            self._done.set()
+
+    def wait(self):
+        """Return once Cinder answered; raise what it raised."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+    def wait_quietly(self):
+        """Wait for the answer, whatever it was (the upload failed)."""
+        self._done.wait()
 
 
 class SpareVolumes(object):

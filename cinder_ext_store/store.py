@@ -420,6 +420,7 @@ class Store(glance_store.driver.Store):
                  image_id, '%d bytes' % image_size if known else
                  'size unknown', size_gib, self.name)
         spare = self.spares.take(size_gib) if known else None
+        claim = None
         try:
             if spare is None:
                 with stats.phase('create'):
@@ -437,7 +438,9 @@ class Store(glance_store.driver.Store):
                 if spare is None:
                     self.uploads.uploading(volume.id)
                 else:
-                    self._claim(api, spare, image_id, metadata, stats)
+                    claim = spare_volumes.Claim(api, spare,
+                                                'image-%s' % image_id,
+                                                metadata)
                 if getattr(volume, 'encrypted', False):
                     raise exceptions.BackendException(
                         'Volume %s of type %s is encrypted: the store would '
@@ -447,12 +450,17 @@ class Store(glance_store.driver.Store):
                 target = write_target.WriteTarget(
                     api, self.host, volume, self.policy, self.online_extend,
                     growable=not known, stats=stats, max_bytes=cap,
-                    on_attach=lambda att: self.uploads.uploading(volume.id,
-                                                                 att),
+                    # A spare's marker says so until the upload ends:
+                    # reconcile deletes it only while Cinder shows a spare.
+                    on_attach=lambda att: self.uploads.uploading(
+                        volume.id, att, spare=spare is not None),
                     direct=self.store_conf.cinder_ext_direct_io,
                     attachment=spare and spare.attachment)
                 written = self._write(target, image_file, image_size, hashes,
                                       stats)
+                if claim is not None:
+                    with stats.phase('claim'):
+                        claim.wait()
                 with stats.phase('finalize'):
                     if written != image_size:
                         api.set_metadata(volume.id,
@@ -470,6 +478,8 @@ class Store(glance_store.driver.Store):
                     else:
                         LOG.error('Upload of image %s into volume %s failed; '
                                   'deleting the volume', image_id, volume.id)
+                    if claim is not None:
+                        claim.wait_quietly()
                     # What cannot be deleted now stays on record for
                     # cinder-ext-store reconcile.
                     abandoned = not api.delete_quietly(volume.id)
@@ -482,21 +492,6 @@ class Store(glance_store.driver.Store):
         metadata = {'store': self.backend_group} if self.backend_group else {}
         return (self._location_uri(volume.id), written, md5, multihash,
                 metadata)
-
-    @staticmethod
-    def _claim(api, spare, image_id, metadata, stats):
-        """Make a spare the image's volume: its name and metadata first.
-
-        One call, before any byte: from here a crash leaves an image volume
-        of a dead upload, which reconcile judges as any other.
-        """
-        try:
-            with stats.phase('claim'):
-                api.rename(spare.volume.id, 'image-%s' % image_id,
-                           dict(spare.volume.metadata or {}, **metadata))
-        except BaseException:
-            with excutils.save_and_reraise_exception():
-                spare.attachment.abort()
 
     def _write(self, target, image_file, image_size, hashes, stats):
         copy = pipeline.CopyPipeline(target, hashes,

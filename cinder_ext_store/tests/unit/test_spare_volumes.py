@@ -11,6 +11,7 @@
 # under the License.
 
 import datetime
+import io
 import os
 
 from glance_store import exceptions
@@ -87,6 +88,23 @@ class TestSpares(SpareTestCase):
         self.assertEqual(1, self.cloud.count('create'))
         self.assertIn('phases=claim:', self.log.output)
         self.assertEqual(data, self.read_all(uri))
+
+    def test_marker_says_spare_until_the_upload_ends(self):
+        # A crash mid-upload: reconcile deletes the volume only if Cinder
+        # still shows a spare, whether or not the rename got through.
+        vid = self.spare()
+        seen = []
+        data = io.BytesIO(base.payload(1000))
+
+        class Source(object):
+            def read(inner, n):
+                seen.append(self.marker(vid))
+                return data.read(n)
+        self.add(b'', size=1000, image_id='watched', source=Source())
+        self.assertTrue(seen)
+        self.assertTrue(all(m['spare'] and m['attachment_id']
+                            for m in seen), seen)
+        self.assertIsNone(self.marker(vid))
 
     def test_larger_or_unsized_uploads_make_their_own_volume(self):
         vid = self.spare()
