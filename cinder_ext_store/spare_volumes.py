@@ -226,14 +226,19 @@ class SpareVolumes(object):
                     return
                 spare = self._ready.popleft()
             volume_id = spare.volume.id
+            error = None
             try:
                 spare.attachment.close()
-                deleted = spare.attachment.api.delete_quietly(volume_id)
+                if not spare.attachment.api.delete_quietly(volume_id):
+                    error = 'Cinder did not delete it'
             except Exception as e:
-                LOG.error('Spare volume %s stays for reconcile: %s',
-                          volume_id, e)
-                deleted = False
-            self.uploads.uploaded(volume_id, abandoned=not deleted)
+                error = e
+            if error is None:
+                LOG.info('Spare volume %s detached and deleted', volume_id)
+            else:
+                LOG.error('Spare volume %s stays for cinder-ext-store '
+                          'reconcile: %s', volume_id, error)
+            self.uploads.uploaded(volume_id, abandoned=error is not None)
 
 
 def _daemon(target):

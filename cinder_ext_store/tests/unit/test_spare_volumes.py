@@ -149,6 +149,20 @@ class TestSpares(SpareTestCase):
         self.assertNothingLeft()
         self.assertEqual([], list(self.store.uploads.markers()))
 
+    def test_a_spare_cinder_keeps_stays_for_reconcile(self):
+        vid = self.spare()
+        self.cloud.fail('delete', cinder_api.cinder_exc.ClientException(
+            500, 'db down'), 20)
+        self.spares.release_all()
+        self.assertIn('stays for cinder-ext-store reconcile', self.log.output)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual([vid], [v for v, _ in self.store.uploads.dead()])
+        self.cloud.faults.clear()  # Cinder is back
+        actions = self.plan(test_reconcile.FakeGlance({}))
+        self.assertIn('delete spare volume', [a.what for a in actions])
+        self.assertEqual(0, self.run_plan(actions))
+        self.assertNothingLeft()
+
     def test_no_spares_without_service_credentials(self):
         conf = super(SpareTestCase, self).make_conf(
             cinder_ext_spare_volumes=2)
