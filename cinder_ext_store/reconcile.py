@@ -20,7 +20,8 @@ It finds, on this host (the state the store keeps in its lock path):
   (Cinder refused then): their read-write attachment and host connection,
   and their volume (the upload never finished, so no image uses it); the
   spare volumes of processes that are gone (Cinder still shows them as
-  spares: no upload took them);
+  spares: no upload took them), recorded or not (a spare's metadata names
+  its process);
 * read shares (one read-only attachment per volume and host) none of
   whose reader processes is alive;
 * attachments Cinder says are this host's (the connector's host name)
@@ -227,6 +228,7 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
              'the uploading process %s is gone') % marker.get('pid'),
             lambda v=volume_id: store.uploads.reclaim(api, v)))
         if marker.get('spare') and _still_spare(api, volume_id):
+            seen.add(volume_id)
             actions.append(Action(
                 name, 'delete spare volume', volume_id,
                 'a spare volume of process %s, which is gone, and no '
@@ -254,6 +256,12 @@ def plan(store, glance, older_than, now=None, seen=None, notes=None):
                                        older_than, now)
     for volume in volumes:
         if volume.id in seen or volume.id in live:
+            continue
+        if spare_volumes.is_spare(volume):
+            action = _unrecorded_spare(name, api, volume)
+            if action is not None:
+                seen.add(volume.id)
+                actions.append(action)
             continue
         if not _is_image_volume(volume):
             continue  # never ours to clean
@@ -537,6 +545,23 @@ def _still_spare(api, volume_id):
         return spare_volumes.is_spare(api.get(volume_id))
     except exceptions.NotFound:
         return False
+
+
+def _unrecorded_spare(name, api, volume):
+    """A spare no record names: its process died before it recorded it.
+
+    Judged by the process its metadata names (:data:`spare_volumes.
+    MADE_BY`); another place's, a live process's (about to record it) or
+    one without that metadata is kept.
+    """
+    made_by = spare_volumes.maker(volume)
+    if made_by is None or host_records.judge(made_by) != host_records.DEAD:
+        return None
+    return Action(name, 'delete spare volume', volume.id,
+                  'a spare volume of process %s, which is gone, and no '
+                  'record names it (the process died making it)'
+                  % made_by['pid'],
+                  lambda: _delete_spare(api, volume.id))
 
 
 def _delete_spare(api, volume_id):

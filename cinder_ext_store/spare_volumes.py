@@ -25,22 +25,30 @@ upload marker with ``spare``, kept by the upload that takes it until it
 ends): while its process lives, reconcile keeps it; once the process is
 gone, reconcile releases its attachment and deletes the volume if Cinder
 still shows a spare (its name); one an upload renamed is judged as that
-image's volume. A process that ends normally deletes its spares itself.
+image's volume. A spare's metadata names the process that made it, so a
+process that died between Cinder's create and its record leaves a volume
+reconcile can still judge. A process that ends normally deletes its spares
+itself (waiting for one being made).
 """
 
 import atexit
 import collections
+import json
 import logging
 import os
 import threading
 import time
 
 from cinder_ext_store import attachments
+from cinder_ext_store import host_records
 
 LOG = logging.getLogger(__name__)
 
 #: The name of a spare volume until an upload takes it.
 NAME = 'cinder-ext-spare'
+#: Its metadata naming the process that made it (JSON, as host records
+#: name processes): reconcile judges a spare no record names by it.
+MADE_BY = 'cinder_ext_spare_of'
 #: Seconds between attempts after a spare could not be made.
 RETRY_DELAY = 30
 
@@ -49,6 +57,19 @@ def is_spare(volume):
     """Whether Cinder shows ``volume`` as an untaken spare."""
     return (volume.name == NAME and
             'glance_image_id' not in (volume.metadata or {}))
+
+
+def maker(volume):
+    """The process that made a spare (pid, start, place), or None."""
+    try:
+        found = json.loads((volume.metadata or {})[MADE_BY])
+    except (KeyError, TypeError, ValueError):
+        return None
+    needed = tuple(host_records.PLACE) + ('pid', 'start')
+    if not (isinstance(found, dict) and
+            all(found.get(k) is not None for k in needed)):
+        return None
+    return found
 
 
 class Spare(object):
@@ -69,9 +90,10 @@ class Claim(object):
 
     def __init__(self, api, spare, name, metadata):
         self.volume_id = spare.volume.id
-        self._call = lambda: api.rename(
-            spare.volume.id, name, dict(spare.volume.metadata or {},
-                                        **metadata))
+        kept = {k: v for k, v in (spare.volume.metadata or {}).items()
+                if k != MADE_BY}
+        self._call = lambda: api.rename(spare.volume.id, name,
+                                        dict(kept, **metadata))
         self._error = None
         self._done = threading.Event()
         threading.Thread(target=self._run, daemon=True,
@@ -124,6 +146,8 @@ class SpareVolumes(object):
         self._wanted = threading.Event()
         self._pid = None
         self._stopped = False
+        self._idle = threading.Event()  # no spare is being made
+        self._idle.set()
         #: starts the maker thread (``spawn(target)``)
         self.spawn = _daemon
 
@@ -160,9 +184,15 @@ class SpareVolumes(object):
         self.spawn(self._run)
         atexit.register(self.stop)
 
-    def stop(self):
-        """Make no more spares; release the ready ones (the process ends)."""
+    def stop(self, wait=30):
+        """Make no more spares; release the ready ones (the process ends).
+
+        A spare being made is waited for (up to ``wait`` seconds) and
+        released too: a process that exits mid-create leaves a volume only
+        reconcile finds (by :data:`MADE_BY`).
+        """
         self._stopped = True
+        self._idle.wait(wait)
         self.release_all()
 
     def _run(self):
@@ -175,14 +205,18 @@ class SpareVolumes(object):
     def fill(self):
         """Make spares until ``count`` are ready; False if one failed."""
         while not self._stopped and len(self._ready) < self.count:
+            self._idle.clear()
             try:
                 spare = self.make()
             except Exception as e:
                 LOG.error('Could not make a spare volume (next attempt in '
                           '%d s): %s', self.retry_delay, e)
                 return False
-            with self._lock:
-                self._ready.append(spare)
+            else:
+                with self._lock:
+                    self._ready.append(spare)
+            finally:
+                self._idle.set()
             if self._stopped:
                 self.release_all()
         return True
@@ -195,7 +229,9 @@ class SpareVolumes(object):
     def make(self):
         """Create, record and attach one spare; all or nothing."""
         api = self._api_for()
-        volume = api.create(api.gib_for(1), NAME, {}, self.volume_type)
+        made_by = json.dumps(host_records.identity(), sort_keys=True)
+        volume = api.create(api.gib_for(1), NAME, {MADE_BY: made_by},
+                            self.volume_type)
         try:
             self.uploads.uploading(volume.id, spare=True)
             if getattr(volume, 'encrypted', False):

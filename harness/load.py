@@ -427,31 +427,37 @@ def _sleep_until(moment):
     time.sleep(max(0.0, moment - time.monotonic()))
 
 
-#: The name of the store's spare volumes (cinder_ext_store.spare_volumes).
-SPARE_NAME = 'cinder-ext-spare'
-
-
 def release_spares(cloud, inspector, timeout=120):
     """Have glance-api's workers delete their spare volumes; wait for it.
 
     Live workers hold them (``cinder_ext_spare_volumes``), made in the
     background: a leak snapshot would count them. A graceful reload
     (SIGHUP to uWSGI's master) ends each worker, which deletes its own as
-    it exits (a spare of a killed worker is reconcile's). Nothing to do
-    without spares.
+    it exits; a spare of a killed worker (its marker names a dead process)
+    is reconcile's. Nothing to do without spares.
     """
-    def spares():
-        return [v.id for v in inspector.volumes().values()
-                if v.name == SPARE_NAME]
-    if not spares():
+    from cinder_ext_store import host_records
+    records = host_records.Records(cloud.facts.glance.lock_path)
+    held = set()
+    for name in records.names('.upload'):
+        try:
+            marker = records.load(name + '.upload')
+        except Exception:
+            continue  # reconcile's to judge
+        if (isinstance(marker, dict) and marker.get('spare') and
+                host_records.judge(marker) == host_records.ALIVE):
+            held.add(name)
+    if not held:
         return
+
+    def kept():
+        return held & set(inspector.volumes())
     master = procfs.read_pidfile(cloud.facts.glance.pidfile)
     if master:
         os.kill(master, signal.SIGHUP)
-    left = waiting.until(lambda: not spares(), timeout, 1)
-    if not left:
+    if not waiting.until(lambda: not kept(), timeout, 1):
         raise RuntimeError('glance-api\'s workers kept spare volumes %s '
-                           'after a graceful reload' % spares())
+                           'after a graceful reload' % sorted(kept()))
 
 
 def reconcile(cloud):

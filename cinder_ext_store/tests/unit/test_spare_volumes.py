@@ -12,11 +12,15 @@
 
 import datetime
 import io
+import json
 import os
+import threading
+import time
 
 from glance_store import exceptions
 
 from cinder_ext_store import cinder_api
+from cinder_ext_store import host_records
 from cinder_ext_store import reconcile
 from cinder_ext_store import spare_volumes
 from cinder_ext_store.tests.unit import base
@@ -185,6 +189,26 @@ class TestSpares(SpareTestCase):
         self.assertEqual(2, len(self.spawned))
         self.spares._pid = os.getpid()
 
+    def test_stop_waits_for_the_spare_being_made(self):
+        gate = threading.Event()
+        make = self.spares.make
+
+        def slow_make():
+            gate.wait(10)
+            return make()
+        self.spares.make = slow_make
+        maker = threading.Thread(target=self.spares.fill)
+        maker.start()
+        stopper = threading.Thread(target=self.spares.stop)
+        stopper.start()
+        time.sleep(0.1)
+        self.assertTrue(stopper.is_alive())  # waits for the create
+        gate.set()
+        maker.join(10)
+        stopper.join(10)
+        self.assertNothingLeft()
+        self.assertEqual([], list(self.store.uploads.markers()))
+
 
 class TestDeadSpares(SpareTestCase):
 
@@ -223,6 +247,36 @@ class TestDeadSpares(SpareTestCase):
         self.assertEqual(1, self.run_plan(actions))
         self.assertIn(vid, self.cloud.volumes)
         self.assertIn('no longer a spare', self.out[-1])
+
+    def unrecorded_spare(self, **made_by):
+        """A spare whose process died between create and its record."""
+        identity = dict(host_records.identity(), **made_by)
+        return self.api.create(1, spare_volumes.NAME, {
+            spare_volumes.MADE_BY: json.dumps(identity)}).id
+
+    def test_reconcile_deletes_a_spare_its_dead_maker_never_recorded(self):
+        vid = self.unrecorded_spare(start=-1)
+        actions = self.plan(test_reconcile.FakeGlance({}))
+        self.assertEqual([('delete spare volume', vid)],
+                         [(a.what, a.target) for a in actions])
+        self.assertIn('died making it', actions[0].reason)
+        self.assertEqual(0, self.run_plan(actions))
+        self.assertNothingLeft()
+
+    def test_unrecorded_spares_kept_unless_their_maker_is_dead_here(self):
+        self.unrecorded_spare()  # this process: recording it now
+        self.unrecorded_spare(start=-1, host='another-host')
+        self.unrecorded_spare(start=-1, pidns='pid:[1]')
+        self.api.create(1, spare_volumes.NAME, {})  # maker unknown
+        self.api.create(1, spare_volumes.NAME, {
+            spare_volumes.MADE_BY: '{"pid": 1}'})
+        self.assertEqual([], self.plan(test_reconcile.FakeGlance({})))
+
+    def test_an_image_volume_does_not_keep_the_spares_maker(self):
+        vid = self.spare()
+        self.add(base.payload(10), image_id='taken')
+        self.assertNotIn(spare_volumes.MADE_BY,
+                         self.cloud.volumes[vid]['metadata'])
 
     def test_a_live_spare_is_kept(self):
         vid = self.spare()
