@@ -702,6 +702,9 @@ def summary(result):
                     for t, found in result.rss],
         'leaks': result.leaks,
         'reset_by_admin': result.reset,
+        # What reconcile did after the clients (lock files aside).
+        'reconciled': [line for line in result.reconcile.splitlines()
+                       if ' done: ' in line and 'remove files' not in line],
     }
 
 
@@ -731,6 +734,8 @@ def table(report):
                 '%s:%.0f' % kv for kv in sorted(sample['workers'].items()))))
     for what, done in report['reset_by_admin']:
         lines.append('left by chaos: %s: %s' % (what, done))
+    for line in report.get('reconciled', ()):
+        lines.append('reconcile: %s' % line)
     lines.append('unexpected errors: %d; corrupt downloads: %d; leaks: %s'
                  % (report['unexpected_errors'], report['corrupt_downloads'],
                     report['leaks'] or 'none'))
