@@ -478,6 +478,10 @@ class Store(glance_store.driver.Store):
                     else:
                         LOG.error('Upload of image %s into volume %s failed; '
                                   'deleting the volume', image_id, volume.id)
+                    if spare is not None:
+                        # Still open if the write never began (a no-op
+                        # once the write target tore it down).
+                        spare.attachment.abort()
                     if claim is not None:
                         claim.wait_quietly()
                     # What cannot be deleted now stays on record for

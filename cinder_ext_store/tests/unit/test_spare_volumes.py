@@ -17,6 +17,7 @@ import os
 import threading
 import time
 
+import fixtures
 from glance_store import exceptions
 
 from cinder_ext_store import cinder_api
@@ -138,6 +139,21 @@ class TestSpares(SpareTestCase):
         self.assertNotIn(vid, self.cloud.volumes)
         self.assertEqual({}, self.cloud.attachments)
         self.assertEqual({}, self.host.connected)
+
+    def test_failure_before_the_write_releases_the_spare(self):
+        vid = self.spare()
+
+        def no_thread(*args):
+            raise RuntimeError("can't start new thread")
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_ext_store.spare_volumes.Claim', no_thread))
+        self.assertRaises(RuntimeError, self.add, base.payload(10),
+                          image_id='early')
+        self.cloud.finish_transitions()
+        self.assertNotIn(vid, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertIsNone(self.marker(vid))
 
     def test_a_spare_that_cannot_be_attached_is_not_kept(self):
         self.host.fail('connect', OSError('no path'))
