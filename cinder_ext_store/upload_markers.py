@@ -73,8 +73,9 @@ class UploadMarkers(object):
             while it holds none (before the first attach, between a detach
             and the next attach); a closed one whose Cinder attachment could
             not be deleted is recorded without a host connection
-        :param spare: the volume is a spare no upload has taken yet
-            (:mod:`~cinder_ext_store.spare_volumes`)
+        :param spare: the volume was made as a spare
+            (:mod:`~cinder_ext_store.spare_volumes`): reconcile deletes it
+            only while Cinder still shows it as one
         :raises: what the write raised: the caller must not go on with an
             upload nobody could clean up after
         """
