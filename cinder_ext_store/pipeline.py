@@ -65,7 +65,15 @@ class Coordinator(object):
     def wait(self, jobs):
         """Wait for jobs; then raise the first failure of any job."""
         futures.wait(jobs)
+        self._settle(jobs)
         self.check()
+
+    def _settle(self, jobs):
+        # futures.wait() may return before a job's done callback ran (a
+        # Future wakes its waiters first): account for finished jobs here
+        # too, or a write's failure could go unseen.
+        for job in jobs:
+            self._finished(job)
 
     def wait_all(self):
         with self._lock:
@@ -79,6 +87,7 @@ class Coordinator(object):
         for job in jobs:
             job.cancel()
         futures.wait(jobs)
+        self._settle(jobs)
 
 
 class _Buffer(object):

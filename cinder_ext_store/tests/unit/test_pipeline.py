@@ -92,6 +92,18 @@ class TestPipelineErrors(base.TestCase):
         self.assertLessEqual(src.tell(), 6 * buffer_size)
         self.assertEqual(0, copy.coordinator.in_flight)
 
+    def test_failure_seen_before_its_callback_runs(self):
+        # A Future wakes futures.wait() before it runs its done callbacks.
+        class Late(futures.Future):
+            def add_done_callback(self, fn):
+                pass  # not yet
+        coordinator = pipeline.Coordinator()
+        job = Late()
+        coordinator.track([job])
+        job.set_exception(exceptions.StorageFull())
+        self.assertRaises(exceptions.StorageFull, coordinator.wait, [job])
+        self.assertEqual(0, coordinator.in_flight)
+
     def test_hash_failure_surfaces(self):
         hashes = hashing.ImageHashes('sha256')
         self.addCleanup(hashes.close)
