@@ -57,6 +57,14 @@ class SpareTestCase(test_reconcile.ReconcileTestCase):
     def marker(self, volume_id):
         return self.store.uploads._load(volume_id)
 
+    def assertSpareGone(self, volume_id):
+        """The spare's volume, attachment, connection and record are gone."""
+        self.cloud.finish_transitions()
+        self.assertNotIn(volume_id, self.cloud.volumes)
+        self.assertEqual({}, self.cloud.attachments)
+        self.assertEqual({}, self.host.connected)
+        self.assertIsNone(self.marker(volume_id))
+
 
 class TestSpares(SpareTestCase):
 
@@ -123,11 +131,7 @@ class TestSpares(SpareTestCase):
         vid = self.spare()
         self.assertRaises(exceptions.Invalid, self.add, base.payload(10),
                           size=20, image_id='short')
-        self.cloud.finish_transitions()
-        self.assertNotIn(vid, self.cloud.volumes)
-        self.assertEqual({}, self.cloud.attachments)
-        self.assertEqual({}, self.host.connected)
-        self.assertIsNone(self.marker(vid))
+        self.assertSpareGone(vid)
 
     def test_failed_claim_releases_the_spare(self):
         vid = self.spare()
@@ -135,10 +139,7 @@ class TestSpares(SpareTestCase):
             500, 'db down'), 10)
         self.assertRaises(exceptions.BackendException, self.add,
                           base.payload(10), image_id='claim')
-        self.cloud.finish_transitions()
-        self.assertNotIn(vid, self.cloud.volumes)
-        self.assertEqual({}, self.cloud.attachments)
-        self.assertEqual({}, self.host.connected)
+        self.assertSpareGone(vid)
 
     def test_failure_before_the_write_releases_the_spare(self):
         vid = self.spare()
@@ -149,11 +150,7 @@ class TestSpares(SpareTestCase):
             'cinder_ext_store.spare_volumes.Claim', no_thread))
         self.assertRaises(RuntimeError, self.add, base.payload(10),
                           image_id='early')
-        self.cloud.finish_transitions()
-        self.assertNotIn(vid, self.cloud.volumes)
-        self.assertEqual({}, self.cloud.attachments)
-        self.assertEqual({}, self.host.connected)
-        self.assertIsNone(self.marker(vid))
+        self.assertSpareGone(vid)
 
     def test_a_spare_that_cannot_be_attached_is_not_kept(self):
         self.host.fail('connect', OSError('no path'))
